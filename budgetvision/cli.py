@@ -1,0 +1,227 @@
+"""The command line: parse and dispatch only. Every user error becomes one line on stderr, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import BudgetVisionError, ConfigError
+
+DEFAULT_OUT = Path("runs")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not a usage dump
+        self.exit(2, f"budgetvision: error: {message} (see '{self.prog} --help')\n")
+
+
+def _seed_list(first: int, count: int) -> list[int]:
+    if count < 1:
+        raise ConfigError("--seeds must be >= 1")
+    return list(range(first, first + count))
+
+
+def _resolve(args) -> "RunConfig":  # noqa: F821
+    from .config import apply_overrides
+    from .presets import get_preset
+
+    cfg = get_preset(args.preset).config
+    shorthands = []
+    if args.dataset is not None:
+        shorthands.append(f"data.name={args.dataset}")
+    if args.steps is not None:
+        shorthands.append(f"train.steps={args.steps}")
+    if args.seed is not None:
+        shorthands.append(f"train.seed={args.seed}")
+    return apply_overrides(cfg, shorthands + list(args.set))
+
+
+def cmd_presets(args) -> int:
+    from .presets import PRESETS
+    from .train import config_params
+
+    rows = []
+    for p in PRESETS.values():
+        c = p.config
+        rows.append({"name": p.name, "task": c.task, "dataset": c.data.name, "model": c.model.name,
+                     "params": config_params(c), "paper_params": p.paper_params,
+                     "param_budget": c.budget.max_params, "step_budget": c.budget.max_steps,
+                     "steps": c.train.steps, "batch_size": c.train.batch_size,
+                     "source": p.source, "paper_result": p.paper_result})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = f"{'preset':26} {'task':9} {'dataset':9} {'params':>8} {'paper':>8} {'budget':>16}  source"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
+        budget = f"<{r['param_budget'] // 1000}k, {r['step_budget'] // 1000}k st"
+        print(f"{r['name']:26} {r['task']:9} {r['dataset']:9} {r['params']:>8,} {paper:>8} {budget:>16}  {r['source']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .data import data_root
+    from .runs import open_run, start_run, summary_line, train_seeds
+    from .train import config_params, prepare, resolve_device
+    from .budget import enforce_budget
+
+    device = resolve_device(args.device)
+    root = data_root(args.data_root)
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        cfg, manifest = open_run(run_dir)
+        prep = prepare(cfg, data_root=root, device=device, allow_over=manifest["over_budget"])
+        results = train_seeds(prep, run_dir, manifest["seeds"], progress=not args.no_progress)
+        print(summary_line(results))
+        print(f"run folder: {run_dir}")
+        return 0
+
+    if args.preset is None:
+        raise ConfigError("train needs --preset NAME (or --resume RUN); see 'budgetvision presets'")
+    cfg = _resolve(args)
+    seeds = _seed_list(cfg.train.seed, args.seeds)
+    if args.dry_run:
+        params = config_params(cfg, root)
+        over = enforce_budget(params, cfg.train.steps, cfg.budget, allow_over=args.over_budget)
+        print(cfg.to_json())
+        print(f"parameters: {params:,} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
+              f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
+              f"images seen per seed: {cfg.train.steps * cfg.train.batch_size:,}; seeds: {seeds}"
+              + ("; OVER BUDGET (override given)" if over else "; within budget"))
+        return 0
+
+    prep = prepare(cfg, data_root=root, device=device, allow_over=args.over_budget)
+    print(f"{cfg.preset}: {prep.params:,} trainable parameters (budget < {cfg.budget.max_params:,}), "
+          f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
+          f"seeds {seeds}, device {device}" + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
+    run_dir = start_run(prep, Path(args.out), seeds)
+    print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")
+    results = train_seeds(prep, run_dir, seeds, progress=not args.no_progress)
+    print(summary_line(results))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data import data_root
+    from .runs import evaluate_run
+    from .train import resolve_device
+
+    out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device))
+    for r in out["per_seed"]:
+        print(f"seed {r['seed']} (step {r['step']}): test accuracy {100 * r['test_accuracy']:.2f} % "
+              f"(per-batch ± {100 * r['test_accuracy_batch_std']:.2f} %) on {r['test_n']:,} images")
+    print(f"{out['preset']}: test {100 * out['test_accuracy']:.2f} ± {100 * out['test_accuracy_std']:.2f} % "
+          f"over {len(out['per_seed'])} seed(s); written to {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_lr_find(args) -> int:
+    from .data import data_root
+    from .io import write_json
+    from .lr_find import lr_range_test
+    from .report.plots import lr_range_plot
+    from .train import prepare, resolve_device
+
+    cfg = _resolve(args)
+    prep = prepare(cfg, data_root=data_root(args.data_root), device=resolve_device(args.device), allow_over=True)
+    if args.lr_min <= 0 or args.lr_max <= args.lr_min or args.range_steps < 3:
+        raise ConfigError("lr-find needs 0 < --lr-min < --lr-max and --range-steps >= 3")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BudgetVisionError(f"cannot create output folder {out}: {e.strerror}") from None
+    result = lr_range_test(prep, lr_min=args.lr_min, lr_max=args.lr_max, steps=args.range_steps)
+    stem = out / f"lr-find-{cfg.preset}-{cfg.data.name.replace(':', '_').replace('/', '_')}"
+    write_json(stem.with_suffix(".json"), {"preset": cfg.preset, "dataset": cfg.data.name, **result})
+    lr_range_plot(result["lrs"], result["losses"], result["suggested_lr"], stem.with_suffix(".png"),
+                  f"LR range test: {cfg.preset} on {cfg.data.name}")
+    print(f"suggested lr {result['suggested_lr']:.3g} (steepest descent of the smoothed loss over "
+          f"{len(result['lrs'])} steps); plot: {stem.with_suffix('.png')}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    from .train import resolve_device
+
+    run_demo(Path(args.out), device=resolve_device(args.device), steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="budgetvision", description="Image models under hard parameter and step budgets.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    def common(sp, data=True):
+        sp.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+        if data:
+            sp.add_argument("--data-root", default=None,
+                            help="data folder (else $BUDGETVISION_DATA, else the user cache)")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bar (status lines instead)")
+
+    def recipe(sp):
+        sp.add_argument("--preset", help="a preset name (budgetvision presets)")
+        sp.add_argument("--dataset", help="run the preset on another data set: addnist, cifar100, digits, "
+                                          "mnist or folder:PATH")
+        sp.add_argument("--steps", type=int, help="optimisation steps (train.steps)")
+        sp.add_argument("--seed", type=int, help="first seed (train.seed)")
+        sp.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. optim.lr=1e-3 train.batch_size=128")
+
+    sp = sub.add_parser("presets", help="every preset with its parameters against its budget")
+    sp.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    sp.set_defaults(func=cmd_presets)
+
+    sp = sub.add_parser("train", help="train a preset; writes runs/<NNNNN>-<preset>/")
+    recipe(sp)
+    sp.add_argument("--seeds", type=int, default=1, help="independent seeds to run (mean ± std reported)")
+    sp.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run folders")
+    sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
+    sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
+    sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints")
+    common(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("eval", help="re-evaluate a run's checkpoints on the test split")
+    sp.add_argument("run", help="a run folder")
+    common(sp)
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("lr-find", help="learning-rate range test and plot")
+    recipe(sp)
+    sp.add_argument("--lr-min", type=float, default=1e-6)
+    sp.add_argument("--lr-max", type=float, default=1.0)
+    sp.add_argument("--range-steps", type=int, default=200, help="steps of the range test (not budgeted)")
+    sp.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the plot and JSON")
+    common(sp)
+    sp.set_defaults(func=cmd_lr_find)
+
+    sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
+    sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")
+    sp.add_argument("--steps", type=int, default=None, help="steps per demo run (default: the demo's own)")
+    common(sp, data=False)
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "lr-find" and args.preset is None:
+        print("budgetvision: error: lr-find needs --preset NAME", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except BudgetVisionError as e:
+        print(f"budgetvision: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("budgetvision: interrupted; continue with 'budgetvision train --resume RUN'", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Typed, frozen run configuration with strict dotted overrides and JSON round trip.
+
+Every default sits beside its field with its unit or reason. Unknown keys, wrong types and
+out-of-range values raise ConfigError with one line, before anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
+TASKS = ("classify", "generate")
+NONFINITE = ("stop", "skip")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Batched, on-device augmentations (see data/augment.py); 0 / False means off."""
+
+    crop: int = 0                    # random-crop padding, pixels
+    hflip: float = 0.0               # probability of a horizontal flip
+    vflip: float = 0.0               # probability of a vertical flip
+    jitter: float = 0.0              # brightness/contrast/saturation jitter strength, fraction
+    noise: float = 0.0               # Gaussian noise std, in [0, 1] pixel units
+    noise_p: float = 0.7             # probability a sample gets noise (seed 002's 0.7)
+    cutout: int = 0                  # side of the cut-out square, pixels
+    randaugment: int = 0             # RandAugment ops per image (Cubuk et al. use 2)
+    randaugment_magnitude: int = 9   # RandAugment magnitude, 0..30 (torchvision's scale)
+    trivialaugment: bool = False     # TrivialAugment-Wide instead of RandAugment
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "vflip", "noise_p"):
+            _check(0.0 <= getattr(self, name) <= 1.0, f"data.augment.{name} must be in [0, 1]")
+        for name in ("crop", "cutout", "randaugment", "jitter", "noise"):
+            _check(getattr(self, name) >= 0, f"data.augment.{name} must be >= 0")
+        _check(0 <= self.randaugment_magnitude <= 30, "data.augment.randaugment_magnitude must be in [0, 30]")
+
+    def as_spec(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"             # addnist | cifar100 | digits | mnist | folder:PATH
+    val_fraction: float = 0.1        # share of train held out for validation (never the test split)
+    split_seed: int = 0              # fixed, so every seed of a run sees the same validation split
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction must be in (0, 1)")
+        _check(bool(self.name), "data.name must not be empty")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "lenet5"             # a registry name (budgetvision presets / models)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"               # adam | adamw | sgd (SGD always with Nesterov momentum)
+    lr: float = 1e-3                 # peak learning rate
+    weight_decay: float = 0.0        # L2 (adam, sgd) or decoupled (adamw)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW moment decays
+    momentum: float = 0.9            # SGD Nesterov momentum
+    schedule: str = "constant"       # constant | onecycle | cosine | exponential
+    warmup_steps: int = 0            # linear warm-up for cosine, steps
+    onecycle_pct_start: float = 0.3  # share of steps rising to the peak (torch's default)
+    decay_rate: float = 0.98         # exponential: lr multiplier per decay_every steps
+    decay_every: int = 195           # exponential: steps per decay (one CIFAR epoch at batch 256)
+
+    def __post_init__(self) -> None:
+        _check(self.name in OPTIMIZERS, f"optim.name must be one of {', '.join(OPTIMIZERS)}, got '{self.name}'")
+        _check(self.schedule in SCHEDULES, f"optim.schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        _check(math.isfinite(self.lr) and self.lr > 0, "optim.lr must be a positive number")
+        _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas must be two numbers in [0, 1)")
+        _check(0 <= self.momentum < 1, "optim.momentum must be in [0, 1)")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        _check(0 < self.onecycle_pct_start < 1, "optim.onecycle_pct_start must be in (0, 1)")
+        _check(0 < self.decay_rate <= 1, "optim.decay_rate must be in (0, 1]")
+        _check(self.decay_every >= 1, "optim.decay_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 10_000              # optimisation steps (the unit of training, not epochs)
+    batch_size: int = 128            # images per step
+    seed: int = 0                    # first seed; --seeds K runs seed .. seed+K-1
+    label_smoothing: float = 0.0     # cross-entropy label smoothing
+    grad_clip: float = 0.0           # max global gradient norm; 0 = off
+    ema_decay: float = 0.0           # weight EMA per step; 0 = off (EMA weights are evaluated when on)
+    log_every: int = 50              # steps between status lines / metrics.jsonl train rows
+    eval_every: int = 500            # steps between validation passes (the training graph's points)
+    checkpoint_every: int = 1000     # steps between atomic checkpoints
+    amp: bool = True                 # bf16 autocast on CUDA (ignored on the CPU)
+    channels_last: bool = True       # channels_last memory format on CUDA
+    compile: bool = False            # torch.compile the network
+    nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "train.steps must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(self.seed >= 0, "train.seed must be >= 0")
+        _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+        _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
+        _check(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
+        for name in ("log_every", "eval_every", "checkpoint_every"):
+            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
+        _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    max_params: int = 100_000        # trainable parameters must be strictly fewer
+    max_steps: int = 10_000          # optimisation steps must be at most this
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = "custom"
+    task: str = "classify"           # classify | generate
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.task in TASKS, f"task must be one of {', '.join(TASKS)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert a JSON value or a command-line string to `typ`, strictly."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a comma-separated list, got {value!r}")
+        args = typing.get_args(typ)
+        if len(value) != len(args):
+            raise ConfigError(f"{key} needs {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a number, got {value!r}") from None
+        else:
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(out):
+            raise ConfigError(f"{key} must be finite, got {value!r}")
+        return out
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {typ}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build a config dataclass from a (possibly partial) dict; unknown keys fail."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be an object")
+    hints = _hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        typ = hints[key]
+        if is_dataclass(typ):
+            kwargs[key] = from_dict(typ, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, typ, prefix + key)
+    return cls(**kwargs)
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply `a.b.c=value` overrides strictly: every key must exist, every value must parse."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"malformed override {item!r}: expected key=value, e.g. optim.lr=1e-3")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"malformed override {item!r}: empty key")
+        if key in ("preset", "task"):
+            raise ConfigError(f"{key!r} cannot be overridden: it names the recipe (use --preset)")
+        if key.split(".")[0] == "budget":
+            raise ConfigError(f"{key!r} cannot be overridden: budgets are the task's rules "
+                              "(pass --over-budget to run over them, which results record)")
+        cfg = _set_path(cfg, key.split("."), raw, key)
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], raw: str, full: str) -> Any:
+    name = path[0]
+    names = {f.name for f in fields(obj)}
+    if name not in names:
+        prefix = full[: len(full) - len(".".join(path))]
+        raise ConfigError(f"unknown config key {full!r}; known under {prefix or '.'!r}: {', '.join(sorted(names))}")
+    current = getattr(obj, name)
+    if len(path) == 1:
+        if is_dataclass(current):
+            raise ConfigError(f"{full!r} is a section; set one of its keys, e.g. {full}.{fields(current)[0].name}=...")
+        return replace(obj, **{name: _coerce(raw, _hints(type(obj))[name], full)})
+    if not is_dataclass(current):
+        raise ConfigError(f"unknown config key {full!r}: {name!r} has no sub-keys")
+    return replace(obj, **{name: _set_path(current, path[1:], raw, full)})
+
+
+def load_config(path) -> RunConfig:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"corrupt config file {path}: {e}") from None
+    return from_dict(RunConfig, data)

@@ -1,0 +1,112 @@
+"""Device-resident batching: the whole split lives on the device as uint8; batches are sliced,
+converted, augmented and normalised there, with no workers and no per-sample Python.
+
+Batch order comes from a per-epoch permutation that is a pure function of (seed, epoch), so it is
+the same on every device; augmentation draws from one generator on the device whose state is
+saved, so a resumed run reproduces the same future batches and the same augmentations.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+
+def _derived_seed(seed: int, *key: int) -> int:
+    """An independent 63-bit seed per (seed, purpose, ...) so streams never overlap."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0]) >> 1
+
+
+_PERMUTATION, _AUGMENT = 0, 1   # purposes for _derived_seed
+
+
+def _stats(values: Sequence[float], device) -> Tensor:
+    return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+
+def normalise(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """uint8 (B, C, H, W) -> float (B, C, H, W), (x/255 - mean) / std."""
+    return (x.to(torch.float32) / 255.0 - mean) / std
+
+
+class BatchLoader:
+    """Infinite iterator of (x float normalised (B,C,H,W) on device, y int64) batches; whole split on the device as uint8."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, mean, std, device, seed: int,
+                 augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+                 shuffle: bool = True, drop_last: bool = True):
+        if x.dtype != torch.uint8 or x.ndim != 4 or y.shape != (len(x),):
+            raise ValueError(f"BatchLoader wants uint8 (N, C, H, W) images and N labels, got {tuple(x.shape)} "
+                             f"{x.dtype} and {tuple(y.shape)}")
+        if batch_size < 1 or (drop_last and batch_size > len(x)) or len(x) == 0:
+            raise ConfigError(f"batch size {batch_size} does not fit a split of {len(x)} images")
+        self.device = torch.device(device)
+        self.x = x.to(self.device).contiguous()
+        self.y = y.to(self.device, torch.int64)
+        self.batch_size = batch_size
+        self.mean, self.std = _stats(mean, self.device), _stats(std, self.device)
+        self.seed = seed
+        self.augment = augment
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(_derived_seed(seed, _AUGMENT))
+        self.epoch = 0          # epochs started so far minus one; the current epoch's index
+        self.position = 0       # samples of the current epoch already served
+        self._order = self._permutation(0)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _permutation(self, epoch: int) -> Tensor:
+        n = len(self.x)
+        if not self.shuffle:
+            return torch.arange(n, device=self.device)
+        # drawn on the CPU, so the order does not depend on the device (n int64s per epoch: cheap)
+        g = torch.Generator().manual_seed(_derived_seed(self.seed, _PERMUTATION, epoch))
+        return torch.randperm(n, generator=g).to(self.device, non_blocking=True)
+
+    def __iter__(self) -> BatchLoader:
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        n = len(self.x)
+        left = n - self.position
+        if left <= 0 or (self.drop_last and left < self.batch_size):
+            self.epoch += 1
+            self.position = 0
+            self._order = self._permutation(self.epoch)
+        idx = self._order[self.position:self.position + self.batch_size]
+        self.position += len(idx)
+        x = self.x[idx].to(torch.float32).div_(255.0)
+        if self.augment is not None:
+            x = self.augment(x, self.generator)
+        return (x - self.mean) / self.std, self.y[idx]
+
+    def state_dict(self) -> dict:
+        """Epoch, position and augmentation-generator state: enough to replay the exact future batches."""
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed,
+                "num_samples": len(self.x), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, d: dict) -> None:
+        if d["num_samples"] != len(self.x) or d["seed"] != self.seed:
+            raise ValueError(f"loader state is for {d['num_samples']} samples and seed {d['seed']}, "
+                             f"this loader has {len(self.x)} and seed {self.seed}")
+        self.epoch, self.position = int(d["epoch"]), int(d["position"])
+        self.generator.set_state(d["generator"].cpu())
+        self._order = self._permutation(self.epoch)
+
+
+def eval_batches(x: Tensor, y: Tensor, batch_size: int, *, mean, std, device) -> Iterator[tuple[Tensor, Tensor]]:
+    """(x float normalised, y int64) batches in order, no augmentation, the last partial batch kept."""
+    device = torch.device(device)
+    m, s = _stats(mean, device), _stats(std, device)
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(device, non_blocking=True)
+        yield normalise(xb, m, s), y[i:i + batch_size].to(device, torch.int64, non_blocking=True)

@@ -1,0 +1,17 @@
+"""The one exception type the command line turns into a single clear line and a non-zero exit."""
+
+
+class BudgetVisionError(Exception):
+    """A user-facing error: bad input, missing data, over budget. The message is one line."""
+
+
+class DataError(BudgetVisionError):
+    """Missing, corrupt or malformed data files, or an unknown data set."""
+
+
+class ConfigError(BudgetVisionError):
+    """Unknown config key, wrong type, value out of range, malformed override."""
+
+
+class BudgetError(BudgetVisionError):
+    """A run that would exceed its parameter or step budget."""

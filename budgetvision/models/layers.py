@@ -1,0 +1,127 @@
+"""Building blocks shared by several networks, each written once.
+
+Convolutions that feed a BatchNorm carry no bias: the norm's shift makes it redundant, and
+the papers' parameter counts only come out right without it.
+"""
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Activation = Callable[[], nn.Module]
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv2d -> BatchNorm2d -> activation; `act=None` leaves the output linear (the last
+    layer of a residual branch, which is activated only after the skip is added)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        act: Activation | None = nn.ReLU,
+    ):
+        layers: list[nn.Module] = [
+            # "same" padding for odd kernels, so resolution only changes through stride.
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                      groups=groups, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if act is not None:
+            layers.append(act())
+        super().__init__(*layers)
+
+
+class DepthwiseSeparable(nn.Sequential):
+    """MobileNet's factorised 3x3 conv: depthwise 3x3 (+BN+act), then pointwise 1x1 (+BN+act).
+
+    `groups` splits the pointwise conv into independent groups, which runs several
+    per-channel towers as one layer (depthwise convs never mix channels anyway).
+    `linear_output=True` drops the last activation, for a residual add.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        act: Activation = nn.ReLU,
+        groups: int = 1,
+        linear_output: bool = False,
+    ):
+        super().__init__(
+            ConvBNAct(in_channels, in_channels, 3, stride, groups=in_channels, act=act),
+            ConvBNAct(in_channels, out_channels, 1, groups=groups,
+                      act=None if linear_output else act),
+        )
+
+
+class SwiGLU(nn.Module):
+    """Gated MLP of Shazeer (2020), as in LLaMA: W2 (silu(x W1) * x W3), no biases."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        # One matmul for both the gate and the value halves.
+        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(gate) * value)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over tokens (B, N, D), bias-free as in LLaMA."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm encoder layer, LLaMA flavour: RMSNorm, no dropout, SwiGLU MLP."""
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int):
+        super().__init__()
+        self.norm1 = nn.RMSNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.RMSNorm(dim)
+        self.mlp = SwiGLU(dim, mlp_hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def fourier_positions_2d(height: int, width: int, dim: int, *, device=None,
+                         dtype=None) -> torch.Tensor:
+    """Fixed 2-D sin/cos position codes (height*width, dim), row-major like `flatten(2)`.
+
+    Half the channels encode the row, half the column, each as sin/cos pairs at geometric
+    frequencies (Vaswani et al. 2017, extended to 2-D as in MAE). Being computed from the
+    grid, they fit any resolution and cost no parameters.
+    """
+    if dim % 4:
+        raise ValueError(f"2-D Fourier positions need dim divisible by 4, got {dim}")
+    quarter = dim // 4
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(quarter, device=device) / quarter)
+    rows = torch.arange(height, device=device)[:, None] * freqs          # (H, dim/4)
+    cols = torch.arange(width, device=device)[:, None] * freqs           # (W, dim/4)
+    row_code = torch.cat([rows.sin(), rows.cos()], dim=1)[:, None, :].expand(height, width, -1)
+    col_code = torch.cat([cols.sin(), cols.cos()], dim=1)[None, :, :].expand(height, width, -1)
+    return torch.cat([row_code, col_code], dim=2).reshape(height * width, dim).to(dtype)

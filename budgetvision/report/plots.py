@@ -1,0 +1,72 @@
+"""Figures as the papers show them: training graph, confusion matrix, learning-rate range test."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def training_graph(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> None:
+    """Train (running) and validation accuracy and loss against step, one line per seed."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (seed, rows) in enumerate(sorted(rows_by_seed.items())):
+        colour = f"C{i % 10}"
+        train = [r for r in rows if r["kind"] == "train"]
+        val = [r for r in rows if r["kind"] == "val"]
+        label = f" (seed {seed})" if len(rows_by_seed) > 1 else ""
+        for ax, key in ((ax_acc, "accuracy"), (ax_loss, "loss")):
+            ax.plot([r["step"] for r in train], [r[key] for r in train], color=colour, alpha=0.45, lw=1,
+                    label=f"train{label}")
+            ax.plot([r["step"] for r in val], [r[key] for r in val], color=colour, lw=2, marker="o", ms=3,
+                    label=f"validation{label}")
+    ax_acc.set(xlabel="optimisation step", ylabel="accuracy", ylim=(0, 1))
+    ax_loss.set(xlabel="optimisation step", ylabel="cross-entropy loss")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def confusion_matrix(confusion, class_names, path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (rows: true class)."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    norm = conf / np.maximum(conf.sum(axis=1, keepdims=True), 1)
+    k = len(class_names)
+    size = min(4 + 0.25 * k, 16)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    if k <= 30:
+        ax.set_xticks(range(k), class_names, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), class_names, fontsize=7)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if conf[i, j]:
+                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    _save(fig, path)
+
+
+def lr_range_plot(lrs, losses, suggestion: float, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="C3", ls="--", label=f"suggested lr {suggestion:.2g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)

@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests that need the real development data find it through the data root
+(`BUDGETVISION_TEST_DATA`, else `../shared/data` beside the repository) and skip, saying why,
+where it is absent, so a fresh clone without it still passes."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_root() -> Path:
+    return Path(os.environ.get("BUDGETVISION_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = _shared_data_root()
+    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.skip(f"real development data not found at {root} (set BUDGETVISION_TEST_DATA)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes caches into its own temporary folder, never the user's."""
+    monkeypatch.setenv("BUDGETVISION_CACHE", str(tmp_path_factory.mktemp("cache")))
+    torch.manual_seed(0)

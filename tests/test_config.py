@@ -1,0 +1,83 @@
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from budgetvision.config import RunConfig, apply_overrides, from_dict, load_config
+from budgetvision.errors import ConfigError
+from budgetvision.presets import PRESETS, get_preset
+
+
+def test_overrides_apply_with_types():
+    cfg = apply_overrides(RunConfig(), ["optim.lr=2e-3", "train.batch_size=32", "train.amp=false",
+                                        "optim.betas=0.5,0.99", "data.augment.hflip=0.5"])
+    assert cfg.optim.lr == 2e-3 and cfg.train.batch_size == 32 and cfg.train.amp is False
+    assert cfg.optim.betas == (0.5, 0.99) and cfg.data.augment.hflip == 0.5
+
+
+@pytest.mark.parametrize("override, words", [
+    ("optim.learning_rate=1", "unknown config key 'optim.learning_rate'"),
+    ("nosuch.lr=1", "unknown config key 'nosuch.lr'"),
+    ("train.batch_size=1.5", "must be an integer"),
+    ("train.batch_size=abc", "must be an integer"),
+    ("optim.lr=fast", "must be a number"),
+    ("optim.lr=-1", "optim.lr must be a positive number"),
+    ("optim.lr=nan", "must be finite"),
+    ("train.steps=0", "train.steps must be >= 1"),
+    ("train.amp=maybe", "must be true or false"),
+    ("optim.betas=0.9", "needs 2 values"),
+    ("optim.name=lion", "optim.name must be one of"),
+    ("data.val_fraction=1.5", "data.val_fraction must be in (0, 1)"),
+    ("optim", "malformed override"),
+    ("=3", "empty key"),
+    ("optim=3", "is a section"),
+    ("optim.lr.x=3", "has no sub-keys"),
+])
+def test_bad_overrides_fail_with_one_line(override, words):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(RunConfig(), [override])
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_json_round_trip(name, tmp_path):
+    cfg = get_preset(name).config
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert load_config(path) == cfg
+
+
+def test_unknown_key_in_json_fails(tmp_path):
+    data = RunConfig().to_dict()
+    data["train"]["warp"] = 9
+    with pytest.raises(ConfigError, match="unknown config key 'train.warp'"):
+        from_dict(RunConfig, data)
+
+
+def test_corrupt_config_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="corrupt config file"):
+        load_config(path)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        get_preset("nope")
+
+
+KEYS = ["optim.lr", "train.batch_size", "train.steps", "train.amp", "optim.betas", "data.name",
+        "train.label_smoothing", "nothing.here", "optim", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(KEYS) | st.text(max_size=12), value=st.text(max_size=12))
+def test_override_parsing_never_crashes(key, value):
+    """Any override either applies to a valid config or raises ConfigError; nothing else escapes."""
+    try:
+        cfg = apply_overrides(RunConfig(), [f"{key}={value}"])
+    except ConfigError as e:
+        assert "\n" not in str(e)
+    else:
+        assert json.loads(cfg.to_json())  # still a valid, serialisable config

@@ -1,0 +1,117 @@
+"""Training end to end on the offline digits: learning, outputs, eval, budget, resume, lr-find."""
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+import budgetvision.train as train_mod
+from budgetvision.cli import main
+from budgetvision.config import BudgetConfig, apply_overrides
+from budgetvision.io import load_checkpoint
+from budgetvision.presets import get_preset
+from budgetvision.train import fit, prepare
+
+CPU = torch.device("cpu")
+
+
+def digits_cfg(*extra, preset="mnist-lenet", steps=60):
+    return apply_overrides(get_preset(preset).config, ["data.name=digits", f"train.steps={steps}",
+                                                        "train.log_every=10", "train.eval_every=20",
+                                                        "train.checkpoint_every=20", *extra])
+
+
+def test_short_digits_run_learns_and_writes_everything(capsys, tmp_path):
+    code = main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "300", "--seeds", "2",
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.eval_every=100"])
+    assert code == 0
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name == "00001-mnist-lenet"
+    results = json.loads((run_dir / "results.json").read_text())
+    # The stated bar: LeNet-5 reaches >= 90 % test accuracy on the digits in 300 steps.
+    assert results["test_accuracy"] >= 0.90, results["test_accuracy"]
+    for key in ("params", "steps", "batch_size", "images_seen", "seeds", "train_accuracy", "test_accuracy",
+                "test_accuracy_std", "wall_seconds", "device", "over_budget"):
+        assert key in results
+    assert results["seeds"] == [0, 1] and results["over_budget"] is False
+    assert results["images_seen"] == 300 * 64
+    for name in ("config.json", "run.json", "training.png", "confusion.png", "seed-0/checkpoint.pt",
+                 "seed-0/metrics.jsonl", "seed-1/results.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    rows = [json.loads(l) for l in (run_dir / "seed-0" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "val"] == [100, 200, 300]
+
+    capsys.readouterr()
+    assert main(["eval", str(run_dir)]) == 0
+    evaluated = json.loads((run_dir / "eval.json").read_text())
+    assert evaluated["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
+
+
+def test_over_budget_override_is_recorded(tmp_path):
+    cfg = replace(digits_cfg(steps=10), budget=BudgetConfig(max_params=1_000, max_steps=10_000))
+    with pytest.raises(Exception, match="over budget"):
+        prepare(cfg, data_root=None, device=CPU, allow_over=False)
+    prep = prepare(cfg, data_root=None, device=CPU, allow_over=True)
+    assert fit(prep, 0, tmp_path / "seed-0", progress=False)["over_budget"] is True
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
+    cfg = digits_cfg("train.ema_decay=0.9", "optim.schedule=onecycle",
+                     "data.augment.crop=2", "data.augment.hflip=0.5")
+    prep = prepare(cfg, data_root=None, device=CPU, allow_over=False)
+    straight = fit(prep, 3, tmp_path / "straight", progress=False)
+
+    calls = {"n": 0}
+    real = train_mod.evaluate_classifier
+
+    def dies_on_second_eval(*a, **k):  # the validation pass at step 40
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "evaluate_classifier", dies_on_second_eval)
+    with pytest.raises(KeyboardInterrupt):
+        fit(prep, 3, tmp_path / "killed", progress=False)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"] == 20  # eval runs before the save
+    monkeypatch.setattr(train_mod, "evaluate_classifier", real)
+    resumed = fit(prep, 3, tmp_path / "killed", progress=False)
+
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in ("test_accuracy", "train_accuracy", "val_accuracy", "test_loss"):
+        assert straight[k] == resumed[k]
+    assert (tmp_path / "straight" / "metrics.jsonl").read_text() .count("\n") == \
+        (tmp_path / "killed" / "metrics.jsonl").read_text().count("\n")
+
+
+def test_checkpoint_of_another_preset_is_refused(tmp_path):
+    prep = prepare(digits_cfg(steps=20), data_root=None, device=CPU, allow_over=False)
+    fit(prep, 0, tmp_path / "s", progress=False)
+    other = prepare(digits_cfg(preset="addnist-mobilenet", steps=20), data_root=None, device=CPU, allow_over=False)
+    with pytest.raises(Exception, match="belongs to another config"):
+        fit(other, 0, tmp_path / "s", progress=False)
+
+
+def test_nonfinite_loss_stops_with_step_named(tmp_path):
+    prep = prepare(digits_cfg("optim.lr=1e6", "optim.name=sgd", steps=30), data_root=None, device=CPU,
+                   allow_over=False)
+    with pytest.raises(train_mod.NonFiniteLoss, match=r"non-finite loss .* at step \d+; last good checkpoint"):
+        fit(prep, 0, tmp_path / "s", progress=False)
+
+
+def test_nonfinite_skip_counts(tmp_path):
+    prep = prepare(digits_cfg("optim.lr=1e6", "optim.name=sgd", "train.nonfinite=skip", steps=30),
+                   data_root=None, device=CPU, allow_over=False)
+    assert fit(prep, 0, tmp_path / "s", progress=False)["nonfinite_skipped"] > 0
+
+
+def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
+    code = main(["lr-find", "--preset", "mnist-lenet", "--dataset", "digits", "--range-steps", "40",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "lr-find-mnist-lenet-digits.json").read_text())
+    assert 1e-6 <= data["suggested_lr"] <= 1.0 and len(data["lrs"]) == len(data["losses"]) > 3
+    assert (tmp_path / "lr-find-mnist-lenet-digits.png").stat().st_size > 0
