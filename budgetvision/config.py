@@ -17,6 +17,7 @@ from .errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 TASKS = ("classify", "generate")
+OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
 NONFINITE = ("stop", "skip")
 
 
@@ -65,7 +66,48 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "lenet5"             # a registry name (budgetvision presets / models)
+    name: str = "lenet5"             # registry name of the classifier, generator or denoiser
+    discriminator: str = ""          # GANs: registry name of the discriminator
+    latent_dim: int = 100            # GANs: size of z
+    conditional: bool = False        # generators: condition on class labels
+
+    def __post_init__(self) -> None:
+        _check(self.latent_dim >= 1, "model.latent_dim must be >= 1")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The loss and, for generators, the sampler. Fields of other objectives are ignored."""
+
+    name: str = "classification"     # classification | gan | ddpm | vdiffusion | pca
+    # GANs
+    gan_loss: str = "bce"            # bce (Goodfellow) | hinge (Miyato et al.)
+    adaptive_weighting: bool = False  # aw-GAN: weight real/fake D losses by their gradients (Zadorozhnyy 2021)
+    real_label: float = 1.0          # target for real images in BCE; < 1 is one-sided label smoothing
+    d_steps: int = 1                 # discriminator updates per generator update
+    # diffusion
+    schedule: str = "linear"         # ddpm: linear | sigmoid (betas); vdiffusion: cosine | spliced | linear (log-SNR)
+    timesteps: int = 1000            # ddpm: discrete diffusion steps T
+    cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
+    cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
+    sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic)
+    sample_steps: int = 1000         # sampler steps (<= timesteps for ddpm)
+    threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
+    # PCA
+    components: int = 64             # principal components per class
+
+    def __post_init__(self) -> None:
+        _check(self.name in OBJECTIVES, f"objective.name must be one of {', '.join(OBJECTIVES)}, got {self.name!r}")
+        _check(self.gan_loss in ("bce", "hinge"), "objective.gan_loss must be bce or hinge")
+        _check(0 < self.real_label <= 1, "objective.real_label must be in (0, 1]")
+        _check(self.d_steps >= 1, "objective.d_steps must be >= 1")
+        _check(self.timesteps >= 1, "objective.timesteps must be >= 1")
+        _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
+        _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")
+        _check(self.sampler in ("ddpm", "ddim"), "objective.sampler must be ddpm or ddim")
+        _check(self.sample_steps >= 1, "objective.sample_steps must be >= 1")
+        _check(0 <= self.threshold < 1, "objective.threshold must be in [0, 1)")
+        _check(self.components >= 1, "objective.components must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -74,6 +116,7 @@ class OptimConfig:
     lr: float = 1e-3                 # peak learning rate
     weight_decay: float = 0.0        # L2 (adam, sgd) or decoupled (adamw)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW moment decays
+    d_lr: float = 0.0                # GAN discriminator lr; 0 = the same as lr
     momentum: float = 0.9            # SGD Nesterov momentum
     schedule: str = "constant"       # constant | onecycle | cosine | exponential
     warmup_steps: int = 0            # linear warm-up for cosine, steps
@@ -86,6 +129,7 @@ class OptimConfig:
         _check(self.schedule in SCHEDULES, f"optim.schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         _check(math.isfinite(self.lr) and self.lr > 0, "optim.lr must be a positive number")
         _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        _check(math.isfinite(self.d_lr) and self.d_lr >= 0, "optim.d_lr must be >= 0")
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas must be two numbers in [0, 1)")
         _check(0 <= self.momentum < 1, "optim.momentum must be in [0, 1)")
         _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
@@ -105,6 +149,7 @@ class TrainConfig:
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # steps between validation passes (the training graph's points)
     checkpoint_every: int = 1000     # steps between atomic checkpoints
+    sample_every: int = 1000         # generators: steps between fixed-seed sample grids
     amp: bool = True                 # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True       # channels_last memory format on CUDA
     compile: bool = False            # torch.compile the network
@@ -117,7 +162,7 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
-        for name in ("log_every", "eval_every", "checkpoint_every"):
+        for name in ("log_every", "eval_every", "checkpoint_every", "sample_every"):
             _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")
 
@@ -134,6 +179,7 @@ class RunConfig:
     task: str = "classify"           # classify | generate
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)

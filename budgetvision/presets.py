@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import AugmentConfig, BudgetConfig, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from .config import (AugmentConfig, BudgetConfig, DataConfig, ModelConfig, ObjectiveConfig, OptimConfig,
+                     RunConfig, TrainConfig)
 from .errors import ConfigError
 
 CLASSIFIER_BUDGET = BudgetConfig(max_params=100_000, max_steps=10_000)   # the task's classifier rule
@@ -23,6 +24,12 @@ class Preset:
 def _classifier(name: str, *, data: DataConfig, model: str, optim: OptimConfig, train: TrainConfig) -> RunConfig:
     return RunConfig(preset=name, task="classify", data=data, model=ModelConfig(model), optim=optim,
                      train=train, budget=CLASSIFIER_BUDGET)
+
+
+def _generator(name: str, *, data: DataConfig, model: ModelConfig, objective: ObjectiveConfig,
+               optim: OptimConfig, train: TrainConfig) -> RunConfig:
+    return RunConfig(preset=name, task="generate", data=data, model=model, objective=objective, optim=optim,
+                     train=train, budget=GENERATOR_BUDGET)
 
 
 PRESETS: dict[str, Preset] = {}
@@ -118,6 +125,9 @@ _add(Preset(
                           batch_size=64),         # CHOICE: the Keras-era MNIST batch
     ),
 ))
+
+
+# ----------------------------------------------------------------------------- generators
 
 
 def get_preset(name: str) -> Preset:

@@ -25,7 +25,8 @@ def model_names() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int, **options) -> nn.Module:
+    """`options` are the builder's own keywords (generators: latent_dim, conditional)."""
     builder = MODELS.get(name)
     if builder is None:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(model_names())}")
@@ -33,7 +34,7 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
                        ("image_size", image_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"model '{name}': {key} must be a positive integer, got {value!r}")
-    return builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    return builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
 
 
 def count_params(module: nn.Module) -> int:

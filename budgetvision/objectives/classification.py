@@ -5,18 +5,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import Objective, optimizer_step
 
-class Classification(nn.Module):
+
+class Classification(Objective):
+    task = "classify"
+
     def __init__(self, network: nn.Module, label_smoothing: float = 0.0):
         super().__init__()
         self.network = network
         self.label_smoothing = label_smoothing
 
+    def trained_networks(self) -> dict[str, nn.Module]:
+        return {"classifier": self.network}
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"main": list(self.network.parameters())}
+
     def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean loss over the batch and the logits (for running accuracy)."""
+        """Mean loss over the batch and the logits."""
         logits = self.network(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
-        return loss, logits
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing), logits
+
+    def train_step(self, x, y, opts, *, grad_clip=0.0):
+        loss, logits = self(x, y)
+        optimizer_step(loss, opts["main"], self.network.parameters(), grad_clip=grad_clip)
+        return {"loss": loss.detach(), "correct": (logits.detach().argmax(1) == y).sum()}
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:

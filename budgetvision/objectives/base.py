@@ -1,0 +1,105 @@
+"""What every objective is: it wraps the trained networks and owns one optimisation step.
+
+The training loop only knows this interface: it builds one optimiser per entry of
+`optimizer_groups()`, calls `train_step()` once per step, and counts `trained_networks()` for
+the budget. Generative objectives add seeded sampling and interpolation beside the loss.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import BudgetVisionError
+
+
+class NonFiniteLoss(BudgetVisionError):
+    """A NaN or inf loss; the loop adds the step and the last good checkpoint to the message."""
+
+
+def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Tensor], *,
+                   grad_clip: float = 0.0, name: str = "loss") -> None:
+    """zero_grad, backward, optional global-norm clip, step; refuses a non-finite loss first.
+
+    The finiteness test is one device sync per call: a NaN must stop (or skip) the step at once,
+    before it reaches the weights."""
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(f"non-finite {name} {loss.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
+class Objective(nn.Module):
+    task: str = "classify"
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        """Every network trained for the task, by role; their parameters are the budgeted count."""
+        raise NotImplementedError
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Optimiser name -> parameters. "main" is the network a step is counted by; a GAN adds
+        "discriminator"."""
+        raise NotImplementedError
+
+    def train_step(self, x: Tensor, y: Tensor, opts: dict[str, torch.optim.Optimizer], *,
+                   grad_clip: float = 0.0) -> dict[str, Tensor]:
+        """One optimisation step on a batch (x normalised, y labels). Returns device scalars
+        (no .item()): always "loss"; classifiers also "correct" (count in the batch)."""
+        raise NotImplementedError
+
+
+class GenerativeObjective(Objective):
+    task = "generate"
+    conditional: bool = False
+
+    def ema_target(self) -> nn.Module:
+        """The network whose weights an EMA averages (generator or denoiser)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
+               network: nn.Module | None = None) -> Tensor:
+        """Images in [-1, 1], (len(seeds), C, H, W). Image k depends only on seeds[k] (its own
+        torch.Generator for every random draw), never on the batch it was drawn in.
+        `network` replaces ema_target() (e.g. by its EMA copy)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
+                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str = "slerp",
+                    network: nn.Module | None = None) -> Tensor:
+        """(pairs, steps, C, H, W) in [-1, 1]: lerp or slerp between the pairs' latents (and class
+        embeddings for conditional models); endpoints equal sample() of each seed."""
+        raise NotImplementedError
+
+
+def seeded_normal(seeds: Sequence[int], shape: Sequence[int], device) -> Tensor:
+    """One standard-normal tensor of `shape` per seed, each from its own generator, stacked."""
+    out = []
+    for s in seeds:
+        g = torch.Generator(device="cpu").manual_seed(int(s))
+        out.append(torch.randn(*shape, generator=g))
+    return torch.stack(out).to(device)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation per row of flattened a, b at fractions t (broadcast); lerp where
+    the vectors are (anti)parallel."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    cos = (fa * fb).sum(1) / (fa.norm(dim=1) * fb.norm(dim=1)).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))[:, None]
+    t = t.reshape(-1, 1) if t.dim() else t.reshape(1, 1)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    wa = torch.where(safe, torch.sin((1 - t) * omega) / so.where(safe, torch.ones_like(so)), 1 - t)
+    wb = torch.where(safe, torch.sin(t * omega) / so.where(safe, torch.ones_like(so)), t)
+    return (wa * fa + wb * fb).reshape(a.shape)
+
+
+def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    t = t.reshape(-1, *([1] * (a.dim() - 1))) if t.dim() else t
+    return a + (b - a) * t
