@@ -45,7 +45,7 @@ def cmd_presets(args) -> int:
     for p in PRESETS.values():
         c = p.config
         rows.append({"name": p.name, "task": c.task, "dataset": c.data.name, "model": c.model.name,
-                     "params": config_params(c), "paper_params": p.paper_params,
+                     "params": config_params(c)["total"], "paper_params": p.paper_params,
                      "param_budget": c.budget.max_params, "step_budget": c.budget.max_steps,
                      "steps": c.train.steps, "batch_size": c.train.batch_size,
                      "source": p.source, "paper_result": p.paper_result})
@@ -84,17 +84,20 @@ def cmd_train(args) -> int:
     cfg = _resolve(args)
     seeds = _seed_list(cfg.train.seed, args.seeds)
     if args.dry_run:
-        params = config_params(cfg, root)
+        counts = config_params(cfg, root)
+        params = counts["total"]
         over = enforce_budget(params, cfg.train.steps, cfg.budget, allow_over=args.over_budget)
         print(cfg.to_json())
-        print(f"parameters: {params:,} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
+        parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
+        print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
               f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
               f"images seen per seed: {cfg.train.steps * cfg.train.batch_size:,}; seeds: {seeds}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
 
     prep = prepare(cfg, data_root=root, device=device, allow_over=args.over_budget)
-    print(f"{cfg.preset}: {prep.params:,} trainable parameters (budget < {cfg.budget.max_params:,}), "
+    parts = "".join(f", {k} {v:,}" for k, v in prep.param_counts.items() if k != "total" and len(prep.param_counts) > 2)
+    print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
           f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
           f"seeds {seeds}, device {device}" + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
     run_dir = start_run(prep, Path(args.out), seeds)

@@ -10,8 +10,8 @@ import math
 import torch
 
 from .data import BatchLoader, build_augment
-from .objectives import Classification
-from .train import Prepared, build_network, build_optimizer
+from .objectives import NonFiniteLoss, build_objective
+from .train import Prepared, build_optimizers, input_stats
 
 SMOOTHING = 0.98      # EMA factor of the recorded loss (bias-corrected), as in fastai's finder
 DIVERGE_FACTOR = 4.0  # stop once the smoothed loss exceeds this multiple of its best
@@ -21,30 +21,25 @@ def lr_range_test(prep: Prepared, *, lr_min: float = 1e-6, lr_max: float = 1.0, 
                   seed: int = 0) -> dict:
     cfg, spec, device = prep.config, prep.splits.spec, prep.device
     torch.manual_seed(seed)
-    network = build_network(cfg, prep.splits).to(device)
-    objective = Classification(network, label_smoothing=cfg.train.label_smoothing)
-    opt = build_optimizer(network.parameters(), cfg.optim, device)
-    for group in opt.param_groups:
-        group["lr"] = lr_min
+    objective = build_objective(cfg, spec).to(device)
+    opts = build_optimizers(objective, cfg.optim, device)
     ratio = (lr_max / lr_min) ** (1 / max(steps - 1, 1))
-    loader = BatchLoader(*prep.splits.train, cfg.train.batch_size, mean=spec.mean, std=spec.std,
+    mean, std = input_stats(cfg, spec)
+    loader = BatchLoader(*prep.splits.train, cfg.train.batch_size, mean=mean, std=std,
                          device=device, seed=seed, augment=build_augment(cfg.data.augment.as_spec()))
     lrs, losses = [], []
     avg, best = 0.0, math.inf
     for i in range(steps):
         lr = lr_min * ratio ** i
-        for group in opt.param_groups:
-            group["lr"] = lr
+        for opt in opts.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
         x, y = next(loader)
-        loss, _ = objective(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.train.grad_clip)
-        opt.step()
-        value = loss.item()  # the test is short and its curve is the point: one sync per step is fine
-        if not math.isfinite(value):
+        try:
+            out = objective.train_step(x, y, opts, grad_clip=cfg.train.grad_clip)
+        except NonFiniteLoss:  # divergence: the end of the range test, not an error
             break
+        value = out["loss"].item()  # the test is short and its curve is the point: one sync per step
         avg = SMOOTHING * avg + (1 - SMOOTHING) * value
         smoothed = avg / (1 - SMOOTHING ** (i + 1))
         lrs.append(lr)

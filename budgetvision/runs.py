@@ -14,8 +14,8 @@ from .data import load_splits
 from .errors import BudgetVisionError
 from .evaluation import evaluate_classifier
 from .io import read_json, write_json
-from .report.plots import confusion_matrix, training_graph
-from .train import Prepared, fit, load_network, mean_std, versions
+from .report.plots import confusion_matrix, loss_curves, training_graph
+from .train import Prepared, fit, input_stats, load_trained, mean_std, versions
 
 RUN_FORMAT = "budgetvision-run-1"
 
@@ -87,27 +87,31 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
     spec = prep.splits.spec
     results = {
         "preset": cfg.preset, "task": cfg.task, "dataset": cfg.data.name, "model": cfg.model.name,
-        "params": prep.params, "param_budget": cfg.budget.max_params, "step_budget": cfg.budget.max_steps,
+        "params": prep.params, "param_counts": prep.param_counts, "param_budget": cfg.budget.max_params, "step_budget": cfg.budget.max_steps,
         "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
         "images_seen": cfg.train.steps * cfg.train.batch_size,   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
         "device": str(prep.device), "versions": versions(prep.device),
         "wall_seconds": sum(r["wall_seconds"] for r in per_seed),
     }
-    for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
-        results[key], results[f"{key}_std"] = mean_std([r[key] for r in per_seed])
-    # The papers' "±" is the spread of per-batch accuracy within one run; keep it beside the seeds' std.
-    results["test_accuracy_batch_std"] = mean_std([r["test_accuracy_batch_std"] for r in per_seed])[0]
     results["nonfinite_skipped"] = sum(r["nonfinite_skipped"] for r in per_seed)
-    results["per_seed"] = [{k: v for k, v in r.items() if k != "confusion"} for r in per_seed]
-    write_json(run_dir / "results.json", results)
-
     rows = {r["seed"]: _read_metrics(run_dir / f"seed-{r['seed']}" / "metrics.jsonl") for r in per_seed}
     budget_note = f"{prep.params:,} params, {cfg.train.steps:,} steps x batch {cfg.train.batch_size}"
-    training_graph(rows, run_dir / "training.png", f"{cfg.preset} on {cfg.data.name} ({budget_note})")
-    confusion = torch.tensor([r["confusion"] for r in per_seed]).sum(0)
-    confusion_matrix(confusion, spec.class_names, run_dir / "confusion.png",
-                     f"{cfg.preset}: test confusion, {len(per_seed)} seed(s)")
+    title = f"{cfg.preset} on {cfg.data.name} ({budget_note})"
+    if cfg.task == "classify":
+        for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
+            results[key], results[f"{key}_std"] = mean_std([r[key] for r in per_seed])
+        # The papers' "±" is the spread of per-batch accuracy within one run; kept beside the seeds' std.
+        results["test_accuracy_batch_std"] = mean_std([r["test_accuracy_batch_std"] for r in per_seed])[0]
+        training_graph(rows, run_dir / "training.png", title)
+        confusion = torch.tensor([r["confusion"] for r in per_seed]).sum(0)
+        confusion_matrix(confusion, spec.class_names, run_dir / "confusion.png",
+                         f"{cfg.preset}: test confusion, {len(per_seed)} seed(s)")
+    else:
+        results["samples"] = [r["samples"] for r in per_seed]
+        loss_curves(rows, run_dir / "training.png", title)
+    results["per_seed"] = [{k: v for k, v in r.items() if k != "confusion"} for r in per_seed]
+    write_json(run_dir / "results.json", results)
     return results
 
 
@@ -118,6 +122,11 @@ def _read_metrics(path: Path) -> list[dict]:
 
 
 def summary_line(results: dict) -> str:
+    if results["task"] != "classify":
+        counts = ", ".join(f"{k} {v:,}" for k, v in results["param_counts"].items() if k != "total")
+        return (f"{results['preset']} on {results['dataset']}: {results['params']:,} params ({counts}), "
+                f"{results['steps']:,} steps, batch {results['batch_size']}"
+                + (" OVER BUDGET" if results["over_budget"] else "") + f"; samples: {results['samples'][-1]}")
     pct = lambda key: f"{100 * results[key]:.2f} ± {100 * results[key + '_std']:.2f} %"  # noqa: E731
     over = " OVER BUDGET" if results["over_budget"] else ""
     return (f"{results['preset']} on {results['dataset']}: test {pct('test_accuracy')} over "
@@ -137,8 +146,9 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:
     for seed, sdir in seed_dirs(run_dir, manifest["seeds"]).items():
         if not (sdir / "checkpoint.pt").exists():
             continue
-        network, step = load_network(cfg, splits, sdir / "checkpoint.pt", device)
-        test = evaluate_classifier(network, *splits.test, mean=spec.mean, std=spec.std, device=device,
+        _, network, step = load_trained(cfg, spec, sdir / "checkpoint.pt", device)
+        mean, std = input_stats(cfg, spec)
+        test = evaluate_classifier(network, *splits.test, mean=mean, std=std, device=device,
                                    num_classes=spec.num_classes, batch_size=max(cfg.train.batch_size, 256))
         per_seed.append({"seed": seed, "step": step, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                          "test_accuracy_batch_std": test["batch_accuracy_std"], "test_n": test["n"]})

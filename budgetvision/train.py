@@ -21,19 +21,16 @@ from tqdm import tqdm
 from . import __version__
 from .budget import enforce_budget
 from .config import OptimConfig, RunConfig
-from .data import BatchLoader, Splits, build_augment, load_splits
+from .data import BatchLoader, DataSpec, Splits, build_augment, load_splits
 from .data.shapes import data_shape
 from .errors import BudgetVisionError
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
-from .models import build_model, count_params
-from .objectives import Classification
+from .models import count_params
+from .objectives import NonFiniteLoss, Objective, build_objective
+from .report.plots import sample_grid
 
 TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy is measured on this many un-augmented train images
-
-
-class NonFiniteLoss(BudgetVisionError):
-    """A NaN or inf loss or gradient; the message names the step, the loss and the last checkpoint."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -64,50 +61,70 @@ class Prepared:
     config: RunConfig
     splits: Splits
     device: torch.device
-    params: int
+    params: int                      # the budgeted total
+    param_counts: dict[str, int]     # per trained network (generator, discriminator, ...) and total
     over_budget: bool
 
 
+def shape_spec(cfg: RunConfig, data_root: Path | None = None) -> DataSpec:
+    """A DataSpec with the data set's shape and class count, without loading its images."""
+    channels, size, classes = data_shape(cfg.data.name, data_root)
+    return DataSpec(name=cfg.data.name, channels=channels, image_size=size, num_classes=classes,
+                    mean=(0.5,) * channels, std=(0.5,) * channels,
+                    class_names=tuple(str(i) for i in range(classes)))
+
+
+def param_counts(objective: Objective) -> dict[str, int]:
+    counts = {role: count_params(net) for role, net in objective.trained_networks().items()}
+    return {**counts, "total": sum(counts.values())}
+
+
+def config_params(cfg: RunConfig, data_root: Path | None = None) -> dict[str, int]:
+    """Trainable parameters of a config's networks on its data set (known shapes need no data)."""
+    return param_counts(build_objective(cfg, shape_spec(cfg, data_root)))
+
+
 def prepare(cfg: RunConfig, *, data_root: Path | None, device: torch.device, allow_over: bool) -> Prepared:
-    if cfg.task != "classify":
-        raise BudgetVisionError(f"preset '{cfg.preset}' is a {cfg.task} task; this build trains classifiers only")
     # The budget is checked before the data is loaded: an over-budget run fails fast, even offline.
-    params = config_params(cfg, data_root)
-    over = enforce_budget(params, cfg.train.steps, cfg.budget, allow_over=allow_over)
+    counts = config_params(cfg, data_root)
+    over = enforce_budget(counts["total"], cfg.train.steps, cfg.budget, allow_over=allow_over)
     splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
     if cfg.train.batch_size > len(splits.train[1]):
         raise BudgetVisionError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(splits.train[1])} "
                                 f"training images of '{cfg.data.name}'")
-    return Prepared(cfg, splits, device, params, over)
+    return Prepared(cfg, splits, device, counts["total"], counts, over)
 
 
-def config_params(cfg: RunConfig, data_root: Path | None = None) -> int:
-    """Trainable parameters of a config's network on its data set (known shapes need no data)."""
-    channels, size, classes = data_shape(cfg.data.name, data_root)
-    return count_params(build_model(cfg.model.name, in_channels=channels, num_classes=classes, image_size=size))
+def input_stats(cfg: RunConfig, spec: DataSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Classifiers see per-data-set standardised inputs; generators model images in [-1, 1]."""
+    if cfg.task == "generate":
+        return (0.5,) * spec.channels, (0.5,) * spec.channels
+    return spec.mean, spec.std
 
 
-def build_network(cfg: RunConfig, splits: Splits) -> nn.Module:
-    spec = splits.spec
-    return build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes,
-                       image_size=spec.image_size)
-
-
-def build_optimizer(params, cfg: OptimConfig, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(params, cfg: OptimConfig, device: torch.device, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = cfg.lr if lr is None else lr
     fused = {"fused": True} if device.type == "cuda" else {}
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+        return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=True,
                            weight_decay=cfg.weight_decay, **fused)
+
+
+def build_optimizers(objective: Objective, cfg: OptimConfig, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+    """One optimiser per group; a GAN's discriminator takes `d_lr` when it is set."""
+    return {name: build_optimizer(params, cfg, device,
+                                  lr=cfg.d_lr if name == "discriminator" and cfg.d_lr > 0 else None)
+            for name, params in objective.optimizer_groups().items()}
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, steps: int):
     """A scheduler stepped once per optimisation step."""
     sched = torch.optim.lr_scheduler
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=cfg.onecycle_pct_start)
+        return sched.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=steps, pct_start=cfg.onecycle_pct_start)
     if cfg.schedule == "cosine":
         warm = min(cfg.warmup_steps, steps - 1)
         cosine = sched.CosineAnnealingLR(opt, T_max=max(steps - warm, 1))
@@ -133,49 +150,56 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+SAMPLE_SEEDS = list(range(64))   # the fixed, non-cherry-picked 8x8 grid written while training
+
+
 def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> dict:
     """Train one seed into `seed_dir`, resuming from `seed_dir/checkpoint.pt` when it exists.
 
     Returns that seed's results (also written to `seed_dir/results.json`)."""
     cfg, splits, device = prep.config, prep.splits, prep.device
-    tc = cfg.train
+    tc, spec = cfg.train, prep.splits.spec
+    classify = cfg.task == "classify"
     seed_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = seed_dir / "checkpoint.pt"
     metrics_path = seed_dir / "metrics.jsonl"
 
     torch.manual_seed(seed)
-    network = build_network(cfg, splits).to(device)
+    objective = build_objective(cfg, spec).to(device)
     use_cuda = device.type == "cuda"
-    if use_cuda and tc.channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    objective = Classification(network, label_smoothing=tc.label_smoothing)
-    forward = torch.compile(objective) if tc.compile else objective
-    opt = build_optimizer(network.parameters(), cfg.optim, device)
-    scheduler = build_scheduler(opt, cfg.optim, tc.steps)
+    for net in objective.trained_networks().values():
+        if use_cuda and tc.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if tc.compile:
+            net.compile()  # in place: state_dict keys stay those of the plain module
+    opts = build_optimizers(objective, cfg.optim, device)
+    schedulers = {name: build_scheduler(opt, cfg.optim, tc.steps) for name, opt in opts.items()}
     ema = (torch.optim.swa_utils.AveragedModel(
-        network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
-        if tc.ema_decay > 0 else None)
-    spec = splits.spec
-    loader = BatchLoader(*splits.train, tc.batch_size, mean=spec.mean, std=spec.std, device=device,
+        objective.ema_target(), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tc.ema_decay),
+        use_buffers=True) if tc.ema_decay > 0 else None)
+    mean, std = input_stats(cfg, spec)
+    loader = BatchLoader(*splits.train, tc.batch_size, mean=mean, std=std, device=device,
                          seed=seed, augment=build_augment(cfg.data.augment.as_spec()))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda and tc.amp else contextlib.nullcontext())
 
     # Running sums between log points live on the device: no .item() in the hot loop.
-    acc = {"loss": torch.zeros((), device=device), "correct": torch.zeros((), device=device),
-           "seen": torch.zeros((), device=device)}
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
     step, skipped, wall_before = 0, 0, 0.0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         if state.get("config") != cfg.to_dict():
             raise BudgetVisionError(f"checkpoint {ckpt_path} belongs to another config (preset "
                                     f"'{state.get('config', {}).get('preset')}'); refusing to resume")
-        network.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        objective.load_state_dict(state["objective"])
+        for name in opts:
+            opts[name].load_state_dict(state["optimizers"][name])
+            schedulers[name].load_state_dict(state["schedulers"][name])
         if ema is not None:
             ema.load_state_dict(state["ema"])
         loader.load_state_dict(state["loader"])
-        acc = {k: v.to(device) for k, v in state["accumulators"].items()}
+        sums = {k: v.to(device) for k, v in state["sums"].items()}
+        seen = state["seen"]
         _set_rng_state(state["rng"], device)
         step, skipped, wall_before = state["step"], state["skipped"], state["wall_seconds"]
         with open(metrics_path, "r+b") as f:  # drop rows logged after the checkpoint
@@ -188,72 +212,86 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
         save_checkpoint(ckpt_path, {
             "config": cfg.to_dict(), "seed": seed, "step": step, "skipped": skipped,
             "wall_seconds": wall_before + time.perf_counter() - t_start,
-            "model": network.state_dict(), "optimizer": opt.state_dict(), "scheduler": scheduler.state_dict(),
+            "objective": objective.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in opts.items()},
+            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
             "ema": ema.state_dict() if ema is not None else None, "loader": loader.state_dict(),
-            "accumulators": {k: v.detach().cpu() for k, v in acc.items()}, "rng": _rng_state(device),
+            "sums": {k: v.detach().cpu() for k, v in sums.items()}, "seen": seen, "rng": _rng_state(device),
             "metrics_bytes": metrics_path.stat().st_size,
         })
 
+    def evaluated_network() -> nn.Module:
+        return ema.module if ema is not None else objective.ema_target()
+
     def evaluate(x, y, limit=None):
-        net = ema.module if ema is not None else network
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return evaluate_classifier(net, x, y, mean=spec.mean, std=spec.std, device=device,
+        return evaluate_classifier(evaluated_network(), x, y, mean=mean, std=std, device=device,
                                    num_classes=spec.num_classes, batch_size=max(tc.batch_size, 256), amp=tc.amp)
+
+    def write_samples() -> Path:
+        net = evaluated_network()
+        was_training = net.training
+        net.eval()
+        images = objective.sample(SAMPLE_SEEDS, network=net)
+        net.train(was_training)
+        path = seed_dir / "samples" / f"step-{step:06d}.png"
+        path.parent.mkdir(exist_ok=True)
+        sample_grid(images, path)
+        return path
 
     log = open(metrics_path, "a")
     t_start = t_log = time.perf_counter()
     images_since_log = 0
     bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.preset} seed {seed}", unit="step",
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
-    network.train()
+    objective.train()
     try:
         while step < tc.steps:
             x, y = next(loader)
-            with autocast:
-                loss, logits = forward(x, y)
-            if not torch.isfinite(loss):  # one sync per step: a NaN must stop the run at once
-                if tc.nonfinite == "skip":
-                    skipped += 1
-                    opt.zero_grad(set_to_none=True)
-                    scheduler.step()
-                    step += 1
-                    continue
-                raise NonFiniteLoss(f"non-finite loss {loss.item()} at step {step + 1}; last good checkpoint: "
-                                    f"{ckpt_path if ckpt_path.exists() else 'none'}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), tc.grad_clip)
-            opt.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(network)
+            try:
+                with autocast:
+                    out = objective.train_step(x, y, opts, grad_clip=tc.grad_clip)
+            except NonFiniteLoss as e:
+                if tc.nonfinite != "skip":
+                    raise NonFiniteLoss(f"{e} at step {step + 1}; last good checkpoint: "
+                                        f"{ckpt_path if ckpt_path.exists() else 'none (none written yet)'}") from None
+                skipped += 1
+                out = None
+            for s in schedulers.values():
+                s.step()
+            if ema is not None and out is not None:
+                ema.update_parameters(objective.ema_target())
             step += 1
-            acc["loss"] += loss.detach() * len(y)
-            acc["correct"] += (logits.detach().argmax(1) == y).sum()
-            acc["seen"] += len(y)
+            if out is not None:
+                for k, v in out.items():
+                    v = v.detach().float()
+                    sums[k] = sums.get(k, 0) + (v if k == "correct" else v * len(y))
+                seen += len(y)
             images_since_log += len(y)
 
             if step % tc.log_every == 0 or step == tc.steps:
-                seen = acc["seen"].item()
                 now = time.perf_counter()
-                row = {"kind": "train", "step": step, "loss": acc["loss"].item() / seen,
-                       "accuracy": acc["correct"].item() / seen, "lr": scheduler.get_last_lr()[0],
+                row = {"kind": "train", "step": step, **{k: v.item() / max(seen, 1) for k, v in sums.items()},
+                       "lr": next(iter(schedulers.values())).get_last_lr()[0],
                        "images_per_s": images_since_log / (now - t_log)}
-                for v in acc.values():
-                    v.zero_()
+                if "correct" in row:
+                    row["accuracy"] = row.pop("correct")
+                sums, seen = {}, 0
                 t_log, images_since_log = now, 0
                 log.write(json.dumps(row) + "\n")
-                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
-                                img_s=f"{row['images_per_s']:.0f}", refresh=False)
+                bar.set_postfix({k: f"{row[k]:.3g}" for k in row if k not in ("kind", "step", "lr")}, refresh=False)
                 bar.update(step - bar.n)
-            if step % tc.eval_every == 0 or step == tc.steps:
+            if classify and (step % tc.eval_every == 0 or step == tc.steps):
                 v = evaluate(*splits.val)
                 log.write(json.dumps({"kind": "val", "step": step, "loss": v["loss"], "accuracy": v["accuracy"]}) + "\n")
                 if not progress:
                     print(f"{cfg.preset} seed {seed} step {step}/{tc.steps} val_acc {v['accuracy']:.4f}",
                           file=sys.stderr)
+            if not classify and (step % tc.sample_every == 0 or step == tc.steps):
+                path = write_samples()
+                if not progress:
+                    print(f"{cfg.preset} seed {seed} step {step}/{tc.steps} samples {path}", file=sys.stderr)
             if step % tc.checkpoint_every == 0 or step == tc.steps:
                 checkpoint()
     finally:
@@ -261,40 +299,49 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
         log.close()
 
     wall = wall_before + time.perf_counter() - t_start
-    test = evaluate(*splits.test)
-    train_eval = evaluate(*splits.train, limit=TRAIN_ACCURACY_IMAGES)
-    val = evaluate(*splits.val)
     results = {
-        "preset": cfg.preset, "seed": seed, "params": prep.params, "steps": tc.steps,
-        "batch_size": tc.batch_size, "images_seen": tc.steps * tc.batch_size,
-        "train_accuracy": train_eval["accuracy"], "train_accuracy_n": train_eval["n"],
-        "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"], "test_loss": test["loss"],
-        "test_accuracy_batch_std": test["batch_accuracy_std"], "test_n": test["n"],
-        "nonfinite_skipped": skipped, "wall_seconds": wall, "device": str(device),
-        "over_budget": prep.over_budget, "ema": ema is not None,
-        "confusion": test["confusion"].tolist(),
+        "preset": cfg.preset, "task": cfg.task, "seed": seed, "params": prep.params,
+        "param_counts": prep.param_counts, "steps": tc.steps, "batch_size": tc.batch_size,
+        "images_seen": tc.steps * tc.batch_size, "nonfinite_skipped": skipped, "wall_seconds": wall,
+        "device": str(device), "over_budget": prep.over_budget, "ema": ema is not None,
     }
+    if classify:
+        test = evaluate(*splits.test)
+        train_eval = evaluate(*splits.train, limit=TRAIN_ACCURACY_IMAGES)
+        results.update({
+            "train_accuracy": train_eval["accuracy"], "train_accuracy_n": train_eval["n"],
+            "val_accuracy": evaluate(*splits.val)["accuracy"], "test_accuracy": test["accuracy"],
+            "test_loss": test["loss"], "test_accuracy_batch_std": test["batch_accuracy_std"],
+            "test_n": test["n"], "confusion": test["confusion"].tolist(),
+        })
+    else:
+        results["samples"] = str(seed_dir / "samples" / f"step-{step:06d}.png")
     write_json(seed_dir / "results.json", results)
     return results
 
 
-def load_network(run_config: RunConfig, splits: Splits, ckpt_path: Path, device: torch.device) -> tuple[nn.Module, int]:
-    """The network a checkpoint holds (its EMA weights when the run kept an EMA), and its step."""
+def load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device: torch.device
+                 ) -> tuple[Objective, nn.Module, int]:
+    """The objective a checkpoint holds, the network to evaluate or sample with (its EMA copy when
+    the run kept one, in eval mode), and the checkpoint's step."""
     state = load_checkpoint(ckpt_path, map_location=device)
-    if state.get("config", {}).get("preset") != run_config.preset:
+    if state.get("config", {}).get("preset") != cfg.preset:
         raise BudgetVisionError(f"checkpoint {ckpt_path} is of preset '{state.get('config', {}).get('preset')}', "
-                                f"not '{run_config.preset}'")
-    network = build_network(run_config, splits).to(device)
+                                f"not '{cfg.preset}'")
+    objective = build_objective(cfg, spec).to(device)
     try:
-        network.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        network = objective.ema_target()
         if state.get("ema") is not None:
             ema = torch.optim.swa_utils.AveragedModel(network, use_buffers=True)
             ema.load_state_dict(state["ema"])
             network = ema.module
     except (RuntimeError, KeyError) as e:
-        raise BudgetVisionError(f"checkpoint {ckpt_path} does not fit model '{run_config.model.name}': "
+        raise BudgetVisionError(f"checkpoint {ckpt_path} does not fit preset '{cfg.preset}': "
                                 f"{str(e).splitlines()[0]}") from None
-    return network, int(state["step"])
+    objective.eval()
+    network.eval()
+    return objective, network, int(state["step"])
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -79,8 +79,8 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, monkeypatch):
 
     a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in a["objective"]:
+        assert torch.equal(a["objective"][k], b["objective"][k]), k
     for k in ("test_accuracy", "train_accuracy", "val_accuracy", "test_loss"):
         assert straight[k] == resumed[k]
     assert (tmp_path / "straight" / "metrics.jsonl").read_text() .count("\n") == \

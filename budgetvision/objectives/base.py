@@ -45,6 +45,10 @@ class Objective(nn.Module):
         "discriminator"."""
         raise NotImplementedError
 
+    def ema_target(self) -> nn.Module:
+        """The network whose weights an EMA averages (classifier, generator or denoiser)."""
+        raise NotImplementedError
+
     def train_step(self, x: Tensor, y: Tensor, opts: dict[str, torch.optim.Optimizer], *,
                    grad_clip: float = 0.0) -> dict[str, Tensor]:
         """One optimisation step on a batch (x normalised, y labels). Returns device scalars
@@ -55,10 +59,6 @@ class Objective(nn.Module):
 class GenerativeObjective(Objective):
     task = "generate"
     conditional: bool = False
-
-    def ema_target(self) -> nn.Module:
-        """The network whose weights an EMA averages (generator or denoiser)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,

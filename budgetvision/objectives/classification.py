@@ -19,6 +19,9 @@ class Classification(Objective):
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"classifier": self.network}
 
+    def ema_target(self) -> nn.Module:
+        return self.network
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"main": list(self.network.parameters())}
 

@@ -70,3 +70,30 @@ def lr_range_plot(lrs, losses, suggestion: float, path: Path, title: str) -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def sample_grid(images, path: Path, nrow: int = 8) -> None:
+    """Images in [-1, 1] (N, C, H, W) as one PNG grid, in seed order, not cherry-picked."""
+    from torchvision.utils import save_image
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    save_image(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, tmp, nrow=nrow, padding=1)
+    tmp.replace(path)
+
+
+def loss_curves(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> None:
+    """Every logged loss of a generator run (G, D, denoiser ...) against step, one panel per loss."""
+    keys = sorted({k for rows in rows_by_seed.values() for r in rows if r["kind"] == "train"
+                   for k in r if k.endswith("loss") or k in ("d_real", "d_fake")})
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.5 * max(len(keys), 1), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for i, (seed, rows) in enumerate(sorted(rows_by_seed.items())):
+            train = [r for r in rows if r["kind"] == "train" and key in r]
+            ax.plot([r["step"] for r in train], [r[key] for r in train], color=f"C{i % 10}", lw=1,
+                    label=f"seed {seed}")
+        ax.set(xlabel="optimisation step", ylabel=key)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
