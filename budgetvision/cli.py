@@ -147,6 +147,75 @@ def cmd_lr_find(args) -> int:
     return 0
 
 
+def _open_generator(args):
+    from .data import data_root
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    from .generate import open_generator
+
+    cfg, objective, network = open_generator(Path(args.run), device=device, run_seed=args.run_seed,
+                                             data_root=data_root(args.data_root))
+    return cfg, objective, network, device
+
+
+def _out_png(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out must name a .png file, got {path!r}")
+    if not out.parent.is_dir():
+        raise BudgetVisionError(f"output folder {out.parent} does not exist")
+    return out
+
+
+def cmd_sample(args) -> int:
+    from .generate import class_labels, parse_seeds, sample
+    from .report.plots import sample_grid
+    from .train import shape_spec
+
+    seeds = parse_seeds(args.seeds)
+    out = _out_png(args.out)
+    cfg, objective, network, device = _open_generator(args)
+    labels = class_labels(objective, seeds, args.label, shape_spec(cfg).num_classes, device)
+    images = sample(objective, network, seeds, labels)
+    sample_grid(images, out, nrow=args.nrow or max(1, round(len(seeds) ** 0.5)))
+    print(f"{len(seeds)} samples (seeds {args.seeds}) of {cfg.preset} -> {out}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from .report.plots import interpolation_grid
+
+    if args.pairs < 1 or args.steps < 2:
+        raise ConfigError("interpolate needs --pairs >= 1 and --steps >= 2")
+    out = _out_png(args.out)
+    cfg, objective, network, _ = _open_generator(args)
+    pairs = [(args.first_seed + 2 * i, args.first_seed + 2 * i + 1) for i in range(args.pairs)]
+    frames = objective.interpolate(pairs, args.steps, mode=args.mode, network=network)
+    interpolation_grid(frames.cpu(), out)
+    print(f"{args.pairs} {args.mode} interpolations x {args.steps} steps of {cfg.preset} -> {out}")
+    return 0
+
+
+def cmd_neighbours(args) -> int:
+    from .data import data_root, load_splits
+    from .generate import nearest_training_images, parse_seeds, sample
+    from .report.plots import neighbours_figure
+
+    seeds = parse_seeds(args.seeds)
+    if args.k < 1:
+        raise ConfigError("--k must be >= 1")
+    out = _out_png(args.out)
+    cfg, objective, network, _ = _open_generator(args)
+    splits = load_splits(cfg.data.name, data_root(args.data_root), val_fraction=cfg.data.val_fraction,
+                         seed=cfg.data.split_seed)
+    images = sample(objective, network, seeds, None)
+    neighbours, dist = nearest_training_images(images, splits.train[0], args.k)
+    neighbours_figure(images, neighbours, dist.cpu(), out)
+    print(f"{len(seeds)} samples of {cfg.preset} with their {args.k} nearest training images (pixel L2) -> {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .train import resolve_device
@@ -202,6 +271,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the plot and JSON")
     common(sp)
     sp.set_defaults(func=cmd_lr_find)
+
+    def generator(sp, default_out):
+        sp.add_argument("run", help="a generator run folder")
+        sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
+        sp.add_argument("--out", default=default_out, help="output PNG")
+        common(sp)
+
+    sp = sub.add_parser("sample", help="a non-cherry-picked grid; image k comes from seed k")
+    generator(sp, "samples.png")
+    sp.add_argument("--seeds", default="0-63", help="e.g. 0-63 or 0,5,9")
+    sp.add_argument("--class", dest="label", type=int, default=None, help="class for conditional models")
+    sp.add_argument("--nrow", type=int, default=None, help="images per row (default: square)")
+    sp.set_defaults(func=cmd_sample)
+
+    sp = sub.add_parser("interpolate", help="latent interpolations, one row per pair of seeds")
+    generator(sp, "interpolations.png")
+    sp.add_argument("--pairs", type=int, default=8)
+    sp.add_argument("--steps", type=int, default=10)
+    sp.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
+    sp.add_argument("--first-seed", type=int, default=0, help="pairs are (s, s+1), (s+2, s+3), ...")
+    sp.set_defaults(func=cmd_interpolate)
+
+    sp = sub.add_parser("neighbours", help="each sample beside its nearest training images")
+    generator(sp, "neighbours.png")
+    sp.add_argument("--seeds", default="0-7")
+    sp.add_argument("--k", type=int, default=5, help="neighbours per sample")
+    sp.set_defaults(func=cmd_neighbours)
 
     sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")

@@ -240,7 +240,7 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
         sample_grid(images, path)
         return path
 
-    log = open(metrics_path, "a")
+    log = open(metrics_path, "a", buffering=1)  # line-buffered: a reader (or a kill) sees whole rows
     t_start = t_log = time.perf_counter()
     images_since_log = 0
     bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.preset} seed {seed}", unit="step",
@@ -273,8 +273,9 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
             if step % tc.log_every == 0 or step == tc.steps:
                 now = time.perf_counter()
                 row = {"kind": "train", "step": step, **{k: v.item() / max(seen, 1) for k, v in sums.items()},
-                       "lr": next(iter(schedulers.values())).get_last_lr()[0],
                        "images_per_s": images_since_log / (now - t_log)}
+                if "main" in schedulers:
+                    row["lr"] = schedulers["main"].get_last_lr()[0]
                 if "correct" in row:
                     row["accuracy"] = row.pop("correct")
                 sums, seen = {}, 0

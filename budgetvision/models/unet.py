@@ -73,10 +73,12 @@ def _check_size(name: str, image_size: int, multiple: int, minimum: int) -> None
 
 
 class DSCResidual(nn.Module):
-    """Residual block of two depthwise-separable convs (dw3x3-BN-GELU-pw1x1-BN, GELU between).
+    """Residual block of two depthwise-separable convs (dw3x3-BN-GELU-pw1x1-BN-GELU, then the
+    same ending in BN, linear for the add).
 
-    The sum is scaled by 1/sqrt(2), as in TeaPearce's ResidualConvBlock, so stacking six per
-    level keeps the activations' scale instead of letting it grow with depth."""
+    The sum is scaled by 1/sqrt(2), as in TeaPearce's ResidualConvBlock: skip and branch both
+    have about unit variance, so six blocks per level keep the activations' scale instead of
+    letting it grow with depth."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -86,7 +88,7 @@ class DSCResidual(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x + self.body(x)) / math.sqrt(2.0)
+        return (x + self.body(x)) / math.sqrt(2.0)
 
 
 class _LevelDDPM(nn.Sequential):

@@ -83,9 +83,10 @@ def sample_grid(images, path: Path, nrow: int = 8) -> None:
 
 
 def loss_curves(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> None:
-    """Every logged loss of a generator run (G, D, denoiser ...) against step, one panel per loss."""
-    keys = sorted({k for rows in rows_by_seed.values() for r in rows if r["kind"] == "train"
-                   for k in r if k.endswith("loss") or k in ("d_real", "d_fake")})
+    """Every logged training quantity of a generator run (G and D losses, scores, denoiser loss ...)
+    against step, one panel each."""
+    skip = {"kind", "step", "lr", "images_per_s"}
+    keys = sorted({k for rows in rows_by_seed.values() for r in rows if r["kind"] == "train" for k in r} - skip)
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.5 * max(len(keys), 1), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for i, (seed, rows) in enumerate(sorted(rows_by_seed.items())):
@@ -96,4 +97,34 @@ def loss_curves(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> 
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
+    _save(fig, path)
+
+
+def interpolation_grid(frames, path: Path) -> None:
+    """(pairs, steps, C, H, W) in [-1, 1]: one row per pair, left to right along the path."""
+    pairs, steps = frames.shape[:2]
+    sample_grid(frames.reshape(pairs * steps, *frames.shape[2:]), path, nrow=steps)
+
+
+def neighbours_figure(samples, neighbours, distances, path: Path, metric: str = "pixel L2") -> None:
+    """Each row: a sample (framed) then its k nearest training images with their distances."""
+    n, k = neighbours.shape[:2]
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.3 * (k + 1), 1.3 * n + 0.4), squeeze=False)
+
+    def show(ax, img):
+        img = (img.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5)
+        ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None,
+                  vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    for r in range(n):
+        show(axes[r][0], samples[r])
+        for spine in axes[r][0].spines.values():
+            spine.set(color="C3", lw=2)
+        for c in range(k):
+            show(axes[r][c + 1], neighbours[r, c])
+            axes[r][c + 1].set_title(f"{float(distances[r, c]):.3f}", fontsize=7)
+    axes[0][0].set_title("sample", fontsize=8)
+    fig.suptitle(f"samples and their nearest training images ({metric})", fontsize=9)
     _save(fig, path)

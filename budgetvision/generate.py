@@ -1,0 +1,72 @@
+"""Sampling, interpolation and nearest neighbours from a trained generator run's checkpoint."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig
+from .errors import BudgetVisionError, ConfigError
+from .evaluation.neighbours import pixel_nearest
+from .objectives import GenerativeObjective
+from .runs import open_run, seed_dirs
+from .train import load_trained, shape_spec
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-63', '0,5,9' or '3' -> a list of non-negative seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ConfigError(f"bad seed list {text!r}: use e.g. 0-63 or 0,5,9")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ConfigError(f"bad seed range {part!r}: the end is below the start")
+        seeds.extend(range(lo, hi + 1))
+    if len(seeds) > 100_000:
+        raise ConfigError(f"seed list {text!r} is too long ({len(seeds):,} > 100,000)")
+    return seeds
+
+
+def open_generator(run_dir: Path, *, device, run_seed: int | None = None, data_root: Path | None = None
+                   ) -> tuple[RunConfig, GenerativeObjective, torch.nn.Module]:
+    """A generator run's objective and its sampling network (the EMA copy when kept)."""
+    cfg, manifest = open_run(run_dir)
+    if cfg.task != "generate":
+        raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; this command needs a generator run")
+    seeds = manifest["seeds"]
+    seed = seeds[0] if run_seed is None else run_seed
+    if seed not in seeds:
+        raise ConfigError(f"{run_dir} has no seed {seed} (it has {seeds})")
+    ckpt = seed_dirs(Path(run_dir), seeds)[seed] / "checkpoint.pt"
+    objective, network, _ = load_trained(cfg, shape_spec(cfg, data_root), ckpt, device)
+    return cfg, objective, network
+
+
+def class_labels(objective: GenerativeObjective, seeds: list[int], label: int | None, num_classes: int, device):
+    if label is None or not objective.conditional:
+        if label is not None:
+            raise ConfigError("--class needs a class-conditional generator; this one is unconditional")
+        return None
+    if not 0 <= label < num_classes:
+        raise ConfigError(f"--class must be in 0..{num_classes - 1}, got {label}")
+    return torch.full((len(seeds),), label, dtype=torch.long, device=device)
+
+
+@torch.no_grad()
+def sample(objective, network, seeds: list[int], labels, batch_size: int = 256) -> torch.Tensor:
+    """Images for `seeds` in batches; each image depends on its seed only, so batching is free."""
+    out = []
+    for i in range(0, len(seeds), batch_size):
+        lab = None if labels is None else labels[i:i + batch_size]
+        out.append(objective.sample(seeds[i:i + batch_size], lab, network=network).cpu())
+    return torch.cat(out)
+
+
+def nearest_training_images(samples: torch.Tensor, train_x: torch.Tensor, k: int):
+    idx, dist = pixel_nearest(samples, train_x, k=k)
+    neighbours = train_x[idx.flatten().cpu()].float().div(127.5).sub(1).reshape(*idx.shape, *train_x.shape[1:])
+    return neighbours, dist

@@ -1,0 +1,313 @@
+"""Generative adversarial training: losses as pure functions, the adaptive weighting of
+Zadorozhnyy et al. (2021), and the GAN objective that owns a step, seeded sampling and
+interpolation.
+
+Discriminators return raw scores; the BCE losses take them as logits (the papers' sigmoid
+output, folded into a numerically stable log-sigmoid), the hinge losses as scores.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator
+from ..models.registry import MODELS, build_model, count_params
+from .base import GenerativeObjective, lerp, optimizer_step, seeded_normal, slerp
+
+# --------------------------------------------------------------------------- losses
+
+
+def bce_d_parts(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
+    """L_r = BCE(D(x), real_label), L_f = BCE(D(G(z)), 0), each a batch mean.
+    real_label < 1 is one-sided label smoothing (Salimans et al. 2016)."""
+    real, fake = real.float(), fake.float()
+    l_r = F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
+    l_f = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    return l_r, l_f
+
+
+def bce_d_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))] (seed 000, eq. 3), with D = sigmoid(score)."""
+    l_r, l_f = bce_d_parts(real, fake, real_label)
+    return l_r + l_f
+
+
+def bce_g_loss(fake: Tensor) -> Tensor:
+    """-E[log D(G(z))] (seed 000, eq. 4): the non-saturating generator loss."""
+    return F.softplus(-fake.float()).mean()
+
+
+def hinge_d_parts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (seed 001)."""
+    return F.relu(1 - real.float()).mean(), F.relu(1 + fake.float()).mean()
+
+
+def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    l_r, l_f = hinge_d_parts(real, fake)
+    return l_r + l_f
+
+
+def hinge_g_loss(fake: Tensor) -> Tensor:
+    """-E[D(G(z))] (seed 001, eq. 5)."""
+    return -fake.float().mean()
+
+
+def _flat(grads: Tensor | Sequence[Tensor]) -> Tensor:
+    if isinstance(grads, Tensor):
+        return grads.reshape(-1).float()
+    return torch.cat([g.reshape(-1).float() for g in grads])
+
+
+def aw_weights(grad_real: Tensor | Sequence[Tensor], grad_fake: Tensor | Sequence[Tensor],
+               real_score: Tensor | float, fake_score: Tensor | float, *,
+               alpha1: float = 0.5,      # s_r below this: D is failing on reals
+               alpha2: float = 0.75,     # s_r above this: D is secure on reals, attend to fakes
+               delta: float = 0.05,      # margin on s_r against s_f
+               epsilon: float = 0.05,    # added to both weights so neither part is ever dropped
+               normalized: bool = True,  # Algorithm 1 (unit-norm directions); False: Algorithm 2
+               norm_eps: float = 1e-4,   # added to squared norms against division by zero
+               ) -> tuple[Tensor, Tensor]:
+    """Weights (w_r, w_f) of the aw-loss w_r L_r + w_f L_f (Zadorozhnyy, Cheng & Ye, CVPR 2021,
+    Algorithm 1; defaults those of their released aw_loss.py).
+
+    grad_real, grad_fake: gradients of L_r and L_f with respect to the discriminator's
+    parameters (one tensor, or one per parameter). real_score, fake_score: s_r, s_f, the mean
+    sigmoid of D on the real and the fake batch.
+
+    Where D is losing on reals (s_r < alpha1 or s_r < s_f - delta) the step follows the real
+    gradient, and when the fake gradient conflicts with it (obtuse angle) keeps only so much of
+    it as leaves L_r's descent unharmed: w_f = -<g_r, g_f> / (|g_f|^2 |g_r|), which makes the
+    combined direction orthogonal to g_f. Symmetrically for fakes where D is secure on reals
+    (s_r > alpha2 and s_r > s_f - delta). Otherwise both unit directions, equally.
+    Computed on the device without a sync (torch.where, not Python branches)."""
+    g_r, g_f = _flat(grad_real), _flat(grad_fake)
+    s_r = torch.as_tensor(real_score, dtype=torch.float32, device=g_r.device)
+    s_f = torch.as_tensor(fake_score, dtype=torch.float32, device=g_r.device)
+    rr = g_r.dot(g_r) + norm_eps
+    ff = g_f.dot(g_f) + norm_eps
+    rf = g_r.dot(g_f)
+    r_norm, f_norm = rr.sqrt(), ff.sqrt()
+    if normalized:
+        unit_r, unit_f = 1 / r_norm, 1 / f_norm
+        keep_f, keep_r = -rf / (ff * r_norm), -rf / (rr * f_norm)
+    else:
+        unit_r = unit_f = torch.ones_like(rr)
+        keep_f, keep_r = -rf / ff, -rf / rr
+    zero = torch.zeros_like(rr)
+    obtuse = rf <= 0
+    real_weak = (s_r < alpha1) | (s_r < s_f - delta)
+    real_strong = ~real_weak & (s_r > alpha2) & (s_r > s_f - delta)
+    w_r = torch.where(real_strong, torch.where(obtuse, keep_r, zero), unit_r)
+    w_f = torch.where(real_weak, torch.where(obtuse, keep_f, zero), unit_f)
+    return w_r + epsilon, w_f + epsilon
+
+
+def aw_optimizer_step(l_r: Tensor, l_f: Tensor, real_score: Tensor, fake_score: Tensor,
+                      opt: torch.optim.Optimizer, params: Sequence[nn.Parameter], *,
+                      grad_clip: float = 0.0, **aw_options) -> tuple[Tensor, Tensor, Tensor]:
+    """One discriminator step on the aw-loss w_r L_r + w_f L_f, weights from `aw_weights`.
+    Returns (aw-loss, w_r, w_f), detached.
+
+    g_r and g_f are needed for the weights anyway, and the aw-loss's gradient is exactly
+    w_r g_r + w_f g_f: a surrogate whose gradient is that and whose value is the aw-loss saves a
+    third backward pass and still goes through optimizer_step's finiteness check and clipping
+    (a non-finite gradient makes the surrogate's value NaN, refused like a NaN loss)."""
+    params = list(params)
+    g_r = torch.autograd.grad(l_r, params, allow_unused=True)
+    g_f = torch.autograd.grad(l_f, params, allow_unused=True)
+    g_r = [torch.zeros_like(p) if g is None else g for g, p in zip(g_r, params)]
+    g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+    w_r, w_f = aw_weights(g_r, g_f, real_score, fake_score, **aw_options)
+    aw_loss = w_r * l_r.detach() + w_f * l_f.detach()
+    linear = sum((p * (w_r * a + w_f * b)).sum() for p, a, b in zip(params, g_r, g_f))
+    optimizer_step(aw_loss + linear - linear.detach(), opt, params, grad_clip=grad_clip, name="d_loss")
+    return aw_loss, w_r, w_f
+
+
+# --------------------------------------------------------------------------- objective
+
+
+class GAN(GenerativeObjective):
+    """Generator G and discriminator D, trained in alternation: `d_steps` D updates, then one G
+    update (together one step of the budget)."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, *,
+                 loss: str = "bce",                 # bce (Goodfellow) | hinge (Miyato et al.)
+                 adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
+                 real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
+                 d_steps: int = 1):                 # D updates per G update
+        super().__init__()
+        if loss not in ("bce", "hinge"):
+            raise ConfigError(f"GAN loss must be bce or hinge, got {loss!r}")
+        if generator.conditional != discriminator.conditional:
+            raise ConfigError("generator and discriminator must both be conditional or both not")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss = loss
+        self.adaptive_weighting = adaptive_weighting
+        self.real_label = real_label
+        self.d_steps = d_steps
+        self.conditional = generator.conditional
+        self.num_classes = generator.num_classes
+        self.latent_dim = generator.latent_dim
+
+    def trained_networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"main": list(self.generator.parameters()),
+                "discriminator": list(self.discriminator.parameters())}
+
+    def ema_target(self) -> nn.Module:
+        return self.generator
+
+    def _d_parts(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        if self.loss == "bce":
+            return bce_d_parts(real, fake, self.real_label)
+        return hinge_d_parts(real, fake)
+
+    def _g_loss(self, fake: Tensor) -> Tensor:
+        return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
+
+    def _fake_labels(self, n: int, device) -> Tensor | None:
+        # Uniform over classes (seed 004: "l uniformly selected for generator training").
+        return torch.randint(0, self.num_classes, (n,), device=device) if self.conditional else None
+
+    def _d_update(self, x: Tensor, y: Tensor | None, opt, grad_clip: float) -> dict[str, Tensor]:
+        G, D = self.generator, self.discriminator
+        y_fake = self._fake_labels(len(x), x.device)
+        with torch.no_grad():
+            fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+        d_real, d_fake = D(x, y), D(fake, y_fake)
+        l_r, l_f = self._d_parts(d_real, d_fake)
+        out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+        params = [p for p in D.parameters() if p.requires_grad]
+        if not self.adaptive_weighting:
+            d_loss = l_r + l_f
+            optimizer_step(d_loss, opt, params, grad_clip=grad_clip, name="d_loss")
+            return {"d_loss": d_loss.detach(), **out}
+        aw_loss, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.sigmoid(d_real.float()).mean(),
+                                              torch.sigmoid(d_fake.float()).mean(), opt, params,
+                                              grad_clip=grad_clip)
+        return {"d_loss": (l_r + l_f).detach(), "d_loss_aw": aw_loss, "w_real": w_r, "w_fake": w_f, **out}
+
+    def train_step(self, x, y, opts, *, grad_clip=0.0):
+        """x: a real batch in [-1, 1]. Each D update draws fresh fakes against the same real batch
+        (the loop hands one batch per step). Returns device scalars of the last D update and the
+        G update: "loss" (G), "d_loss" (L_r + L_f, unweighted, so runs with and without adaptive
+        weighting compare), "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for
+        BCE), and with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
+        G, D = self.generator, self.discriminator
+        y = y if self.conditional else None
+        for _ in range(self.d_steps):
+            out = self._d_update(x, y, opts["discriminator"], grad_clip)
+        # D's weights need no gradient in G's update: only the path through it to G.
+        flags = [p.requires_grad for p in D.parameters()]
+        D.requires_grad_(False)
+        try:
+            y_fake = self._fake_labels(len(x), x.device)
+            fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+            g_loss = self._g_loss(D(fake, y_fake))
+            optimizer_step(g_loss, opts["main"], G.parameters(), grad_clip=grad_clip, name="g_loss")
+        finally:
+            for p, flag in zip(D.parameters(), flags):
+                p.requires_grad_(flag)
+        return {"loss": g_loss.detach(), **out}
+
+    # ----------------------------------------------------------------------- sampling
+
+    def _labels_for(self, seeds: Sequence[int], labels: Tensor | None, device) -> Tensor | None:
+        if not self.conditional:
+            return None
+        if labels is None:
+            labels = torch.tensor([int(s) % self.num_classes for s in seeds])
+        return torch.as_tensor(labels, dtype=torch.long).to(device)
+
+    @torch.no_grad()
+    def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
+               network: nn.Module | None = None) -> Tensor:
+        """Images (len(seeds), C, H, W) in [-1, 1] from the generator in eval mode (BN running
+        statistics, so image k depends on seeds[k] alone). Conditional: labels default to
+        seed % num_classes."""
+        G = network if network is not None else self.generator
+        device = next(G.parameters()).device
+        z = seeded_normal(seeds, (self.latent_dim,), device)
+        was_training = G.training
+        G.eval()
+        try:
+            return G(z, self._labels_for(seeds, labels, device)).float()
+        finally:
+            G.train(was_training)
+
+    @torch.no_grad()
+    def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
+                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str = "slerp",
+                    network: nn.Module | None = None) -> Tensor:
+        """(pairs, steps, C, H, W): slerp or lerp from seed a's latent to seed b's, and for a
+        conditional generator from label a's class vector to label b's (default seed % classes)
+        along the same path. The endpoints are exactly sample() of a and of b."""
+        if mode not in ("slerp", "lerp"):
+            raise ValueError(f"interpolation mode must be slerp or lerp, got {mode!r}")
+        if steps < 2:
+            raise ValueError(f"interpolation needs steps >= 2, got {steps}")
+        G = network if network is not None else self.generator
+        device = next(G.parameters()).device
+        seeds_a, seeds_b = [int(a) for a, _ in seed_pairs], [int(b) for _, b in seed_pairs]
+        t = torch.linspace(0, 1, steps, device=device).repeat(len(seed_pairs))
+        blend = slerp if mode == "slerp" else lerp
+
+        def path(a: Tensor, b: Tensor) -> Tensor:
+            a, b = a.repeat_interleave(steps, 0), b.repeat_interleave(steps, 0)
+            mid = blend(a, b, t)
+            # slerp's sin ratios are 1 and 0 only to rounding; pin the ends to the exact inputs.
+            ends = t.reshape(-1, *([1] * (a.dim() - 1)))
+            return torch.where(ends == 0, a, torch.where(ends == 1, b, mid))
+
+        z = path(seeded_normal(seeds_a, (self.latent_dim,), device),
+                 seeded_normal(seeds_b, (self.latent_dim,), device))
+        emb = None
+        if self.conditional:
+            la, lb = labels if labels is not None else (None, None)
+            emb = path(G.embed(self._labels_for(seeds_a, la, device)).float(),
+                       G.embed(self._labels_for(seeds_b, lb, device)).float())
+        was_training = G.training
+        G.eval()
+        try:
+            images = G(z, emb=emb) if emb is not None else G(z)
+        finally:
+            G.train(was_training)
+        return images.float().reshape(len(seed_pairs), steps, *images.shape[1:])
+
+
+def gan_param_counts(objective: GAN) -> dict[str, int]:
+    """Trainable parameters of the generator, the discriminator and both (the budgeted total)."""
+    g = count_params(objective.generator)
+    d = count_params(objective.discriminator)
+    return {"generator": g, "discriminator": d, "total": g + d}
+
+
+def build_gan(cfg, spec) -> GAN:
+    """The GAN of a RunConfig (model.name = generator, model.discriminator) on a DataSpec."""
+    if not cfg.model.discriminator:
+        raise ConfigError("a GAN needs model.discriminator (the registry name of its discriminator)")
+    for key, name in (("model.name", cfg.model.name), ("model.discriminator", cfg.model.discriminator)):
+        builder = MODELS.get(name)
+        # A classifier's builder takes no latent_dim: say so in one line, not as a TypeError.
+        if builder is not None and "latent_dim" not in inspect.signature(builder).parameters:
+            raise ConfigError(f"{key}={name!r} is not a GAN network; GAN networks: "
+                              f"{', '.join(GENERATORS + DISCRIMINATORS)}")
+    shape = dict(in_channels=spec.channels, num_classes=spec.num_classes, image_size=spec.image_size,
+                 latent_dim=cfg.model.latent_dim, conditional=cfg.model.conditional)
+    G = build_model(cfg.model.name, **shape)
+    D = build_model(cfg.model.discriminator, **shape)
+    if not isinstance(G, Generator) or not isinstance(D, Discriminator):
+        raise ConfigError(f"model.name={cfg.model.name!r} with model.discriminator="
+                          f"{cfg.model.discriminator!r} is not a generator/discriminator pair")
+    oc = cfg.objective
+    return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
+               real_label=oc.real_label, d_steps=oc.d_steps)

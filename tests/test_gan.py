@@ -1,0 +1,351 @@
+"""GAN networks, losses, adaptive weighting, training steps, seeded sampling and interpolation."""
+import math
+
+import pytest
+import torch
+
+from budgetvision.config import apply_overrides
+from budgetvision.data import DataSpec
+from budgetvision.errors import ConfigError
+from budgetvision.models import MODELS, build_model, count_params
+from budgetvision.models.gan import DISCRIMINATORS, GAN_PAPER_PARAMS, GENERATORS
+from budgetvision.objectives.base import NonFiniteLoss, seeded_normal, slerp
+from budgetvision.objectives.gan import (
+    aw_optimizer_step,
+    aw_weights,
+    bce_d_loss,
+    bce_g_loss,
+    build_gan,
+    gan_param_counts,
+    hinge_d_loss,
+    hinge_g_loss,
+)
+from budgetvision.presets import PRESETS, get_preset
+
+GAN_PRESETS = sorted(n for n, p in PRESETS.items() if p.config.objective.name == "gan")
+# (channels, image_size): scikit-learn digits, MNIST, CIFAR.
+SHAPES = [(1, 16), (1, 28), (3, 32)]
+DATA = {"cifar100": (3, 32, 100), "mnist": (1, 28, 10), "digits": (1, 16, 10)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These networks are tiny: thread start-up costs more than it saves, on a shared CPU most."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def spec(channels: int, image_size: int, num_classes: int) -> DataSpec:
+    return DataSpec(name="test", channels=channels, image_size=image_size, num_classes=num_classes,
+                    mean=(0.5,) * channels, std=(0.5,) * channels,
+                    class_names=tuple(str(i) for i in range(num_classes)))
+
+
+def preset_gan(name: str, overrides=(), data=None):
+    cfg = apply_overrides(get_preset(name).config, list(overrides))
+    return build_gan(cfg, spec(*(data or DATA[cfg.data.name])))
+
+
+def optimizers(obj, lr_g=None, lr_d=None, cfg=None):
+    lr = cfg.optim.lr if cfg else 1e-3
+    betas = cfg.optim.betas if cfg else (0.5, 0.999)
+    return {"main": torch.optim.Adam(obj.generator.parameters(), lr=lr if lr_g is None else lr_g, betas=betas),
+            "discriminator": torch.optim.Adam(obj.discriminator.parameters(),
+                                              lr=lr if lr_d is None else lr_d, betas=betas)}
+
+
+def real_batch(channels=1, size=16, n=8):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, channels, size, size, generator=g) * 2 - 1, torch.arange(n) % 10
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_every_gan_network_is_registered():
+    assert set(GENERATORS) | set(DISCRIMINATORS) <= set(MODELS)
+    assert len(GAN_PRESETS) == 5
+
+
+@pytest.mark.parametrize("name", GAN_PRESETS)
+def test_preset_networks_build_within_budget(name):
+    preset = get_preset(name)
+    counts = gan_param_counts(preset_gan(name))
+    assert counts["total"] == counts["generator"] + counts["discriminator"]
+    assert counts["total"] < 1_000_000 and counts["total"] < preset.config.budget.max_params
+    if preset.paper_params is not None:
+        assert abs(counts["total"] - preset.paper_params) <= 0.01 * preset.paper_params, counts
+
+
+def test_seed000_count_is_exact():
+    counts = gan_param_counts(preset_gan("cifar100-sn-dcgan"))
+    assert counts == {"generator": 806_128, "discriminator": 167_808, "total": 973_936}
+
+
+def test_seed001_count_within_one_percent():
+    counts = gan_param_counts(preset_gan("cifar100-aw-sngan"))
+    assert abs(counts["total"] - 942_812) <= 9_428, counts
+    assert counts == {"generator": 679_011, "discriminator": 267_985, "total": 946_996}
+
+
+@pytest.mark.parametrize("pair", list(GAN_PAPER_PARAMS))
+def test_paper_settings_match_their_counts(pair):
+    paper, setting = GAN_PAPER_PARAMS[pair]
+    total = sum(count_params(build_model(n, **setting)) for n in pair)
+    assert total < 1_000_000
+    if paper is not None:
+        assert abs(total - paper) <= 0.01 * paper
+
+
+def test_spectral_norm_vectors_are_buffers_not_parameters():
+    d = build_model("sn_dcgan_discriminator", in_channels=3, num_classes=10, image_size=32)
+    assert any(name.endswith("_u") for name, _ in d.named_buffers())
+    assert not any(name.endswith(("_u", "_v")) for name, _ in d.named_parameters())
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("generator,discriminator", list(GAN_PAPER_PARAMS))
+@pytest.mark.parametrize("channels,image_size", SHAPES)
+@pytest.mark.parametrize("conditional", [False, True])
+def test_networks_on_every_data_shape(generator, discriminator, channels, image_size, conditional):
+    kw = dict(in_channels=channels, num_classes=10, image_size=image_size, latent_dim=16,
+              conditional=conditional)
+    G, D = build_model(generator, **kw), build_model(discriminator, **kw)
+    z, y = torch.randn(3, 16), torch.tensor([0, 4, 9])
+    x = G(z, y)
+    assert x.shape == (3, channels, image_size, image_size)
+    assert x.min() >= -1 and x.max() <= 1
+    assert D(x, y).shape == (3,)
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_generator_reads_its_class_through_embed(generator):
+    G = build_model(generator, in_channels=1, num_classes=10, image_size=16, latent_dim=8,
+                    conditional=True).eval()
+    for m in G.modules():  # conditional BN starts as the identity for every class: as if trained
+        if isinstance(m, torch.nn.Embedding):
+            torch.nn.init.normal_(m.weight, 1.0, 0.5)
+    z, y = torch.randn(4, 8), torch.tensor([1, 2, 3, 9])
+    with torch.no_grad():
+        torch.testing.assert_close(G(z, y), G(z, emb=G.embed(y)))
+        assert not torch.allclose(G(z, y), G(z, (y + 1) % 10))
+
+
+def test_projection_discriminator_uses_the_label():
+    D = build_model("sngan_projection_discriminator", in_channels=3, num_classes=10, image_size=32)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(D(x, torch.tensor([0, 0])), D(x, torch.tensor([5, 5])))
+
+
+def test_seed004_multipliers_and_virtual_bn():
+    kw = dict(in_channels=1, num_classes=10, image_size=28, conditional=True)
+    base = count_params(build_model("mnist_dcgan_discriminator", **kw))
+    deeper = build_model("mnist_dcgan_discriminator", depth=2, virtual_bn=True, **kw)
+    wider = build_model("mnist_dcgan_generator", capacity=2, virtual_bn=True, **kw)
+    assert count_params(deeper) > base
+    assert count_params(wider) > count_params(build_model("mnist_dcgan_generator", **kw))
+    y = torch.arange(6) % 10
+    x = wider(torch.randn(6, 100), y)
+    assert x.shape == (6, 1, 28, 28) and deeper(x, y).shape == (6,)
+    wider.eval()  # running statistics: one image alone is fine
+    with torch.no_grad():
+        assert wider(torch.randn(1, 100), y[:1]).shape == (1, 1, 28, 28)
+    with pytest.raises(ConfigError):
+        build_model("mnist_dcgan_discriminator", depth=0, **kw)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_hinge_losses_match_hand_values():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    # real: relu(1 - 2) = 0, relu(1 + 1) = 2 -> 1.0; fake: relu(1.5) = 1.5, relu(-2) = 0 -> 0.75
+    assert hinge_d_loss(real, fake).item() == pytest.approx(1.75)
+    assert hinge_g_loss(fake).item() == pytest.approx(1.25)
+
+
+def test_bce_losses_match_hand_values():
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+
+    def sp(v):  # softplus: -log sigmoid(-v)
+        return math.log1p(math.exp(v))
+
+    d = (sp(-2.0) + sp(1.0)) / 2 + (sp(0.5) + sp(-3.0)) / 2
+    assert bce_d_loss(real, fake).item() == pytest.approx(d, rel=1e-6)
+    assert bce_g_loss(fake).item() == pytest.approx((sp(-0.5) + sp(3.0)) / 2, rel=1e-6)
+    # Smoothed target 0.9: -(0.9 log s + 0.1 log(1 - s)) = 0.9 sp(-v) + 0.1 sp(v)
+    smooth = sum(0.9 * sp(-v) + 0.1 * sp(v) for v in (2.0, -1.0)) / 2 + (sp(0.5) + sp(-3.0)) / 2
+    assert bce_d_loss(real, fake, real_label=0.9).item() == pytest.approx(smooth, rel=1e-6)
+
+
+# g_r = (3, 4): |g_r| = 5. With norm_eps=0 the numbers are exact.
+@pytest.mark.parametrize("g_f,s_r,s_f,expected", [
+    # case 1: D losing on reals (s_r < alpha1), obtuse: w_r = 1/5 + e, w_f = -<r,f>/(|f|^2 |r|) + e
+    ((-3.0, 0.0), 0.4, 0.3, (0.2 + 0.05, 9 / (9 * 5) + 0.05)),
+    # case 1 by the second test: s_r > alpha2 but s_r < s_f - delta
+    ((-3.0, 0.0), 0.8, 0.9, (0.25, 0.25)),
+    # case 2: losing on reals, acute: the fake part only keeps epsilon
+    ((1.0, 0.0), 0.4, 0.3, (0.25, 0.05)),
+    # case 3: secure on reals (s_r > alpha2), obtuse: w_r = -<r,f>/(|r|^2 |f|) + e, w_f = 1/3 + e
+    ((-3.0, 0.0), 0.9, 0.2, (9 / (25 * 3) + 0.05, 1 / 3 + 0.05)),
+    # case 4: secure, acute
+    ((1.0, 0.0), 0.9, 0.2, (0.05, 1.0 + 0.05)),
+    # case 5: in between: both unit directions
+    ((-3.0, 0.0), 0.6, 0.3, (0.25, 1 / 3 + 0.05)),
+])
+def test_aw_weights_match_hand_computed_cases(g_f, s_r, s_f, expected):
+    w_r, w_f = aw_weights(torch.tensor([3.0, 4.0]), torch.tensor(g_f), s_r, s_f, norm_eps=0.0)
+    assert (w_r.item(), w_f.item()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_aw_weights_defaults_and_unnormalised_variant():
+    g_r, g_f = torch.tensor([3.0, 4.0]), torch.tensor([-3.0, 0.0])
+    w_r, w_f = aw_weights(g_r, g_f, 0.4, 0.3)  # the release's 1e-4 on the squared norms
+    assert w_r.item() == pytest.approx(1 / math.sqrt(25.0001) + 0.05, rel=1e-6)
+    assert w_f.item() == pytest.approx(9 / (9.0001 * math.sqrt(25.0001)) + 0.05, rel=1e-6)
+    # Algorithm 2, case 1: w_r = 1 + e, w_f = -<r,f>/|f|^2 + e
+    w_r, w_f = aw_weights(g_r, g_f, 0.4, 0.3, normalized=False, norm_eps=0.0)
+    assert (w_r.item(), w_f.item()) == pytest.approx((1.05, 1.05))
+    # Per-parameter lists are flattened and concatenated.
+    w = aw_weights([torch.tensor([[3.0]]), torch.tensor([4.0])], [torch.tensor([[-3.0]]), torch.tensor([0.0])],
+                   0.4, 0.3, norm_eps=0.0)
+    assert (w[0].item(), w[1].item()) == pytest.approx((0.25, 0.25))
+
+
+def test_aw_step_moves_along_the_weighted_gradient():
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = torch.optim.SGD([w], lr=1.0)
+    l_r = 1.5 * w[0] + 2.0 * w[1]      # g_r = (1.5, 2): |g_r| = 2.5
+    l_f = -1.5 * w[0]                  # g_f = (-1.5, 0): obtuse, <r,f> = -2.25, |g_f|^2 = 2.25
+    aw, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.tensor(0.4), torch.tensor(0.3), opt, [w], norm_eps=0.0)
+    assert (w_r.item(), w_f.item()) == pytest.approx((1 / 2.5 + 0.05, 2.25 / (2.25 * 2.5) + 0.05))
+    step = w_r.item() * torch.tensor([1.5, 2.0]) + w_f.item() * torch.tensor([-1.5, 0.0])
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0, 2.0]) - step)
+    assert aw.item() == pytest.approx(w_r.item() * 5.5 + w_f.item() * -1.5)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("name", ["mnist-dcgan", "mnist-ccgan"])
+def test_a_few_steps_on_a_fixed_batch_lower_the_d_loss(name):
+    cfg = get_preset(name).config
+    obj = preset_gan(name, data=(1, 16, 10))
+    opts = optimizers(obj, cfg=cfg)
+    x, y = real_batch()
+    losses = [obj.train_step(x, y, opts)["d_loss"].item() for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", ["cifar100-aw-sngan", "cifar100-sn-dcgan"])
+def test_discriminator_learns_a_fixed_batch_against_a_frozen_generator(name):
+    cfg = get_preset(name).config
+    obj = preset_gan(name, data=(1, 16, 10))
+    opts = optimizers(obj, lr_g=0.0, cfg=cfg)
+    x, y = real_batch()
+    losses = [obj.train_step(x, y, opts)["d_loss"].item() for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
+
+
+def test_generator_learns_against_a_frozen_discriminator():
+    cfg = get_preset("cifar100-sn-dcgan").config
+    obj = preset_gan("cifar100-sn-dcgan", data=(1, 16, 10))
+    opts = optimizers(obj, lr_d=0.0, cfg=cfg)
+    x, y = real_batch()
+    losses = [obj.train_step(x, y, opts)["loss"].item() for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
+
+
+def test_train_step_returns_device_scalars_and_steps_d_as_configured():
+    obj = preset_gan("cifar100-aw-sngan", ["objective.d_steps=2"], data=(1, 16, 10))
+    opts = optimizers(obj)
+    x, y = real_batch()
+    out = obj.train_step(x, y, opts)
+    assert {"loss", "d_loss", "d_real", "d_fake", "d_loss_aw", "w_real", "w_fake"} <= set(out)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in out.values())
+    assert opts["discriminator"].state[next(iter(obj.discriminator.parameters()))]["step"] == 2
+    assert opts["main"].state[next(iter(obj.generator.parameters()))]["step"] == 1
+    assert all(p.requires_grad for p in obj.discriminator.parameters())
+    assert set(obj.optimizer_groups()) == {"main", "discriminator"}
+    assert obj.ema_target() is obj.generator
+
+
+@pytest.mark.parametrize("overrides", [[], ["objective.adaptive_weighting=true", "objective.gan_loss=hinge"]])
+def test_non_finite_loss_raises_before_any_update(overrides):
+    obj = preset_gan("mnist-dcgan", overrides, data=(1, 16, 10))
+    opts = optimizers(obj)
+    x, y = real_batch()
+    x[0, 0, 0, 0] = float("nan")
+    before = [p.detach().clone() for p in obj.parameters()]
+    with pytest.raises(NonFiniteLoss, match="d_loss"):
+        obj.train_step(x, y, opts)
+    assert all(torch.equal(a, p) for a, p in zip(before, obj.parameters()))
+
+
+def test_build_gan_rejects_a_missing_or_wrong_discriminator():
+    cfg = get_preset("mnist-dcgan").config
+    with pytest.raises(ConfigError, match="model.discriminator"):
+        build_gan(apply_overrides(cfg, ["model.discriminator="]), spec(1, 28, 10))
+    with pytest.raises(ConfigError, match="not a GAN network"):
+        build_gan(apply_overrides(cfg, ["model.discriminator=lenet5"]), spec(1, 28, 10))
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan"])
+def test_samples_depend_only_on_their_seed(name):
+    obj = preset_gan(name, data=(1, 16, 10))
+    opts = optimizers(obj)
+    x, y = real_batch()
+    obj.train_step(x, y, opts)  # BN running statistics away from their initial values
+    seeds = list(range(10, 18))
+    batch = obj.sample(seeds)
+    singles = torch.cat([obj.sample([s]) for s in seeds])
+    assert batch.shape == (8, 1, 16, 16) and batch.abs().max() <= 1
+    # Exact for convolutions; a dense layer's batch-1 and batch-8 matmuls differ in rounding.
+    torch.testing.assert_close(batch, singles, rtol=0, atol=1e-6)
+    assert obj.generator.training  # sample() restores the mode it found
+    if obj.conditional:
+        torch.testing.assert_close(batch, obj.sample(seeds, labels=torch.tensor(seeds) % 10), rtol=0, atol=0)
+        assert not torch.allclose(batch, obj.sample(seeds, labels=torch.zeros(8, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan"])
+@pytest.mark.parametrize("mode", ["slerp", "lerp"])
+def test_interpolation_endpoints_are_the_samples(name, mode):
+    obj = preset_gan(name, data=(1, 16, 10))
+    pairs = [(1, 2), (3, 14)]
+    path = obj.interpolate(pairs, 5, mode=mode)
+    assert path.shape == (2, 5, 1, 16, 16)
+    torch.testing.assert_close(path[:, 0], obj.sample([1, 3]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(path[:, -1], obj.sample([2, 14]), rtol=0, atol=1e-6)
+    assert not torch.allclose(path[:, 2], path[:, 0])
+
+
+def test_conditional_interpolation_blends_class_vectors():
+    obj = preset_gan("cifar100-aw-sngan", data=(1, 16, 10))
+    labels = (torch.tensor([3]), torch.tensor([7]))
+    path = obj.interpolate([(5, 5)], 3, labels=labels, mode="lerp")
+    # Same seed at both ends: only the class changes along the path.
+    torch.testing.assert_close(path[0, 0], obj.sample([5], labels=labels[0])[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(path[0, -1], obj.sample([5], labels=labels[1])[0], rtol=0, atol=1e-6)
+    G = obj.generator.eval()
+    mid_emb = (G.embed(labels[0]) + G.embed(labels[1])) / 2
+    with torch.no_grad():
+        expected = G(seeded_normal([5], (obj.latent_dim,), "cpu"), emb=mid_emb)
+    torch.testing.assert_close(path[0, 1], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_slerp_returns_its_endpoints():
+    a, b = torch.randn(4, 32), torch.randn(4, 32)
+    torch.testing.assert_close(slerp(a, b, torch.zeros(4)), a)
+    torch.testing.assert_close(slerp(a, b, torch.ones(4)), b)
+    mid = slerp(a, b, torch.full((4,), 0.5))
+    # Between two vectors of similar norm, slerp keeps the norm where lerp shrinks it.
+    assert (mid.norm(dim=1) > ((a + b) / 2).norm(dim=1)).all()
