@@ -317,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     except BudgetVisionError as e:
         print(f"budgetvision: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a vanished or read-only folder: say which file, once
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"budgetvision: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("budgetvision: interrupted; continue with 'budgetvision train --resume RUN'", file=sys.stderr)
         return 130

@@ -161,6 +161,8 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
     tc, spec = cfg.train, prep.splits.spec
     classify = cfg.task == "classify"
     seed_dir.mkdir(parents=True, exist_ok=True)
+    for stale in seed_dir.glob(".*.tmp"):  # a write a kill interrupted; the renamed file is intact
+        stale.unlink()
     ckpt_path = seed_dir / "checkpoint.pt"
     metrics_path = seed_dir / "metrics.jsonl"
 

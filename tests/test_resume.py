@@ -1,0 +1,77 @@
+"""Runs that survive: a real training process killed with SIGKILL at random moments (checkpoint
+writes included) and resumed ends exactly where the uninterrupted run ends."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from budgetvision.io import load_checkpoint
+
+CASES = {  # name: (preset, steps, overrides) — tiny, on the offline digits
+    "classifier": ("mnist-lenet", 60, ["train.batch_size=32", "train.ema_decay=0.9", "data.augment.crop=2",
+                                      "data.augment.hflip=0.5", "optim.schedule=onecycle"]),
+}
+
+
+def train_cmd(out, preset, steps, overrides, checkpoint_every):
+    return [sys.executable, "-m", "budgetvision", "train", "--preset", preset, "--dataset", "digits",
+            "--steps", str(steps), "--out", str(out), "--no-progress", "--set", "train.log_every=1",
+            "train.eval_every=20", "train.sample_every=30", f"train.checkpoint_every={checkpoint_every}",
+            *overrides]
+
+
+def env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}  # identical kernels in every process
+
+
+def logged_steps(run_root):
+    rows = list(run_root.glob("*/seed-0/metrics.jsonl"))
+    if not rows:
+        return 0
+    lines = [line for line in rows[0].read_text().splitlines() if line.endswith("}")]
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
+def kill_at(cmd, run_root, step, timeout=120):
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while proc.poll() is None and logged_steps(run_root) < step and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_sigkill_and_resume_matches_uninterrupted(case, tmp_path):
+    preset, steps, overrides = CASES[case]
+    straight = tmp_path / "straight"
+    subprocess.run(train_cmd(straight, preset, steps, overrides, 10), env=env(), check=True,
+                   capture_output=True)
+    killed = tmp_path / "killed"
+    kills = sorted(random.Random(case).sample(range(3, steps - 3), 3))
+    # A checkpoint every 2 steps makes kills likely to land inside a checkpoint write.
+    kill_at(train_cmd(killed, preset, steps, overrides, 2), killed, kills[0])
+    (run,) = killed.iterdir()
+    for step in kills[1:]:
+        kill_at([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"], killed, step)
+    done = subprocess.run([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"],
+                          env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (ref,) = straight.iterdir()
+    a = load_checkpoint(ref / "seed-0" / "checkpoint.pt")
+    b = load_checkpoint(run / "seed-0" / "checkpoint.pt")
+    assert a["step"] == b["step"] == steps
+    for k in a["objective"]:
+        assert torch.equal(a["objective"][k], b["objective"][k]), k
+    ra = json.loads((ref / "seed-0" / "results.json").read_text())
+    rb = json.loads((run / "seed-0" / "results.json").read_text())
+    for k in ra:
+        if k not in ("wall_seconds", "samples"):
+            assert ra[k] == rb[k], k
+    assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
