@@ -216,6 +216,26 @@ def cmd_neighbours(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report.html import write_report
+    from .runs import open_run
+
+    runs = [Path(r) for r in args.runs]
+    for run in runs:
+        open_run(run)
+        if not (run / "results.json").exists():
+            raise BudgetVisionError(f"{run} has not finished (no results.json); resume it with "
+                                    f"'budgetvision train --resume {run}'")
+    out = Path(args.out) if args.out else (runs[0] / "report.html" if len(runs) == 1 else Path("report.html"))
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out must name an .html file, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise BudgetVisionError(f"output folder {out.parent} does not exist")
+    write_report(runs, out)
+    print(f"report of {len(runs)} run(s) -> {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .train import resolve_device
@@ -298,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="0-7")
     sp.add_argument("--k", type=int, default=5, help="neighbours per sample")
     sp.set_defaults(func=cmd_neighbours)
+
+    sp = sub.add_parser("report", help="one self-contained HTML report; several runs side by side")
+    sp.add_argument("runs", nargs="+", metavar="RUN")
+    sp.add_argument("--out", default=None, help="HTML file (default: RUN/report.html for one run, else ./report.html)")
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")

@@ -218,7 +218,7 @@ _add(Preset(
 
 _add(Preset(
     name="mnist-ccgan",
-    source="seed 004 (Rzayev, Weldegebriel): class-conditional CCGAN on MNIST with label smoothing, F=1, D=1, B=64",
+    source="seed 004 (Rzayev, Weldegebriel): class-conditional CCGAN on MNIST, label smoothing, F=1, D=1, B=64",
     paper_params=None,                                     # paper gives no count; scaled to the budget
     paper_result="LeNet score 97.6 % (accuracy of a LeNet-5 on class-conditional samples)",
     config=_generator(
@@ -229,7 +229,8 @@ _add(Preset(
                           latent_dim=100,                  # paper: 100-dimensional noise
                           conditional=True),               # paper: CCGAN, labels into G and D
         objective=ObjectiveConfig(name="gan", gan_loss="bce",  # paper: the conditional minimax value function
-                                  real_label=0.9),         # paper: label smoothing (+3 %); CHOICE: Salimans et al.'s one-sided 0.9
+                                  real_label=0.9),         # paper: label smoothing (+3 %); CHOICE: one-sided 0.9
+                                                           # (Salimans et al. 2016; the paper gives no value)
         optim=OptimConfig(name="adam", lr=1e-4,           # paper: Adam 0.0001 for G and D
                           betas=(0.5, 0.999)),             # CHOICE: paper silent; Radford et al.'s beta1 0.5
         train=TrainConfig(steps=23_437,                    # paper: 25 epochs (of 20-25); 25 x 60,000 / 64

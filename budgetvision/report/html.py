@@ -1,0 +1,138 @@
+"""One self-contained HTML file (figures embedded) for one run, or several side by side."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..io import atomic_write_bytes, read_json
+from ..presets import PRESETS
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.over{color:#b00;font-weight:bold}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}figcaption{font-size:.85em;color:#555}
+img{max-width:100%;border:1px solid #eee}pre{background:#f8f8f8;padding:.6em;overflow-x:auto;font-size:.8em}
+"""
+
+FIGURES = (  # (file under the run folder, caption)
+    ("training.png", "training graph"),
+    ("confusion.png", "test confusion matrix"),
+    ("interpolations.png", "latent interpolations"),
+    ("neighbours.png", "samples beside their nearest training images"),
+    ("judge-confusion.png", "judge confusion on class-conditional samples"),
+)
+
+
+def _img(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _pct(mean: float, std: float | None = None) -> str:
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "") + " %"
+
+
+def _headline(results: dict, evaluation: dict) -> str:
+    """The paper-comparable number of a run: test accuracy, or FID / KID / judge scores."""
+    if results["task"] == "classify":
+        return _pct(results["test_accuracy"], results["test_accuracy_std"])
+    parts = []
+    for key, label in (("fid", "FID"), ("kid_mean", "KID"), ("is_mean", "IS"), ("judge_accuracy", "judge acc"),
+                       ("judge_fid", "judge-feature FID"), ("lpips_nearest_mean", "LPIPS to nearest")):
+        if key in evaluation:
+            value = evaluation[key]
+            parts.append(f"{label} {_pct(value) if key == 'judge_accuracy' else f'{value:.4g}'}")
+    return ", ".join(parts) or "not evaluated (budgetvision eval RUN --fid ...)"
+
+
+def _row(cells, header=False) -> str:
+    tag = "th" if header else "td"
+    return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
+
+
+def _load(run_dir: Path) -> tuple[dict, dict, dict]:
+    results = read_json(run_dir / "results.json")
+    config = read_json(run_dir / "config.json")
+    evaluation = read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {}
+    return results, config, evaluation
+
+
+def run_section(run_dir: Path) -> str:
+    results, config, evaluation = _load(run_dir)
+    preset = PRESETS.get(results["preset"])
+    out = [f'<h2 id="{html.escape(run_dir.name)}">{html.escape(run_dir.name)}: {html.escape(results["preset"])} '
+           f'on {html.escape(results["dataset"])}</h2>']
+    if preset is not None and preset.config.data.name != results["dataset"]:
+        out.append(f"<p>{html.escape(preset.source)}, moved from {html.escape(preset.config.data.name)} to "
+                   f"{html.escape(results['dataset'])}: not comparable with the paper's numbers.</p>")
+    elif preset is not None:
+        out.append(f"<p>Reproduces {html.escape(preset.source)}. Paper: {html.escape(preset.paper_result)}"
+                   + (f", {preset.paper_params:,} parameters" if preset.paper_params else "") + ".</p>")
+    over = '<span class="over">OVER BUDGET (explicit override)</span>' if results["over_budget"] else "within budget"
+    counts = results.get("param_counts", {"total": results["params"]})
+    rows = [_row(["budget", "value", "limit"], header=True)]
+    for role, n in counts.items():
+        limit = f"&lt; {results['param_budget']:,}" if role == "total" else ""
+        rows.append(_row([f"parameters ({role})", f"{n:,}", limit]))
+    rows += [_row(["optimisation steps", f"{results['steps']:,}", f"&le; {results['step_budget']:,}"]),
+             _row(["batch size", results["batch_size"], ""]),
+             _row(["images seen per seed", f"{results['images_seen']:,}", ""]),
+             _row(["seeds", ", ".join(map(str, results["seeds"])), ""]),
+             _row(["status", over, ""])]
+    out.append("<table>" + "".join(rows) + "</table>")
+
+    metrics = [_row(["metric", "value"], header=True)]
+    if results["task"] == "classify":
+        for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
+            metrics.append(_row([key.replace("_", " ") + " (mean ± std over seeds)",
+                                 _pct(results[key], results[key + "_std"])]))
+        metrics.append(_row(["test accuracy, per-batch spread (the papers' ±)",
+                             f"± {100 * results['test_accuracy_batch_std']:.2f} %"]))
+    for key, value in (evaluation.items() if results["task"] == "generate" else ()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics.append(_row([html.escape(key), f"{value:.6g}"]))
+    metrics.append(_row(["wall time (all seeds)", f"{results['wall_seconds']:.0f} s on {html.escape(results['device'])}"]))
+    out.append("<table>" + "".join(metrics) + "</table>")
+
+    figures = [_img(run_dir / name, caption) for name, caption in FIGURES if (run_dir / name).exists()]
+    for sample in results.get("samples", [])[:1]:
+        if Path(sample).exists():
+            figures.insert(1, _img(Path(sample), "64 non-cherry-picked samples, seeds 0-63"))
+    out.append("".join(figures))
+    out.append("<details><summary>resolved config</summary><pre>"
+               f"{html.escape(json.dumps(config, indent=2))}</pre></details>")
+    versions = results.get("versions", {})
+    out.append("<p><small>" + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</small></p>")
+    return "\n".join(out)
+
+
+def comparison_table(run_dirs: list[Path]) -> str:
+    rows = [_row(["run", "preset", "data set", "params", "steps", "batch", "images seen", "seeds", "result",
+                  "paper"], header=True)]
+    for run_dir in run_dirs:
+        results, _, evaluation = _load(run_dir)
+        preset = PRESETS.get(results["preset"])
+        over = ' <span class="over">over budget</span>' if results["over_budget"] else ""
+        rows.append(_row([f'<a href="#{html.escape(run_dir.name)}">{html.escape(run_dir.name)}</a>',
+                          html.escape(results["preset"]), html.escape(results["dataset"]),
+                          f"{results['params']:,}{over}", f"{results['steps']:,}", results["batch_size"],
+                          f"{results['images_seen']:,}", len(results["seeds"]),
+                          html.escape(_headline(results, evaluation)),
+                          html.escape(preset.paper_result)
+                          if preset and preset.config.data.name == results["dataset"] else "-"]))
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def write_report(run_dirs: list[Path], out: Path) -> Path:
+    run_dirs = [Path(r) for r in run_dirs]
+    title = "budgetvision report: " + ", ".join(r.name for r in run_dirs)
+    body = [f"<h1>{html.escape(title)}</h1>", comparison_table(run_dirs)] + [run_section(r) for r in run_dirs]
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    atomic_write_bytes(Path(out), page.encode())
+    return Path(out)
