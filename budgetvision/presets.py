@@ -258,7 +258,9 @@ _add(Preset(
                           decay_rate=0.995,                  # ... read as lr decay (0.995 per step would end at 0)
                           decay_every=195),                  # CHOICE: per epoch, 50,000 images / batch 256
         train=TrainConfig(steps=50_000,                      # paper: 50,000 optimisation steps
-                          batch_size=256),                   # paper: 256 for the final model
+                          batch_size=256,                    # paper: 256 for the final model
+                          eval_every=5_000,                  # CHOICE: FID on 10,000 samples is costly; 10 points
+                          sample_every=5_000),               # CHOICE: a grid costs 1,000 network calls; 10 grids
     ),
 ))
 
@@ -286,7 +288,9 @@ _add(Preset(
         train=TrainConfig(steps=50_000,                      # paper: 50,000 steps
                           batch_size=128,                    # CHOICE: 128 epochs of CIFAR-100 in 50,000 steps
                           grad_clip=1.0,                     # CHOICE: global norm 1.0 against rare loss spikes at lr 1e-3
-                          ema_decay=0.999),                  # paper: EMA; CHOICE: a 1,000-step horizon, 2 % of the run
+                          ema_decay=0.999,                   # paper: EMA; CHOICE: a 1,000-step horizon, 2 % of the run
+                          eval_every=5_000,                  # CHOICE: FID on 10,000 samples is costly; 10 points
+                          sample_every=5_000),               # CHOICE: a grid is 500 steps on a doubled (guided) batch; 10 grids
     ),
 ))
 

@@ -89,6 +89,24 @@ def test_output_shape_and_class_embedding_path(name, in_channels, image_size):
         uncond(x, level, labels)
 
 
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_every_parameter_learns_and_channels_last_agrees(name):
+    net = build_model(name, in_channels=3, num_classes=5, image_size=16, conditional=True)
+    x = torch.randn(3, 3, 16, 16)
+    level = torch.tensor([0.2, 0.5, 0.9])
+    labels = torch.tensor([0, 4, net.null_label])
+    net(x, level, labels).square().mean().backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name}: no usable gradient for {pname}"
+        assert p.grad.abs().sum() > 0, f"{name}: zero gradient for {pname}"
+    # The loop runs channels_last on CUDA; the layout must not change the result.
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net.to(memory_format=torch.channels_last)(
+            x.contiguous(memory_format=torch.channels_last), level, labels), net.to(
+            memory_format=torch.contiguous_format)(x, level, labels), atol=1e-4, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------------- schedules
 
 

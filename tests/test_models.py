@@ -10,15 +10,15 @@ from budgetvision.models import MODELS, build_model, count_params, model_names, 
 from budgetvision.models.classifiers import PAPER_PARAMS
 from budgetvision.models.layers import fourier_positions_2d
 
-NAMES = model_names()
+NAMES = sorted(PAPER_PARAMS)  # every classifier; generators have their own tests
 # (in_channels, image_size): grey/colour at digits (16), MNIST/AddNIST (28) and CIFAR (32).
 INPUTS = list(itertools.product((1, 3), (16, 28, 32)))
 NUM_CLASSES = (10, 20, 100)
 BUDGET = 100_000
 
 
-def test_every_model_has_a_paper_entry():
-    assert set(NAMES) == set(PAPER_PARAMS)
+def test_every_classifier_is_registered():
+    assert set(NAMES) <= set(model_names())
     assert len(NAMES) == 5
 
 

@@ -62,10 +62,10 @@ class _Conditioned(nn.Module):
         return self.class_embed(labels) if class_emb is None else class_emb
 
 
-def _check_size(name: str, image_size: int, multiple: int, minimum: int) -> None:
+def _check_size(name: str, image_size: int, *, minimum: int, multiple: int = 1) -> None:
     if image_size < minimum:
         raise ConfigError(f"model '{name}' needs image_size >= {minimum}, got {image_size}")
-    if name == "ddpm_dsc_unet" and image_size % multiple:
+    if image_size % multiple:
         raise ConfigError(f"model '{name}' needs image_size divisible by {multiple}, got {image_size}")
 
 
@@ -138,8 +138,8 @@ class DDPMDSCUNet(_Conditioned):
         self.down2 = _LevelDDPM(c2, depth)
         self.mid = _LevelDDPM(c2, depth)
         self.time_mlp1, self.time_mlp2 = self._time_mlp(embed_dim, c2), self._time_mlp(embed_dim, c2)
-        if conditional:
-            self.class_mlp1, self.class_mlp2 = self._class_mlp(embed_dim, c2), self._class_mlp(embed_dim, c2)
+        self.class_mlp1 = self._class_mlp(embed_dim, c2) if conditional else None
+        self.class_mlp2 = self._class_mlp(embed_dim, c2) if conditional else None
         self.up1 = nn.ConvTranspose2d(c2, c2, 2, stride=2)
         self.skip2 = nn.Conv2d(c2, c, 1)           # the paper's channel-reducing skip
         self.merge1 = nn.Sequential(nn.Conv2d(c2 + c, c2, 1, bias=False), nn.BatchNorm2d(c2), nn.GELU())
@@ -168,9 +168,9 @@ class DDPMDSCUNet(_Conditioned):
         skip1 = self.down1(stem)
         skip2 = self.down2(self.widen(F.max_pool2d(skip1, 2)))
         h = self.mid(F.max_pool2d(skip2, 2))
-        h = self._inject(h, t, e, self.time_mlp1, getattr(self, "class_mlp1", None))
+        h = self._inject(h, t, e, self.time_mlp1, self.class_mlp1)
         h = self.dec1(self.merge1(torch.cat([self.up1(h), self.skip2(skip2)], 1)))
-        h = self._inject(h, t, e, self.time_mlp2, getattr(self, "class_mlp2", None))
+        h = self._inject(h, t, e, self.time_mlp2, self.class_mlp2)
         h = self.dec2(self.merge2(torch.cat([self.up2(h), self.skip1(skip1)], 1)))
         return self.out(torch.cat([h, stem], 1))
 
@@ -182,8 +182,9 @@ class DDPMDSCUNet(_Conditioned):
 
 
 @register("ddpm_dsc_unet")
-def ddpm_dsc_unet(*, in_channels: int, num_classes: int, image_size: int, conditional: bool = False) -> DDPMDSCUNet:
-    _check_size("ddpm_dsc_unet", image_size, multiple=4, minimum=8)
+def ddpm_dsc_unet(*, in_channels: int, num_classes: int, image_size: int,
+                  conditional: bool = False) -> DDPMDSCUNet:
+    _check_size("ddpm_dsc_unet", image_size, minimum=8, multiple=4)  # two unpadded poolings
     return DDPMDSCUNet(in_channels, num_classes, conditional)
 
 
@@ -240,7 +241,8 @@ class SpatialAttention(nn.Module):
 
 
 class Injection(nn.Module):
-    """Adds the (time + class) embedding to every position, then a regular 3x3 conv.
+    """Adds the (time + class) embedding to every position, then a regular 3x3 conv (pre-norm,
+    residual).
 
     The regular conv is seed 003's fix for wave-like artefacts: a depthwise conv right after the
     injection would see each channel's added constant alone, never mixing it across channels."""
@@ -327,7 +329,7 @@ class VDiffusionUNet(_Conditioned):
             x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
         h = self.inject_in(self.stem(x), e)
         skips = []
-        for i, stage in enumerate(self.encoder):
+        for stage in self.encoder:
             h = stage(h)
             skips.append(h)
             h = F.avg_pool2d(h, 2)
@@ -342,6 +344,7 @@ class VDiffusionUNet(_Conditioned):
 
 
 @register("vdiffusion_unet")
-def vdiffusion_unet(*, in_channels: int, num_classes: int, image_size: int, conditional: bool = False) -> VDiffusionUNet:
-    _check_size("vdiffusion_unet", image_size, multiple=8, minimum=8)
+def vdiffusion_unet(*, in_channels: int, num_classes: int, image_size: int,
+                    conditional: bool = False) -> VDiffusionUNet:
+    _check_size("vdiffusion_unet", image_size, minimum=8)  # any other side is padded to a multiple of 8
     return VDiffusionUNet(in_channels, num_classes, conditional)

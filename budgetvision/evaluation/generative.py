@@ -1,0 +1,188 @@
+"""Evaluate a generator run: FID / KID / IS with the standard Inception network against the test
+split, a trained classifier's scores on class-conditional samples, and LPIPS to the nearest
+training images. Writes `eval.json` (and `judge-confusion.png`) into the run folder.
+
+Samples come from seeds 0..n-1, class seed % num_classes for conditional models (as `sample`
+does), and are quantised to uint8 first, as a saved PNG would be: every metric sees exactly the
+images a person could look at, on the same footing as the uint8 real images.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..data import Splits, load_splits
+from ..errors import BudgetVisionError, ConfigError
+from ..generate import open_generator, sample
+from ..io import load_checkpoint, read_json, write_json
+from ..report.plots import confusion_matrix
+from ..runs import open_run, seed_dirs
+from . import fid as fidlib
+from .judge import check_judge_fits, judge_fid, judge_predictions, judge_scores, open_judge
+from .perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
+
+SPLITS = ("train", "val", "test")
+LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """[-1, 1] float -> uint8 [0, 255], rounded as an 8-bit PNG of the sample holds it."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+def _split_images(splits: Splits, split: str, n: int) -> Tensor:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    return getattr(splits, split)[0][:n]
+
+
+def _reference(splits: Splits, dataset: str, split: str, n: int, *, weights: Path, net, device, batch_size: int,
+               val_fraction: float, split_seed: int, progress: bool) -> tuple[dict, Path, bool]:
+    images = _split_images(splits, split, n)
+    # train / val depend on how val was carved; the test split does not
+    key = "" if split == "test" else f"-val{val_fraction:g}-seed{split_seed}"
+    path = fidlib.reference_path(dataset, split, len(images), fidlib.file_sha256(weights), key)
+    stats, cached = fidlib.reference_statistics(images, path=path, net=net, weights=weights, device=device,
+                                                batch_size=batch_size, progress=progress)
+    return stats, path, cached
+
+
+def fid_reference(dataset: str, split: str = "test", *, n: int = 10_000, data_root: Path | None = None,
+                  device="cpu", inception_weights: Path | None = None, batch_size: int = 250,
+                  val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False) -> dict:
+    """Compute (or find cached) the Inception reference statistics of the first n images of a
+    data set's split; what `eval --fid` then reuses. Returns where they are and what they hold."""
+    if n < 2:
+        raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    weights = fidlib.find_inception_weights(inception_weights)
+    device = torch.device(device)
+    splits = load_splits(dataset, data_root, val_fraction=val_fraction, seed=split_seed)
+    stats, path, cached = _reference(splits, dataset, split, n, weights=weights, net=None, device=device,
+                                     batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                                     progress=progress)
+    return {"dataset": dataset, "split": split, "n": len(stats["features"]), "path": str(path), "cached": cached,
+            "inception_weights": f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"}
+
+
+def _draw(objective, network, seeds: list[int], labels: Tensor | None, batch_size: int, progress: bool) -> Tensor:
+    out = []
+    for i in tqdm(range(0, len(seeds), batch_size), desc="sampling", unit="batch", disable=not progress, leave=False):
+        lab = None if labels is None else labels[i:i + batch_size]
+        out.append(to_uint8(sample(objective, network, seeds[i:i + batch_size], lab, batch_size=batch_size)))
+    return torch.cat(out)
+
+
+def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, inception_score: bool = False,
+                       n: int = 10_000, judge: Path | None = None, lpips: bool = False,
+                       inception_weights: Path | None = None, lpips_weights: Path | None = None,
+                       data_root: Path | None = None, device="cpu", run_seed: int | None = None,
+                       judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
+                       progress: bool = False) -> dict:
+    """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
+    (kept keys from an earlier call on the same checkpoint) and returns what this call computed
+    together with the run's identity."""
+    run_dir = Path(run_dir)
+    inception = fid or kid or inception_score
+    if not (inception or judge is not None or lpips):
+        raise ConfigError("nothing to evaluate: pass --fid, --kid, --is, --judge RUN or --lpips")
+    if n < 2:
+        raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
+    if batch_size < 1 or lpips_n < 1:
+        raise ConfigError("batch size and the LPIPS sample count must be positive")
+    device = torch.device(device)
+
+    # Everything that can fail on input fails here, before sampling and feature passes that take long.
+    cfg, objective, network = open_generator(run_dir, device=device, run_seed=run_seed, data_root=data_root)
+    _, manifest = open_run(run_dir)
+    seed = manifest["seeds"][0] if run_seed is None else run_seed
+    step = int(load_checkpoint(seed_dirs(run_dir, manifest["seeds"])[seed] / "checkpoint.pt")["step"])
+    weights = fidlib.find_inception_weights(inception_weights) if inception else None
+    lpips_file = find_lpips_weights(lpips_weights) if lpips else None
+    splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
+    spec = splits.spec
+    the_judge = None
+    if judge is not None:
+        the_judge = open_judge(Path(judge), device=device, data_root=data_root, run_seed=judge_seed)
+        check_judge_fits(the_judge, spec, f"{cfg.preset} ({run_dir})")
+
+    seeds = list(range(n))
+    conditional = bool(getattr(objective, "conditional", False))
+    labels = torch.tensor([s % spec.num_classes for s in seeds]) if conditional else None
+    images = _draw(objective, network, seeds, None if labels is None else labels.to(device), batch_size, progress)
+    real = splits.test[0][:n]
+
+    out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": seed, "step": step,
+           "params": manifest["params"], "over_budget": manifest["over_budget"], "steps": cfg.train.steps,
+           "batch_size": cfg.train.batch_size, "images_seen": cfg.train.steps * cfg.train.batch_size,
+           "seeds": manifest["seeds"],
+           "labels": f"seed % {spec.num_classes}" if conditional else "none (unconditional)"}
+
+    if inception:
+        net = fidlib.load_inception(weights, device)
+        feats, logits = fidlib.inception_features(net, images, device=device, batch_size=batch_size, progress=progress)
+        out["inception_weights"] = f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"
+        if fid or kid:
+            ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=net, device=device,
+                                   batch_size=batch_size, val_fraction=cfg.data.val_fraction,
+                                   split_seed=cfg.data.split_seed, progress=progress)
+            out["reference"] = f"{cfg.data.name} test split, first {len(ref['features'])} images"
+        # Each metric keeps its own counts: a later call at another n may overwrite some keys only.
+        if fid:
+            out["fid"] = fidlib.frechet_distance(*fidlib.feature_stats(feats), ref["mu"], ref["sigma"])
+            out["fid_n"], out["fid_n_reference"] = n, len(ref["features"])
+        if kid:
+            real_feats = torch.from_numpy(ref["features"])
+            out["kid_mean"], out["kid_std"] = fidlib.kernel_inception_distance(real_feats, feats)
+            out["kid_n"], out["kid_n_reference"] = n, len(real_feats)
+            out["kid_subset_size"] = min(fidlib.KID_SUBSET_SIZE, len(real_feats), len(feats))
+        if inception_score:
+            out["is_mean"], out["is_std"] = fidlib.inception_score(logits)
+            out["is_n"] = n
+
+    if the_judge is not None:
+        j = the_judge
+        out.update({"judge": j.name, "judge_seed": j.seed, "judge_step": j.step, "judge_n": n,
+                    "judge_test_accuracy": j.test_accuracy})
+        # The judge on the same number of real test images: the ceiling its sample accuracy is read against.
+        out["judge_real_accuracy"] = judge_scores(j, real, splits.test[1][:n], device=device,
+                                                  batch_size=batch_size)["accuracy"]
+        if conditional:
+            scores = judge_scores(j, images, labels, device=device, batch_size=batch_size)
+            out.update({"judge_accuracy": scores["accuracy"], "judge_per_class_accuracy": scores["per_class_accuracy"],
+                        "judge_confusion": scores["confusion"]})
+            confusion_matrix(scores["confusion"], j.spec.class_names, run_dir / "judge-confusion.png",
+                             f"{cfg.preset} samples judged by {j.name}: {100 * scores['accuracy']:.1f} % "
+                             f"(n={n})")
+        else:
+            predicted = judge_predictions(j, images, device=device, batch_size=batch_size)
+            counts = torch.bincount(predicted, minlength=j.spec.num_classes).double() / len(predicted)
+            out["judge_class_fractions"] = counts.tolist()
+        out["judge_fid"] = judge_fid(j, images, real, device=device, batch_size=batch_size)
+        out["judge_fid_n_reference"] = len(real)
+
+    if lpips:
+        m = min(lpips_n, n)
+        net = load_lpips(lpips_file, device)
+        dist, _ = nearest_lpips(net, images[:m], splits.train[0], device=device, batch_size=batch_size)
+        out.update({"lpips_nearest_mean": float(dist.mean()),
+                    "lpips_nearest_std": float(dist.std()) if m > 1 else 0.0, "lpips_n": m,
+                    "lpips_method": f"LPIPS (alex) of samples 0-{m - 1} to the closest of their {LPIPS_CANDIDATES} "
+                                    f"pixel-L2 nearest images of the {len(splits.train[0])} training images",
+                    "lpips_weights": f"{lpips_file.name} sha256:{fidlib.file_sha256(lpips_file)[:16]}"})
+
+    path = run_dir / "eval.json"
+    merged = out
+    if path.exists():
+        try:
+            before = read_json(path)
+        except BudgetVisionError:
+            before = {}
+        if before.get("task") == "generate" and (before.get("run_seed"), before.get("step")) == (seed, step):
+            merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge
+    write_json(path, merged)
+    return out
