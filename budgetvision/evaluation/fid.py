@@ -144,9 +144,16 @@ def feature_stats(features: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
+def _psd_eigvals(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with round-off zeroed: below dim * eps * largest (numpy's
+    matrix_rank rule) they are noise, and their square roots would add up to a visible error over
+    2048 dimensions when n < 2048 leaves the covariance singular."""
+    return np.where(w > len(w) * np.finfo(np.float64).eps * max(w.max(initial=0.0), 0.0), w, 0.0)
+
+
 def _sym_sqrt(a: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return (v * np.sqrt(_psd_eigvals(w))) @ v.T
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -162,7 +169,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         raise ValueError(f"mismatched shapes: mu {mu1.shape} {mu2.shape}, sigma {s1.shape} {s2.shape}")
     root1 = _sym_sqrt(s1)
     inner = root1 @ s2 @ root1
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    tr_covmean = np.sqrt(_psd_eigvals(np.linalg.eigvalsh((inner + inner.T) / 2))).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
@@ -207,7 +214,8 @@ def inception_score(logits: Tensor, *, splits: int = IS_SPLITS, seed: int = METR
         warnings.simplefilter("ignore", UserWarning)
         metric = InceptionScore(feature=_Given(logits.shape[1]), splits=splits)
     metric.update(logits)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the std of a single split; replaced below
         torch.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), float(std) if splits > 1 else 0.0  # one split has no spread (torch would say nan)

@@ -1,0 +1,277 @@
+"""Generator evaluation: Fréchet distance, KID, IS, the classifier judge, LPIPS neighbours and the
+run-level `evaluate_generator`, on real runs trained offline on scikit-learn's digits.
+
+The FID Inception and the LPIPS AlexNet weights cannot be downloaded here, so the tests save
+randomly initialised networks of the same architectures in the files' own formats and drive the
+whole loading and scoring path with them; the numbers mean nothing, the code path is the real one."""
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torch import nn
+
+from budgetvision.cli import main
+from budgetvision.data import DataSpec, load_splits
+from budgetvision.errors import BudgetVisionError
+from budgetvision.evaluation import fid as fidlib
+from budgetvision.evaluation import perceptual
+from budgetvision.evaluation.generative import evaluate_generator, fid_reference, to_uint8
+from budgetvision.evaluation.judge import check_judge_fits, judge_features, judge_fid, judge_scores, open_judge
+from budgetvision.evaluation.perceptual import find_lpips_weights, load_lpips, lpips_distance, nearest_lpips
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A ~100-step LeNet judge and a 10-step PCA generator, both on digits, trained through the CLI."""
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BUDGETVISION_CACHE", str(tmp_path_factory.mktemp("train-cache")))
+        assert main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "100",
+                     "--out", str(out / "judge"), "--no-progress"]) == 0
+        assert main(["train", "--preset", "mnist-pca", "--dataset", "digits", "--steps", "10",
+                     "--set", "train.batch_size=128", "--out", str(out / "gen"), "--no-progress"]) == 0
+    (judge,) = (out / "judge").iterdir()
+    (gen,) = (out / "gen").iterdir()
+    return {"judge": judge, "generator": gen}
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory) -> Path:
+    """torch-fidelity's FID Inception, randomly initialised, saved as its weights file is."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs):  # keep the random initialisation
+            return None
+
+    folder = tmp_path_factory.mktemp("inception")
+    torch.save({}, folder / "empty.pth")
+    torch.manual_seed(0)
+    net = Unloaded("random", ["2048"], feature_extractor_weights_path=str(folder / "empty.pth"))
+    for m in net.modules():  # variance-preserving, so deep features neither vanish nor blow up
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    path = folder / fidlib.INCEPTION_FILE
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def alexnet_weights(tmp_path_factory) -> Path:
+    """torchvision's AlexNet convolutional weights (its `features.*` keys), randomly initialised."""
+    import torchvision
+
+    torch.manual_seed(0)
+    alexnet = torchvision.models.alexnet(weights=None)
+    path = tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth"
+    torch.save({f"features.{k}": v for k, v in alexnet.features.state_dict().items()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_splits("digits")
+
+
+def noisy(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (x.float() + sigma * torch.randn(x.shape, generator=g)).round().clamp(0, 255).to(torch.uint8)
+
+
+def one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+# ---------------------------------------------------------------- Fréchet distance, KID, IS
+
+def _scipy_fid(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_frechet_distance_matches_scipy_on_known_gaussians():
+    rng = np.random.default_rng(0)
+    for d in (1, 3, 16):
+        a, b = rng.normal(size=(d, d)), rng.normal(size=(d, d))
+        s1, s2 = a @ a.T + 0.1 * np.eye(d), b @ b.T + 0.1 * np.eye(d)
+        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        assert fidlib.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_scipy_fid(mu1, s1, mu2, s2), rel=1e-9)
+        assert fidlib.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0, abs=1e-9 * np.trace(s1))
+    # Commuting (diagonal) covariances, one of them singular: the closed form sum (sqrt a - sqrt b)^2.
+    va, vb = np.array([4.0, 1.0, 0.0, 9.0]), np.array([1.0, 1.0, 2.0, 0.0])
+    mu = np.array([1.0, 0.0, 0.0, 0.0])
+    expected = 1.0 + ((np.sqrt(va) - np.sqrt(vb)) ** 2).sum()
+    assert fidlib.frechet_distance(mu, np.diag(va), np.zeros(4), np.diag(vb)) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError):
+        fidlib.frechet_distance(mu, np.eye(4), mu[:3], np.eye(3))
+
+
+def test_kid_is_unbiased_and_separates_distributions():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(600, 16, generator=g)
+    same = torch.randn(600, 16, generator=g)
+    shifted = torch.randn(600, 16, generator=g) + 0.5
+    mean, std = fidlib.kernel_inception_distance(real, same, subset_size=100)
+    # the unbiased MMD^2 of one distribution with itself is 0 in expectation (the biased one is > 0)
+    assert abs(mean) < std
+    mean_shift, std_shift = fidlib.kernel_inception_distance(real, shifted, subset_size=100)
+    assert mean_shift > 5 * std_shift > 0
+    assert fidlib.kernel_inception_distance(real, same, subset_size=100) == (mean, std)  # seeded draws
+
+
+def test_inception_score_bounds():
+    assert fidlib.inception_score(torch.zeros(100, 1008))[0] == pytest.approx(1.0)  # no confidence at all
+    confident = torch.full((100, 1008), -30.0)
+    confident[torch.arange(100), torch.arange(100) % 5] = 30.0  # sure of 5 classes, equally often
+    assert fidlib.inception_score(confident, splits=1) == (pytest.approx(5.0, rel=1e-6), 0.0)
+    mean, std = fidlib.inception_score(confident, splits=5)  # random splits hold the classes unevenly
+    assert 4 < mean <= 5 + 1e-6 and std > 0
+
+
+# ---------------------------------------------------------------- the standard Inception path
+
+def test_inception_features_fid_zero_for_self_and_growing_with_noise(inception_weights, digits):
+    net = fidlib.load_inception(inception_weights, "cpu")
+    x = digits.test[0][:3]  # grey 16x16, repeated to RGB and resized to 299 inside (~0.5 s an image on a CPU)
+    feats, logits = fidlib.inception_features(net, torch.cat([x, noisy(x, 40)]), device="cpu", batch_size=3)
+    assert feats.shape == (6, 2048) and logits.shape == (6, 1008) and feats.dtype == torch.float32
+    clean, dirty = fidlib.feature_stats(feats[:3]), fidlib.feature_stats(feats[3:])
+    assert clean[0].dtype == clean[1].dtype == np.float64
+    self_fid = fidlib.frechet_distance(*clean, *clean)  # rank-2 covariances in 2048 dimensions
+    assert abs(self_fid) < 1e-9 * np.trace(clean[1])
+    assert fidlib.frechet_distance(*dirty, *clean) > 100 * abs(self_fid) + 1e-9
+
+
+def test_hub_cache_is_found_and_missing_weights_give_one_line(tmp_path, monkeypatch, inception_weights, runs):
+    hub = tmp_path / "torch" / "hub"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # nothing listens on the loopback discard port: a download attempt fails at once, offline or not
+    monkeypatch.setattr(fidlib, "INCEPTION_URL", f"http://127.0.0.1:9/{fidlib.INCEPTION_FILE}")
+    monkeypatch.setattr(perceptual, "_alexnet_url", lambda: "http://127.0.0.1:9/alexnet-owt-7be5be79.pth")
+    eval_json = runs["generator"] / "eval.json"
+    before = eval_json.read_bytes() if eval_json.exists() else None
+    with pytest.raises(BudgetVisionError) as e:
+        evaluate_generator(runs["generator"], fid=True, n=4, device="cpu")
+    msg = one_line(e)
+    assert "pt_inception-2015-12-05-6726825d.pth" in msg and "--inception-weights PATH" in msg
+    assert str(hub / "checkpoints") in msg
+    assert (eval_json.read_bytes() if eval_json.exists() else None) == before  # failed before writing
+    with pytest.raises(BudgetVisionError) as e:
+        find_lpips_weights(None)
+    assert "alexnet-owt-7be5be79.pth" in one_line(e) and "--lpips-weights PATH" in str(e.value)
+    with pytest.raises(BudgetVisionError) as e:
+        fidlib.find_inception_weights(tmp_path / "nowhere.pth")
+    assert "nowhere.pth" in one_line(e)
+    (tmp_path / "junk.pth").write_text("<html>not weights</html>")
+    with pytest.raises(BudgetVisionError) as e:
+        fidlib.load_inception(tmp_path / "junk.pth", "cpu")
+    assert "junk.pth" in one_line(e)
+    # the file where the libraries keep their downloads is found without being named
+    (hub / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (hub / "checkpoints" / fidlib.INCEPTION_FILE).symlink_to(inception_weights)
+    assert fidlib.find_inception_weights(None) == hub / "checkpoints" / fidlib.INCEPTION_FILE
+
+
+# ---------------------------------------------------------------- the judge
+
+def test_judge_on_real_test_images_equals_its_test_accuracy(runs, digits):
+    judge = open_judge(runs["judge"], device="cpu")
+    assert judge.name == f"mnist-lenet ({runs['judge']})"
+    x, y = digits.test
+    as_samples = to_uint8(x.float() / 127.5 - 1)  # real images through the samples' quantisation
+    assert torch.equal(as_samples, x)
+    scores = judge_scores(judge, as_samples, y, device="cpu", batch_size=100)
+    recorded = json.loads((runs["judge"] / "results.json").read_text())["test_accuracy"]
+    assert scores["accuracy"] == pytest.approx(recorded, abs=1e-12) == judge.test_accuracy
+    # and on one held-out batch, against the judge's own predictions
+    batch = judge_scores(judge, x[:64], y[:64], device="cpu")
+    with torch.no_grad():
+        mean = torch.tensor(judge.mean).view(1, -1, 1, 1)
+        std = torch.tensor(judge.std).view(1, -1, 1, 1)
+        direct = (judge.network((x[:64].float() / 255 - mean) / std).argmax(1) == y[:64]).double().mean()
+    assert batch["accuracy"] == pytest.approx(float(direct), abs=1e-12)
+    confusion = np.array(scores["confusion"])
+    assert confusion.sum() == len(y) and confusion.shape == (10, 10)
+    assert scores["per_class_accuracy"] == pytest.approx(list(confusion.diagonal() / confusion.sum(1)))
+
+
+def test_judge_fid_zero_for_self_grows_with_noise_and_matches_torchmetrics(runs, digits):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    judge = open_judge(runs["judge"], device="cpu")
+    x = digits.test[0]
+    assert judge_fid(judge, x, x, device="cpu") == pytest.approx(0, abs=1e-8)
+    fids = [judge_fid(judge, noisy(x, s), x, device="cpu") for s in (8, 32, 96)]
+    assert 0 < fids[0] < fids[1] < fids[2]
+    metric = FrechetInceptionDistance(feature=fidlib._Given(judge_features(judge, x[:1], device="cpu").shape[1]))
+    metric.update(judge_features(judge, x, device="cpu"), real=True)
+    metric.update(judge_features(judge, noisy(x, 32), device="cpu"), real=False)
+    assert float(metric.compute()) == pytest.approx(fids[1], rel=1e-6)
+
+
+def test_judge_refusals_are_one_line(runs):
+    with pytest.raises(BudgetVisionError) as e:
+        open_judge(runs["generator"], device="cpu")
+    assert "classifier" in one_line(e)
+    judge = open_judge(runs["judge"], device="cpu")
+    cifar = DataSpec("cifar100", 3, 32, 100, (0.5,) * 3, (0.5,) * 3, tuple(map(str, range(100))))
+    with pytest.raises(BudgetVisionError) as e:
+        check_judge_fits(judge, cifar, "some-gan (runs/00001)")
+    assert "100 classes" in one_line(e) and "digits" in str(e.value)
+    with pytest.raises(BudgetVisionError) as e:
+        evaluate_generator(runs["generator"], judge=runs["generator"], n=4, device="cpu")
+    assert "classifier" in one_line(e)
+
+
+# ---------------------------------------------------------------- LPIPS
+
+def test_lpips_nearest_finds_a_training_image_itself(alexnet_weights, digits):
+    net = load_lpips(alexnet_weights, "cpu")
+    train = digits.train[0][:300]
+    d = lpips_distance(net, train[:4], train[:4], device="cpu")
+    assert torch.allclose(d, torch.zeros(4), atol=1e-6)
+    samples = torch.cat([train[[5, 17]], noisy(train[[40]], 60)])
+    dist, idx = nearest_lpips(net, samples, train, device="cpu")
+    assert idx[:2].tolist() == [5, 17] and torch.allclose(dist[:2], torch.zeros(2), atol=1e-6)
+    assert dist[2] > 0
+
+
+# ---------------------------------------------------------------- run level
+
+def test_evaluate_generator_writes_eval_json_and_reuses_reference(runs, inception_weights, alexnet_weights,
+                                                                   monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("evaluation must not reach the network")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    gen = runs["generator"]
+    out = evaluate_generator(gen, fid=True, kid=True, inception_score=True, n=4, judge=runs["judge"], lpips=True,
+                             inception_weights=inception_weights, lpips_weights=alexnet_weights, device="cpu",
+                             batch_size=2)
+    written = json.loads((gen / "eval.json").read_text())
+    assert written == out
+    assert out["preset"] == "mnist-pca" and out["step"] == 10 and out["labels"] == "seed % 10"
+    for key in ("fid", "kid_mean", "kid_std", "is_mean", "judge_accuracy", "judge_fid", "lpips_nearest_mean"):
+        assert np.isfinite(out[key]), key
+    assert out["fid"] >= 0 and out["is_mean"] >= 1 and out["fid_n"] == 4 and out["fid_n_reference"] == 4
+    assert out["judge"] == f"mnist-lenet ({runs['judge']})" and "fid" not in [k for k in out if "judge" in k]
+    assert np.array(out["judge_confusion"]).sum(1).tolist() == [1] * 4 + [0] * 6  # seeds 0-3: classes 0-3
+    assert (gen / "judge-confusion.png").stat().st_size > 0
+    assert "pixel-L2" in out["lpips_method"] and out["lpips_n"] == 4
+
+    ref = fid_reference("digits", "test", n=4, inception_weights=inception_weights, device="cpu")
+    assert ref["cached"] and ref["n"] == 4 and Path(ref["path"]).parent.name == "fid-ref"
+    with np.load(ref["path"]) as z:  # pytorch-fid's names for the statistics
+        assert z["mu"].shape == (2048,) and z["sigma"].dtype == np.float64
+
+    # a later call on the same checkpoint keeps the earlier metrics beside its own
+    again = evaluate_generator(gen, judge=runs["judge"], n=20, device="cpu")
+    merged = json.loads((gen / "eval.json").read_text())
+    assert "fid" not in again and merged["fid"] == out["fid"] and merged["judge_n"] == 20
