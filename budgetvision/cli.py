@@ -52,6 +52,15 @@ def cmd_presets(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    if args.markdown:
+        print("| preset | task | data set | ours: params | paper: params | difference | paper's result | source |")
+        print("| --- | --- | --- | ---: | ---: | ---: | --- | --- |")
+        for r in rows:
+            paper = r["paper_params"]
+            diff = f"{r['params'] - paper:+,} ({100 * (r['params'] - paper) / paper:+.3f} %)" if paper else "-"
+            print(f"| {r['name']} | {r['task']} | {r['dataset']} | {r['params']:,} | "
+                  f"{f'{paper:,}' if paper else '-'} | {diff} | {r['paper_result']} | {r['source']} |")
+        return 0
     head = f"{'preset':26} {'task':9} {'dataset':9} {'params':>8} {'paper':>8} {'budget':>16}  source"
     print(head)
     print("-" * len(head))
@@ -266,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("presets", help="every preset with its parameters against its budget")
     sp.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    sp.add_argument("--markdown", action="store_true", help="a Markdown table with the papers' counts")
     sp.set_defaults(func=cmd_presets)
 
     sp = sub.add_parser("train", help="train a preset; writes runs/<NNNNN>-<preset>/")
