@@ -245,6 +245,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_synthetic_mix(args) -> int:
+    from .data import data_root
+    from .experiments.synthetic_mix import parse_fractions, parse_overrides, run_synthetic_mix
+    from .train import resolve_device
+
+    fractions, overrides = parse_fractions(args.real_fractions), parse_overrides(args.class_override)
+    if args.total is not None and args.total < 1:
+        raise ConfigError("--total must be >= 1")
+    out = Path(args.out) if args.out else Path("runs") / f"synthetic-mix-{Path(args.generator).name}"
+    summary = run_synthetic_mix(Path(args.generator), fractions=fractions, overrides=overrides,
+                                classifier=args.classifier, steps=args.steps, total=args.total, out=out,
+                                device=resolve_device(args.device), data_root=data_root(args.data_root),
+                                progress=not args.no_progress)
+    for r in summary["rows"]:
+        print(f"real fraction {r['real_fraction']:g}: {r['real_images']:,} real + {r['generated_images']:,} "
+              f"generated -> test accuracy {100 * r['test_accuracy']:.2f} %")
+    print(f"curve and confusion matrices in {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .train import resolve_device
@@ -333,6 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("runs", nargs="+", metavar="RUN")
     sp.add_argument("--out", default=None, help="HTML file (default: RUN/report.html for one run, else ./report.html)")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("experiment", help="experiments that combine runs (seed 004)")
+    exp = sp.add_subparsers(dest="experiment", required=True, parser_class=_Parser, metavar="EXPERIMENT")
+    sp = exp.add_parser("synthetic-mix", help="classifier trained on real + generated images at real fractions")
+    sp.add_argument("--generator", required=True, help="a class-conditional generator run")
+    sp.add_argument("--real-fractions", default="0,0.1,0.25,0.5,1")
+    sp.add_argument("--class-override", default=None, help="CLASS:FRACTION[,...], e.g. 0:0.4")
+    sp.add_argument("--classifier", default="mnist-lenet", help="classifier preset trained on each mix")
+    sp.add_argument("--steps", type=int, default=None, help="classifier steps (default: the preset's)")
+    sp.add_argument("--total", type=int, default=None, help="images per mix (default: the real train size)")
+    sp.add_argument("--out", default=None, help="folder (default: runs/synthetic-mix-<generator run>)")
+    common(sp)
+    sp.set_defaults(func=cmd_synthetic_mix)
 
     sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")

@@ -128,3 +128,12 @@ def neighbours_figure(samples, neighbours, distances, path: Path, metric: str = 
     axes[0][0].set_title("sample", fontsize=8)
     fig.suptitle(f"samples and their nearest training images ({metric})", fontsize=9)
     _save(fig, path)
+
+
+def fraction_curve(fractions, accuracies, path: Path, title: str) -> None:
+    """Test accuracy against the real share of the training set (seed 004's figure)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(fractions, accuracies, marker="o")
+    ax.set(xlabel="real fraction of the training set", ylabel="test accuracy (real test split)", title=title)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

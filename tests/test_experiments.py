@@ -1,0 +1,62 @@
+"""Seed 004's synthetic-data experiment: mixes keep their size and class proportions."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from budgetvision.cli import main
+from budgetvision.experiments.synthetic_mix import build_mix, class_quotas, mix_plan
+
+
+def test_class_quotas_exact_and_proportional():
+    q = class_quotas(np.array([50, 30, 20]), 7)
+    assert q.sum() == 7 and list(q) == [4, 2, 1]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.25, 0.5, 1.0])
+def test_mix_keeps_size_and_class_proportions(fraction):
+    y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    x = torch.arange(100, dtype=torch.uint8)[:, None, None, None].expand(100, 1, 2, 2).contiguous()
+    real, fake = mix_plan(y, 50, fraction, {})
+    assert (real + fake).tolist() == [30, 15, 5]
+    assert real.sum() == round(50 * fraction) or abs(real.sum() - 50 * fraction) <= 3
+    generated = {c: torch.full((30, 1, 2, 2), 200 + c, dtype=torch.uint8) for c in range(3)}
+    mx, my = build_mix(x, y, generated, real, fake, seed=0)
+    assert len(mx) == len(my) == 50 and torch.bincount(my).tolist() == [30, 15, 5]
+    is_fake = mx[:, 0, 0, 0] >= 200
+    assert int(is_fake.sum()) == int(fake.sum())
+    assert torch.equal(mx[is_fake][:, 0, 0, 0].long() - 200, my[is_fake])  # generated images keep their class
+    real_vals = mx[~is_fake][:, 0, 0, 0].long()
+    assert torch.equal(y[real_vals], my[~is_fake])  # real images keep their labels
+
+
+def test_class_override():
+    y = torch.tensor([0] * 50 + [1] * 50)
+    real, fake = mix_plan(y, 100, 1.0, {0: 0.4})
+    assert real.tolist() == [20, 50] and fake.tolist() == [30, 0]
+
+
+def test_synthetic_mix_end_to_end(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "--preset", "mnist-pca", "--dataset", "digits", "--steps", "6", "--out", str(runs),
+                 "--no-progress", "--set", "train.batch_size=128"]) == 0
+    (gen,) = runs.iterdir()
+    out = tmp_path / "mix"
+    assert main(["experiment", "synthetic-mix", "--generator", str(gen), "--real-fractions", "0,1",
+                 "--class-override", "0:0.5", "--steps", "40", "--total", "300", "--out", str(out),
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "synthetic-mix.json").read_text())
+    assert [r["real_fraction"] for r in summary["rows"]] == [0.0, 1.0]
+    for r in summary["rows"]:
+        assert r["real_images"] + r["generated_images"] == 300
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+    assert summary["rows"][1]["generated_images"] > 0  # class 0 stays half generated at fraction 1
+    assert (out / "synthetic-mix.png").stat().st_size > 0 and (out / "real-0-confusion.png").exists()
+
+
+def test_synthetic_mix_bad_input(tmp_path, capsys):
+    assert main(["experiment", "synthetic-mix", "--generator", str(tmp_path), "--real-fractions", "0,2"]) == 2
+    assert "--real-fractions must be numbers in [0, 1]" in capsys.readouterr().err
+    assert main(["experiment", "synthetic-mix", "--generator", str(tmp_path), "--class-override", "a"]) == 2
+    assert "bad --class-override" in capsys.readouterr().err
