@@ -265,6 +265,26 @@ def cmd_synthetic_mix(args) -> int:
     return 0
 
 
+def cmd_pca_vs_gan(args) -> int:
+    from .data import data_root
+    from .experiments.pca_vs_gan import parse_components, run_pca_vs_gan
+    from .train import resolve_device
+
+    out = Path(args.out) if args.out else Path("runs") / f"pca-vs-gan-{Path(args.gan).name}"
+    summary = run_pca_vs_gan(Path(args.gan), Path(args.judge), components=parse_components(args.components),
+                             n=args.n, out=out, device=resolve_device(args.device),
+                             data_root=data_root(args.data_root))
+    gan = summary["gan_scores"]
+    if gan["judge_accuracy"] is not None:
+        print(f"{summary['gan_preset']}: judge accuracy {100 * gan['judge_accuracy']:.2f} %, "
+              f"judge-feature FID {gan['judge_fid']:.3f}  [judge: {summary['judge']}]")
+    for r in summary["pca"]:
+        print(f"PCA {r['components']:>4} components: judge accuracy {100 * r['judge_accuracy']:.2f} %, "
+              f"judge-feature FID {r['judge_fid']:.3f}")
+    print(f"curve: {out / 'pca-vs-gan.png'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .train import resolve_device
@@ -366,6 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="folder (default: runs/synthetic-mix-<generator run>)")
     common(sp)
     sp.set_defaults(func=cmd_synthetic_mix)
+
+    sp = exp.add_parser("pca-vs-gan", help="judge score of per-class PCA against components, the GAN as a line")
+    sp.add_argument("--gan", required=True, help="a generator run (its data set is used)")
+    sp.add_argument("--judge", required=True, help="a classifier run on the same data set, e.g. mnist-lenet")
+    sp.add_argument("--components", default="1,2,4,8,16,32,64,128,256,512,784")
+    sp.add_argument("--n", type=int, default=1000, help="samples per score")
+    sp.add_argument("--out", default=None, help="folder (default: runs/pca-vs-gan-<gan run>)")
+    common(sp)
+    sp.set_defaults(func=cmd_pca_vs_gan)
 
     sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")

@@ -60,3 +60,25 @@ def test_synthetic_mix_bad_input(tmp_path, capsys):
     assert "--real-fractions must be numbers in [0, 1]" in capsys.readouterr().err
     assert main(["experiment", "synthetic-mix", "--generator", str(tmp_path), "--class-override", "a"]) == 2
     assert "bad --class-override" in capsys.readouterr().err
+
+
+def test_pca_vs_gan_end_to_end(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    common = ["--dataset", "digits", "--out", str(runs), "--no-progress"]
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "150", *common]) == 0
+    assert main(["train", "--preset", "mnist-ccgan", "--steps", "5", *common, "--set", "train.batch_size=32",
+                 "train.sample_every=5"]) == 0
+    judge, gan = sorted(runs.iterdir())
+    out = tmp_path / "pca"
+    assert main(["experiment", "pca-vs-gan", "--gan", str(gan), "--judge", str(judge), "--components", "1,4,256",
+                 "--n", "200", "--out", str(out)]) == 0
+    summary = json.loads((out / "pca-vs-gan.json").read_text())
+    rows = {r["components"]: r for r in summary["pca"]}
+    assert rows[256]["judge_accuracy"] > 0.8
+    # One component is little more than each class mean: recognisable, but far from the real
+    # spread of digits, which the judge-feature FID sees.
+    assert rows[256]["judge_fid"] < rows[1]["judge_fid"]
+    assert summary["judge"].startswith("mnist-lenet") and 0 <= summary["gan_scores"]["judge_accuracy"] <= 1
+    assert (out / "pca-vs-gan.png").stat().st_size > 0
+    assert main(["experiment", "pca-vs-gan", "--gan", str(gan), "--judge", str(gan)]) == 2
+    assert "a judge must be a classifier run" in capsys.readouterr().err

@@ -138,16 +138,20 @@ def test_inception_score_bounds():
 
 # ---------------------------------------------------------------- the standard Inception path
 
-def test_inception_features_fid_zero_for_self_and_growing_with_noise(inception_weights, digits):
+def test_inception_features_of_grey_images(inception_weights, digits):
+    """The FID Inception path on uint8 grey images (FID itself is checked on judge features and at
+    run level: each 2048-dimensional FID costs seconds on a CPU)."""
     net = fidlib.load_inception(inception_weights, "cpu")
-    x = digits.test[0][:3]  # grey 16x16, repeated to RGB and resized to 299 inside (~0.5 s an image on a CPU)
-    feats, logits = fidlib.inception_features(net, torch.cat([x, noisy(x, 40)]), device="cpu", batch_size=3)
-    assert feats.shape == (6, 2048) and logits.shape == (6, 1008) and feats.dtype == torch.float32
-    clean, dirty = fidlib.feature_stats(feats[:3]), fidlib.feature_stats(feats[3:])
-    assert clean[0].dtype == clean[1].dtype == np.float64
-    self_fid = fidlib.frechet_distance(*clean, *clean)  # rank-2 covariances in 2048 dimensions
-    assert abs(self_fid) < 1e-9 * np.trace(clean[1])
-    assert fidlib.frechet_distance(*dirty, *clean) > 100 * abs(self_fid) + 1e-9
+    x = digits.test[0][:1]  # grey 16x16, repeated to RGB and resized to 299 inside (~0.5 s an image on a CPU)
+    feats, logits = fidlib.inception_features(net, torch.cat([x, noisy(x, 40)]), device="cpu", batch_size=2)
+    assert feats.shape == (2, 2048) and logits.shape == (2, 1008) and feats.dtype == torch.float32
+    assert torch.isfinite(feats).all() and feats.std() > 0 and not torch.allclose(feats[0], feats[1])
+    rgb, _ = fidlib.inception_features(net, x.repeat(1, 3, 1, 1), device="cpu")
+    assert torch.allclose(rgb[0], feats[0], atol=1e-5)
+    mu, sigma = fidlib.feature_stats(feats)
+    assert mu.dtype == sigma.dtype == np.float64 and sigma.shape == (2048, 2048)
+    with pytest.raises(ValueError):
+        fidlib.inception_features(net, x.float(), device="cpu")
 
 
 def test_hub_cache_is_found_and_missing_weights_give_one_line(tmp_path, monkeypatch, inception_weights, runs):

@@ -159,16 +159,22 @@ def _sym_sqrt(a: np.ndarray) -> np.ndarray:
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians.
 
-    tr (S1 S2)^(1/2) is taken as tr (S1^(1/2) S2 S1^(1/2))^(1/2): the two matrices are similar,
-    and the second is symmetric PSD, so symmetric eigendecompositions give it without complex
-    round-off and without the offset scipy's sqrtm needs for singular covariances (n < dim)."""
+    tr (S1 S2)^(1/2) is the sum of square roots of the eigenvalues of S1 S2, taken from a
+    symmetric PSD matrix similar to it: L^T S2 L with S1 = L L^T (Cholesky) when S1 is positive
+    definite, else S1^(1/2) S2 S1^(1/2). Symmetric eigenvalue routines then give it without the
+    complex round-off of a general eigen-solver and without the offset scipy's sqrtm needs for
+    singular covariances (n < dim)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     d = len(mu1)
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise ValueError(f"mismatched shapes: mu {mu1.shape} {mu2.shape}, sigma {s1.shape} {s2.shape}")
-    root1 = _sym_sqrt(s1)
-    inner = root1 @ s2 @ root1
+    s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
+    try:
+        root = np.linalg.cholesky(s1)   # one factorisation instead of an eigendecomposition: ~10x cheaper
+    except np.linalg.LinAlgError:       # singular S1 (fewer images than dimensions)
+        root = _sym_sqrt(s1)
+    inner = root.T @ s2 @ root
     tr_covmean = np.sqrt(_psd_eigvals(np.linalg.eigvalsh((inner + inner.T) / 2))).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)

@@ -137,3 +137,15 @@ def fraction_curve(fractions, accuracies, path: Path, title: str) -> None:
     ax.set(xlabel="real fraction of the training set", ylabel="test accuracy (real test split)", title=title)
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def components_curve(components, accuracies, gan_accuracy, path: Path, title: str, gan_label: str) -> None:
+    """Judge accuracy of per-class PCA samples against the number of components, the GAN as a line."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(components, accuracies, marker="o", label="per-class PCA")
+    if gan_accuracy is not None:
+        ax.axhline(gan_accuracy, color="C3", ls="--", label=gan_label)
+    ax.set(xscale="log", xlabel="principal components per class", ylabel="judge accuracy on samples", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
