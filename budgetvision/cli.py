@@ -158,11 +158,10 @@ def cmd_lr_find(args) -> int:
 
 def _open_generator(args):
     from .data import data_root
+    from .generate import open_generator
     from .train import resolve_device
 
     device = resolve_device(args.device)
-    from .generate import open_generator
-
     cfg, objective, network = open_generator(Path(args.run), device=device, run_seed=args.run_seed,
                                              data_root=data_root(args.data_root))
     return cfg, objective, network, device
