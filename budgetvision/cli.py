@@ -116,17 +116,68 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _opt_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def cmd_eval(args) -> int:
     from .data import data_root
-    from .runs import evaluate_run
+    from .runs import evaluate_run, open_run
     from .train import resolve_device
 
+    cfg, _ = open_run(Path(args.run))
+    if cfg.task == "generate":
+        return _eval_generator(args)
+    generator_flags = [f for f in ("fid", "kid", "inception_score", "lpips") if getattr(args, f)] + \
+        (["judge"] if args.judge else [])
+    if generator_flags:
+        raise ConfigError(f"{args.run} is a classifier run; --{generator_flags[0].replace('inception_score', 'is')} "
+                          "is for generator runs")
     out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device))
     for r in out["per_seed"]:
         print(f"seed {r['seed']} (step {r['step']}): test accuracy {100 * r['test_accuracy']:.2f} % "
               f"(per-batch ± {100 * r['test_accuracy_batch_std']:.2f} %) on {r['test_n']:,} images")
     print(f"{out['preset']}: test {100 * out['test_accuracy']:.2f} ± {100 * out['test_accuracy_std']:.2f} % "
           f"over {len(out['per_seed'])} seed(s); written to {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def _eval_generator(args) -> int:
+    from .data import data_root
+    from .evaluation.generative import evaluate_generator
+    from .train import resolve_device
+
+    if not (args.fid or args.kid or args.inception_score or args.judge or args.lpips):
+        raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --judge RUN, --lpips")
+    if args.n < 2:
+        raise ConfigError("--n must be >= 2")
+    out = evaluate_generator(Path(args.run), fid=args.fid, kid=args.kid, inception_score=args.inception_score,
+                             n=args.n, judge=_opt_path(args.judge), lpips=args.lpips,
+                             inception_weights=_opt_path(args.inception_weights),
+                             lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
+                             device=resolve_device(args.device), run_seed=args.run_seed,
+                             progress=not args.no_progress)
+    for key, value in out.items():
+        if isinstance(value, float):
+            print(f"{key}: {value:.6g}")
+    if "judge" in out:
+        print(f"judge: {out['judge']}")
+    print(f"written to {Path(args.run) / 'eval.json'}")
+    return 0
+
+
+def cmd_fid_ref(args) -> int:
+    from .data import data_root
+    from .evaluation.generative import fid_reference
+    from .train import resolve_device
+
+    if args.n < 2:
+        raise ConfigError("--n must be >= 2")
+    out = fid_reference(args.dataset, args.split, n=args.n, data_root=data_root(args.data_root),
+                        device=resolve_device(args.device), inception_weights=_opt_path(args.inception_weights),
+                        progress=not args.no_progress)
+    print(f"reference statistics of {args.dataset} {args.split} (n={out['n']:,}) "
+          f"{'already cached' if out['cached'] else 'cached'} at {out['path']}")
     return 0
 
 
@@ -327,10 +378,28 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("eval", help="re-evaluate a run's checkpoints on the test split")
+    sp = sub.add_parser("eval", help="classifier: re-evaluate on the test split; generator: FID/KID/IS, judge, LPIPS")
     sp.add_argument("run", help="a run folder")
+    sp.add_argument("--fid", action="store_true", help="FID against the test split (standard Inception)")
+    sp.add_argument("--kid", action="store_true", help="KID against the test split")
+    sp.add_argument("--is", dest="inception_score", action="store_true", help="Inception Score")
+    sp.add_argument("--n", type=int, default=10_000, help="generated images (and test images) to compare")
+    sp.add_argument("--judge", default=None, metavar="RUN", help="a classifier run: its accuracy on "
+                    "class-conditional samples and its feature FID")
+    sp.add_argument("--lpips", action="store_true", help="LPIPS from samples to their nearest training images")
+    sp.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
+    sp.add_argument("--lpips-weights", default=None, metavar="PATH", help="alexnet-owt-7be5be79.pth")
+    sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
     common(sp)
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("fid-ref", help="cache FID reference statistics of a data set's split")
+    sp.add_argument("dataset")
+    sp.add_argument("--split", choices=("train", "val", "test"), default="test")
+    sp.add_argument("--n", type=int, default=10_000)
+    sp.add_argument("--inception-weights", default=None, metavar="PATH")
+    common(sp)
+    sp.set_defaults(func=cmd_fid_ref)
 
     sp = sub.add_parser("lr-find", help="learning-rate range test and plot")
     recipe(sp)

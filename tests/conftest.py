@@ -22,6 +22,18 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One CPU thread for the suite: on a small shared machine (CI has 2 cores) OpenMP and BLAS
+    threads wait on each other (an Inception pass measured 5x, a batched eigh 100x slower with 2
+    threads than with 1), and these tests check results, not speed."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test writes caches into its own temporary folder, never the user's."""

@@ -110,6 +110,15 @@ def test_frechet_distance_matches_scipy_on_known_gaussians():
     mu = np.array([1.0, 0.0, 0.0, 0.0])
     expected = 1.0 + ((np.sqrt(va) - np.sqrt(vb)) ** 2).sum()
     assert fidlib.frechet_distance(mu, np.diag(va), np.zeros(4), np.diag(vb)) == pytest.approx(expected, rel=1e-12)
+    # Fewer samples than dimensions (singular S1 = X^T X / (n-1)): tr (S1 S2)^(1/2) is then the sum
+    # of square roots of the eigenvalues of the small X S2 X^T / (n-1).
+    x, y = rng.normal(size=(5, 40)), 2 * rng.normal(size=(300, 40))
+    (m1, s1), (m2, s2) = fidlib.feature_stats(x), fidlib.feature_stats(y)
+    xc = x - m1
+    small = np.sqrt(np.clip(np.linalg.eigvalsh(xc @ s2 @ xc.T / 4), 0, None)).sum()
+    expected = (m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * small
+    assert fidlib.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
+    assert fidlib.frechet_distance(m1, s1, m1, s1) == pytest.approx(0, abs=1e-9 * np.trace(s1))
     with pytest.raises(ValueError):
         fidlib.frechet_distance(mu, np.eye(4), mu[:3], np.eye(3))
 
@@ -138,18 +147,19 @@ def test_inception_score_bounds():
 
 # ---------------------------------------------------------------- the standard Inception path
 
-def test_inception_features_of_grey_images(inception_weights, digits):
-    """The FID Inception path on uint8 grey images (FID itself is checked on judge features and at
-    run level: each 2048-dimensional FID costs seconds on a CPU)."""
+def test_inception_fid_zero_for_self_and_growing_with_noise(inception_weights, digits):
     net = fidlib.load_inception(inception_weights, "cpu")
-    x = digits.test[0][:1]  # grey 16x16, repeated to RGB and resized to 299 inside (~0.5 s an image on a CPU)
-    feats, logits = fidlib.inception_features(net, torch.cat([x, noisy(x, 40)]), device="cpu", batch_size=2)
-    assert feats.shape == (2, 2048) and logits.shape == (2, 1008) and feats.dtype == torch.float32
-    assert torch.isfinite(feats).all() and feats.std() > 0 and not torch.allclose(feats[0], feats[1])
-    rgb, _ = fidlib.inception_features(net, x.repeat(1, 3, 1, 1), device="cpu")
-    assert torch.allclose(rgb[0], feats[0], atol=1e-5)
-    mu, sigma = fidlib.feature_stats(feats)
-    assert mu.dtype == sigma.dtype == np.float64 and sigma.shape == (2048, 2048)
+    x = digits.test[0][:8]  # grey 16x16, repeated to RGB and resized to 299 inside
+    sets = torch.cat([x, noisy(x, 20), noisy(x, 80)])
+    feats, logits = fidlib.inception_features(net, sets, device="cpu", batch_size=8)
+    assert feats.shape == (24, 2048) and logits.shape == (24, 1008) and feats.dtype == torch.float32
+    rgb, _ = fidlib.inception_features(net, x[:2].repeat(1, 3, 1, 1), device="cpu")
+    assert torch.allclose(rgb, feats[:2], atol=1e-5)
+    clean, light, heavy = (fidlib.feature_stats(feats[i:i + 8]) for i in (0, 8, 16))
+    assert clean[0].dtype == clean[1].dtype == np.float64 and clean[1].shape == (2048, 2048)
+    self_fid = fidlib.frechet_distance(*clean, *clean)  # rank-7 covariances in 2048 dimensions
+    assert abs(self_fid) < 1e-9 * np.trace(clean[1])
+    assert 0 < fidlib.frechet_distance(*light, *clean) < fidlib.frechet_distance(*heavy, *clean)
     with pytest.raises(ValueError):
         fidlib.inception_features(net, x.float(), device="cpu")
 
@@ -279,3 +289,23 @@ def test_evaluate_generator_writes_eval_json_and_reuses_reference(runs, inceptio
     again = evaluate_generator(gen, judge=runs["judge"], n=20, device="cpu")
     merged = json.loads((gen / "eval.json").read_text())
     assert "fid" not in again and merged["fid"] == out["fid"] and merged["judge_n"] == 20
+
+
+def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
+    """`budgetvision eval GEN --judge CLS` end to end, and the flags' one-line refusals."""
+    from budgetvision.cli import main
+
+    runs = tmp_path / "runs"
+    common = ["--dataset", "digits", "--out", str(runs), "--no-progress"]
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "60", *common]) == 0
+    assert main(["train", "--preset", "mnist-pca", "--steps", "6", *common, "--set", "train.batch_size=128"]) == 0
+    judge, gen = sorted(runs.iterdir())
+    capsys.readouterr()
+    assert main(["eval", str(gen), "--judge", str(judge), "--n", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "judge_accuracy" in out and "mnist-lenet" in out
+    assert 0 <= json.loads((gen / "eval.json").read_text())["judge_accuracy"] <= 1
+    assert main(["eval", str(gen)]) == 2
+    assert "needs at least one of" in capsys.readouterr().err
+    assert main(["eval", str(judge), "--fid"]) == 2
+    assert "is for generator runs" in capsys.readouterr().err

@@ -51,7 +51,7 @@ def _reference(splits: Splits, dataset: str, split: str, n: int, *, weights: Pat
 
 
 def fid_reference(dataset: str, split: str = "test", *, n: int = 10_000, data_root: Path | None = None,
-                  device="cpu", inception_weights: Path | None = None, batch_size: int = 250,
+                  device, inception_weights: Path | None = None, batch_size: int = 250,
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False) -> dict:
     """Compute (or find cached) the Inception reference statistics of the first n images of a
     data set's split; what `eval --fid` then reuses. Returns where they are and what they hold."""
@@ -80,7 +80,7 @@ def _draw(objective, network, seeds: list[int], labels: Tensor | None, batch_siz
 def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, inception_score: bool = False,
                        n: int = 10_000, judge: Path | None = None, lpips: bool = False,
                        inception_weights: Path | None = None, lpips_weights: Path | None = None,
-                       data_root: Path | None = None, device="cpu", run_seed: int | None = None,
+                       data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
                        progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
@@ -102,7 +102,9 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     seed = manifest["seeds"][0] if run_seed is None else run_seed
     step = int(load_checkpoint(seed_dirs(run_dir, manifest["seeds"])[seed] / "checkpoint.pt")["step"])
     weights = fidlib.find_inception_weights(inception_weights) if inception else None
+    inception_net = fidlib.load_inception(weights, device) if inception else None
     lpips_file = find_lpips_weights(lpips_weights) if lpips else None
+    lpips_net = load_lpips(lpips_file, device) if lpips else None
     splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
     spec = splits.spec
     the_judge = None
@@ -123,12 +125,12 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "labels": f"seed % {spec.num_classes}" if conditional else "none (unconditional)"}
 
     if inception:
-        net = fidlib.load_inception(weights, device)
-        feats, logits = fidlib.inception_features(net, images, device=device, batch_size=batch_size, progress=progress)
+        feats, logits = fidlib.inception_features(inception_net, images, device=device, batch_size=batch_size,
+                                                  progress=progress)
         out["inception_weights"] = f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"
         if fid or kid:
-            ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=net, device=device,
-                                   batch_size=batch_size, val_fraction=cfg.data.val_fraction,
+            ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=inception_net,
+                                   device=device, batch_size=batch_size, val_fraction=cfg.data.val_fraction,
                                    split_seed=cfg.data.split_seed, progress=progress)
             out["reference"] = f"{cfg.data.name} test split, first {len(ref['features'])} images"
         # Each metric keeps its own counts: a later call at another n may overwrite some keys only.
@@ -167,8 +169,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     if lpips:
         m = min(lpips_n, n)
-        net = load_lpips(lpips_file, device)
-        dist, _ = nearest_lpips(net, images[:m], splits.train[0], device=device, batch_size=batch_size)
+        dist, _ = nearest_lpips(lpips_net, images[:m], splits.train[0], device=device, batch_size=batch_size)
         out.update({"lpips_nearest_mean": float(dist.mean()),
                     "lpips_nearest_std": float(dist.std()) if m > 1 else 0.0, "lpips_n": m,
                     "lpips_method": f"LPIPS (alex) of samples 0-{m - 1} to the closest of their {LPIPS_CANDIDATES} "

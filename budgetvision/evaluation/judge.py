@@ -43,7 +43,7 @@ def open_judge(run_dir: Path, *, device, data_root: Path | None = None, run_seed
     cfg, manifest = open_run(run_dir)
     if cfg.task != "classify":
         raise BudgetVisionError(f"{run_dir} is a {cfg.task} run ({cfg.preset}); a judge must be a classifier "
-                                f"run (task classify), e.g. one of mnist-lenet")
+                                f"run (task classify), e.g. an mnist-lenet run")
     seeds = manifest["seeds"]
     seed = seeds[0] if run_seed is None else run_seed
     if seed not in seeds:

@@ -33,8 +33,8 @@ def _alexnet_url() -> str:
 def find_lpips_weights(explicit: Path | None = None) -> Path:
     """torchvision's AlexNet weights (alexnet-owt-7be5be79.pth), the LPIPS backbone."""
     url = _alexnet_url()
-    return find_weights(explicit, names=(url.rsplit("/", 1)[-1],), url=url, what="LPIPS (AlexNet backbone)",
-                        option="--lpips-weights")
+    return find_weights(explicit, names=(url.rsplit("/", 1)[-1],), url=url, what="LPIPS",
+                        source="torchvision's ImageNet AlexNet, the LPIPS backbone", option="--lpips-weights")
 
 
 def load_lpips(weights: Path, device) -> nn.Module:
@@ -50,7 +50,8 @@ def load_lpips(weights: Path, device) -> nn.Module:
     try:
         alexnet.features.load_state_dict(state)
     except RuntimeError as e:
-        raise BudgetVisionError(f"{weights} is not torchvision AlexNet weights: {str(e).splitlines()[0][:160]}") from None
+        raise BudgetVisionError(f"{weights} is not torchvision AlexNet weights: "
+                                f"{str(e).splitlines()[0][:160]}") from None
     # pnet_rand builds the backbone without torchvision's download; its layers are filled from the
     # file below. LPIPS slices AlexNet's `features` keeping their indices as module names.
     net = _NoTrainLpips(pretrained=True, net="alex", pnet_rand=True)
