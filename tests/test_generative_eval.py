@@ -304,7 +304,9 @@ def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
     assert main(["eval", str(gen), "--judge", str(judge), "--n", "100"]) == 0
     out = capsys.readouterr().out
     assert "judge_accuracy" in out and "mnist-lenet" in out
-    assert 0 <= json.loads((gen / "eval.json").read_text())["judge_accuracy"] <= 1
+    result = json.loads((gen / "eval.json").read_text())
+    assert 0 <= result["judge_accuracy"] <= 1
+    assert 0 <= result["judge_fid_real_floor"] < result["judge_fid"]  # real images beat a 6-step PCA
     assert main(["eval", str(gen)]) == 2
     assert "needs at least one of" in capsys.readouterr().err
     assert main(["eval", str(judge), "--fid"]) == 2

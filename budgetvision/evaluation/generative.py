@@ -166,6 +166,9 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
             out["judge_class_fractions"] = counts.tolist()
         out["judge_fid"] = judge_fid(j, images, real, device=device, batch_size=batch_size)
         out["judge_fid_n_reference"] = len(real)
+        # The floor no generator can beat: real train images of the same count against the same test images.
+        out["judge_fid_real_floor"] = judge_fid(j, splits.train[0][:len(real)], real, device=device,
+                                                batch_size=batch_size)
 
     if lpips:
         m = min(lpips_n, n)

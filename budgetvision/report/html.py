@@ -43,7 +43,8 @@ def _headline(results: dict, evaluation: dict) -> str:
         return _pct(results["test_accuracy"], results["test_accuracy_std"])
     parts = []
     for key, label in (("fid", "FID"), ("kid_mean", "KID"), ("is_mean", "IS"), ("judge_accuracy", "judge acc"),
-                       ("judge_fid", "judge-feature FID"), ("lpips_nearest_mean", "LPIPS to nearest")):
+                       ("judge_fid", "judge-feature FID"), ("judge_fid_real_floor", "its real-data floor"),
+                       ("lpips_nearest_mean", "LPIPS to nearest")):
         if key in evaluation:
             value = evaluation[key]
             parts.append(f"{label} {_pct(value) if key == 'judge_accuracy' else f'{value:.4g}'}")
