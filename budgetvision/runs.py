@@ -110,6 +110,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
     else:
         results["samples"] = [r["samples"] for r in per_seed]
         loss_curves(rows, run_dir / "training.png", title)
+    results["warnings"] = warnings_of(run_dir, results["seeds"])
     results["per_seed"] = [{k: v for k, v in r.items() if k != "confusion"} for r in per_seed]
     write_json(run_dir / "results.json", results)
     return results
@@ -119,6 +120,12 @@ def _read_metrics(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def warnings_of(run_dir: Path, seeds: list[int]) -> list[str]:
+    """Warnings the training loop logged (e.g. GAN collapse), per seed."""
+    return [f"seed {s}: {r['message']}" for s in seeds
+            for r in _read_metrics(Path(run_dir) / f"seed-{s}" / "metrics.jsonl") if r["kind"] == "warning"]
 
 
 def summary_line(results: dict) -> str:

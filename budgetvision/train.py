@@ -31,6 +31,8 @@ from .objectives import NonFiniteLoss, Objective, build_objective
 from .report.plots import sample_grid
 
 TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy is measured on this many un-augmented train images
+COLLAPSE_D_LOSS = 1e-3           # a GAN discriminator loss below this ...
+COLLAPSE_WINDOWS = 5             # ... for this many consecutive log windows is reported as collapse
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -245,6 +247,7 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
     log = open(metrics_path, "a", buffering=1)  # line-buffered: a reader (or a kill) sees whole rows
     t_start = t_log = time.perf_counter()
     images_since_log = 0
+    collapse, warned = [], False  # GAN collapse sign: D's loss at ~0 for a stretch of log windows
     bar = tqdm(total=tc.steps, initial=step, desc=f"{cfg.preset} seed {seed}", unit="step",
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
     objective.train()
@@ -283,6 +286,13 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
                 sums, seen = {}, 0
                 t_log, images_since_log = now, 0
                 log.write(json.dumps(row) + "\n")
+                collapse.append(row.get("d_loss", math.inf) < COLLAPSE_D_LOSS)
+                if len(collapse) >= COLLAPSE_WINDOWS and all(collapse[-COLLAPSE_WINDOWS:]) and not warned:
+                    warned = True
+                    message = (f"discriminator loss below {COLLAPSE_D_LOSS} for {COLLAPSE_WINDOWS} log windows "
+                               f"up to step {step}: the generator has likely collapsed")
+                    log.write(json.dumps({"kind": "warning", "step": step, "message": message}) + "\n")
+                    tqdm.write(f"budgetvision: warning: {cfg.preset} seed {seed}: {message}", file=sys.stderr)
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in row if k not in ("kind", "step", "lr")}, refresh=False)
                 bar.update(step - bar.n)
             if classify and (step % tc.eval_every == 0 or step == tc.steps):

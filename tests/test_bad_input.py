@@ -86,3 +86,14 @@ def test_resume_of_a_finished_run_changes_nothing(run_dir, capsys):
     before = (run_dir / "results.json").read_text()
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     assert json.loads((run_dir / "results.json").read_text())["test_accuracy"] == json.loads(before)["test_accuracy"]
+
+
+def test_gan_collapse_is_reported_as_a_warning(tmp_path, capsys):
+    """A discriminator that wins outright (G frozen by a tiny lr) drives D's loss to ~0."""
+    assert main(["train", "--preset", "mnist-dcgan", "--dataset", "digits", "--steps", "120", "--out", str(tmp_path),
+                 "--no-progress", "--set", "optim.lr=1e-8", "optim.d_lr=2e-3", "train.log_every=5",
+                 "train.batch_size=32", "train.sample_every=120"]) == 0
+    assert "the generator has likely collapsed" in capsys.readouterr().err
+    (run,) = tmp_path.iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert len(results["warnings"]) == 1 and "collapsed" in results["warnings"][0]

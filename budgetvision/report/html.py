@@ -86,6 +86,8 @@ def run_section(run_dir: Path) -> str:
              _row(["seeds", ", ".join(map(str, results["seeds"])), ""]),
              _row(["status", over, ""])]
     out.append("<table>" + "".join(rows) + "</table>")
+    for warning in results.get("warnings", []):
+        out.append(f'<p class="over">warning: {html.escape(warning)}</p>')
 
     metrics = [_row(["metric", "value"], header=True)]
     if results["task"] == "classify":
