@@ -36,7 +36,9 @@ class PCAGenerator(nn.Module):
         flat = x.flatten(1).double()
         self.count.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
         self.sum.index_add_(0, y, flat)
-        self.outer.index_add_(0, y, flat[:, :, None] * flat[:, None, :])
+        for c in torch.unique(y).tolist():  # one (D, D) product per class, never a (B, D, D) tensor
+            xc = flat[y == c]
+            self.outer[c] += xc.T @ xc
 
     @torch.no_grad()
     def fit(self) -> None:
