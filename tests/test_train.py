@@ -98,7 +98,7 @@ def test_checkpoint_of_another_preset_is_refused(tmp_path):
 def test_nonfinite_loss_stops_with_step_named(tmp_path):
     prep = prepare(digits_cfg("optim.lr=1e6", "optim.name=sgd", steps=30), data_root=None, device=CPU,
                    allow_over=False)
-    with pytest.raises(train_mod.NonFiniteLoss, match=r"non-finite loss .* at step \d+; last good checkpoint"):
+    with pytest.raises(train_mod.NonFiniteLoss, match=r"non-finite .* at step \d+; last good checkpoint"):
         fit(prep, 0, tmp_path / "s", progress=False)
 
 
@@ -115,3 +115,13 @@ def test_lr_find_writes_plot_and_suggestion(capsys, tmp_path):
     data = json.loads((tmp_path / "lr-find-mnist-lenet-digits.json").read_text())
     assert 1e-6 <= data["suggested_lr"] <= 1.0 and len(data["lrs"]) == len(data["losses"]) > 3
     assert (tmp_path / "lr-find-mnist-lenet-digits.png").stat().st_size > 0
+
+
+def test_nonfinite_gradient_with_finite_loss_is_refused_before_the_update():
+    from budgetvision.objectives.base import optimizer_step
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    with pytest.raises(train_mod.NonFiniteLoss, match="non-finite gradient of the loss"):
+        optimizer_step(torch.sqrt(w).sum(), opt, [w])  # loss 0, gradient inf
+    assert torch.equal(w.detach(), torch.zeros(3)) and w.grad is None

@@ -1,4 +1,4 @@
-"""Networks by name. Importing this package registers every classifier."""
+"""Networks by name. Importing this package registers every network: classifiers, GANs, U-Nets."""
 from budgetvision.models import classifiers
 from budgetvision.models import gan  # noqa: F401  (registers the GAN generators and discriminators)
 from budgetvision.models import unet  # noqa: F401  (registers the diffusion U-Nets)

@@ -20,16 +20,21 @@ class NonFiniteLoss(BudgetVisionError):
 
 def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Tensor], *,
                    grad_clip: float = 0.0, name: str = "loss") -> None:
-    """zero_grad, backward, optional global-norm clip, step; refuses a non-finite loss first.
+    """zero_grad, backward, optional global-norm clip, step; a non-finite loss or gradient is
+    refused before it reaches the weights (the gradients are cleared and NonFiniteLoss raised).
 
-    The finiteness test is one device sync per call: a NaN must stop (or skip) the step at once,
-    before it reaches the weights."""
-    if not torch.isfinite(loss):
-        raise NonFiniteLoss(f"non-finite {name} {loss.item()}")
+    The test is one device sync per call: a NaN must stop (or skip) the step at once."""
+    params = [p for p in params if p.requires_grad]
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if not torch.isfinite(loss.detach() + norm):
+        opt.zero_grad(set_to_none=True)
+        what = name if not torch.isfinite(loss) else f"gradient of the {name}"
+        raise NonFiniteLoss(f"non-finite {what} ({loss.item()})")
     opt.step()
 
 
