@@ -66,6 +66,11 @@ def sample(objective, network, seeds: list[int], labels, batch_size: int = 256) 
     return torch.cat(out)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 [0, 255], rounded as an 8-bit PNG of the sample holds it."""
+    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
 def nearest_training_images(samples: torch.Tensor, train_x: torch.Tensor, k: int):
     idx, dist = pixel_nearest(samples, train_x, k=k)
     neighbours = train_x[idx.flatten().cpu()].float().div(127.5).sub(1).reshape(*idx.shape, *train_x.shape[1:])

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..data import Splits, load_splits
 from ..errors import BudgetVisionError, ConfigError
-from ..generate import open_generator, sample
+from ..generate import open_generator, sample, to_uint8
 from ..io import load_checkpoint, read_json, write_json
 from ..report.plots import confusion_matrix
 from ..runs import open_run, seed_dirs
@@ -26,11 +26,6 @@ from .perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, neares
 
 SPLITS = ("train", "val", "test")
 LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """[-1, 1] float -> uint8 [0, 255], rounded as an 8-bit PNG of the sample holds it."""
-    return images.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
 
 
 def _split_images(splits: Splits, split: str, n: int) -> Tensor:

@@ -12,12 +12,11 @@ import torch
 from ..data import load_splits
 from ..errors import ConfigError
 from ..evaluation.judge import check_judge_fits, judge_fid, judge_scores, open_judge
-from ..generate import open_generator, sample
+from ..generate import open_generator, sample, to_uint8
 from ..io import write_json
 from ..objectives.base import seeded_normal
 from ..objectives.pca import PCAGenerator
 from ..report.plots import components_curve
-from .synthetic_mix import to_uint8
 
 FIT_CHUNK = 2_000  # images per accumulation step when fitting PCA
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..config import apply_overrides
 from ..data import Splits, load_splits
 from ..errors import BudgetVisionError, ConfigError
-from ..generate import open_generator, sample
+from ..generate import open_generator, sample, to_uint8
 from ..io import write_json
 from ..presets import get_preset
 from ..report.plots import confusion_matrix, fraction_curve
@@ -53,10 +53,6 @@ def build_mix(x_real: Tensor, y_real: Tensor, generated: dict[int, Tensor], real
         xs += [x_real[torch.from_numpy(idx)], generated[c][: fake[c]]]
         ys += [torch.full((int(real[c]) + int(fake[c]),), c, dtype=torch.long)]
     return torch.cat(xs).contiguous(), torch.cat(ys)
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def run_synthetic_mix(generator_run: Path, *, fractions: list[float], overrides: dict[int, float],
