@@ -48,26 +48,40 @@ def cmd_presets(args) -> int:
                      "params": config_params(c)["total"], "paper_params": p.paper_params,
                      "param_budget": c.budget.max_params, "step_budget": c.budget.max_steps,
                      "steps": c.train.steps, "batch_size": c.train.batch_size,
-                     "source": p.source, "paper_result": p.paper_result})
+                     "origin": p.origin, "source": p.source, "paper_result": p.paper_result})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if args.markdown:
-        print("| preset | task | data set | ours: params | paper: params | difference | paper's result | source |")
-        print("| --- | --- | --- | ---: | ---: | ---: | --- | --- |")
+        print("| preset | origin | task | data set | ours: params | paper: params | difference | paper's result | source |")
+        print("| --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |")
         for r in rows:
             paper = r["paper_params"]
             diff = f"{r['params'] - paper:+,} ({100 * (r['params'] - paper) / paper:+.3f} %)" if paper else "-"
-            print(f"| {r['name']} | {r['task']} | {r['dataset']} | {r['params']:,} | "
+            print(f"| {r['name']} | {r['origin']} | {r['task']} | {r['dataset']} | {r['params']:,} | "
                   f"{f'{paper:,}' if paper else '-'} | {diff} | {r['paper_result']} | {r['source']} |")
         return 0
-    head = f"{'preset':26} {'task':9} {'dataset':9} {'params':>8} {'paper':>8} {'budget':>16}  source"
+    head = f"{'preset':26} {'origin':12} {'task':9} {'dataset':9} {'params':>8} {'paper':>8} {'budget':>16}  source"
     print(head)
     print("-" * len(head))
     for r in rows:
         paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
         budget = f"<{r['param_budget'] // 1000}k, {r['step_budget'] // 1000}k st"
-        print(f"{r['name']:26} {r['task']:9} {r['dataset']:9} {r['params']:>8,} {paper:>8} {budget:>16}  {r['source']}")
+        print(f"{r['name']:26} {r['origin']:12} {r['task']:9} {r['dataset']:9} {r['params']:>8,} {paper:>8} "
+              f"{budget:>16}  {r['source']}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from .leaderboard import format_markdown, format_text, load_rows
+
+    rows = load_rows(Path(args.results) if args.results else None)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no results yet: benchmarks/compare.py writes them")
+    else:
+        print(format_markdown(rows) if args.markdown else format_text(rows), end="")
     return 0
 
 
@@ -367,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     sp.add_argument("--markdown", action="store_true", help="a Markdown table with the papers' counts")
     sp.set_defaults(func=cmd_presets)
+
+    sp = sub.add_parser("leaderboard", help="the papers' presets and ours side by side, from committed results")
+    sp.add_argument("--results", default=None, help="folder of result files (default: the repository's "
+                    "benchmarks/results)")
+    sp.add_argument("--json", action="store_true", help="a JSON list of rows")
+    sp.add_argument("--markdown", action="store_true", help="Markdown tables (the README's results section)")
+    sp.set_defaults(func=cmd_leaderboard)
 
     sp = sub.add_parser("train", help="train a preset; writes runs/<NNNNN>-<preset>/")
     recipe(sp)

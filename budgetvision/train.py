@@ -27,6 +27,7 @@ from .errors import BudgetVisionError
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
 from .models import count_params
+from .models.layers import FlipAveraged
 from .objectives import NonFiniteLoss, Objective, build_objective
 from .report.plots import sample_grid
 
@@ -172,7 +173,7 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
     objective = build_objective(cfg, spec).to(device)
     use_cuda = device.type == "cuda"
     for net in objective.trained_networks().values():
-        if use_cuda and tc.channels_last:
+        if tc.channels_last:
             net.to(memory_format=torch.channels_last)
         if tc.compile:
             net.compile()  # in place: state_dict keys stay those of the plain module
@@ -227,10 +228,14 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> 
     def evaluated_network() -> nn.Module:
         return ema.module if ema is not None else objective.ema_target()
 
+    def classifier_for_eval() -> nn.Module:
+        net = evaluated_network()
+        return FlipAveraged(net) if tc.flip_tta else net
+
     def evaluate(x, y, limit=None):
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return evaluate_classifier(evaluated_network(), x, y, mean=mean, std=std, device=device,
+        return evaluate_classifier(classifier_for_eval(), x, y, mean=mean, std=std, device=device,
                                    num_classes=spec.num_classes, batch_size=max(tc.batch_size, 256), amp=tc.amp)
 
     def write_samples() -> Path:
@@ -354,6 +359,8 @@ def load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device: torch.
                                 f"{str(e).splitlines()[0]}") from None
     objective.eval()
     network.eval()
+    if cfg.task == "classify" and cfg.train.flip_tta:
+        network = FlipAveraged(network)
     return objective, network, int(state["step"])
 
 

@@ -287,3 +287,119 @@ def lenet5(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     # 61,706 params at 1x28x28/10 classes (the paper gives no count; classic LeNet-5: 61,706).
     _require_min_size("lenet5", image_size, 10)
     return LeNet5(in_channels, num_classes)
+
+
+# =========================================================================== budgetvision's own
+# Networks of the budgetvision presets (presets.py, origin "budgetvision"). Each is built on
+# one idea the papers' networks lack; the measurements behind the widths are in presets.py.
+
+
+class DigitSumNet(Classifier):
+    """AddNIST's structure built in: one shared digit encoder reads each colour channel (each is
+    an MNIST digit), and the class scores are the exact law of the digits' sum.
+
+    With p_r, p_g, p_b the encoder's digit distributions, P(sum = s) = sum over i+j+k = s of
+    p_r(i) p_g(j) p_b(k) (the convolution of three distributions), computed in log space. Class c
+    is sum c + 1 (AddNIST keeps sums 1..20), so the output is log P(sum = c + 1), renormalised
+    over the sums the data set contains: log-probabilities, which cross-entropy's log-softmax
+    leaves unchanged. Every parameter serves one 28x28 digit classifier that sees three digits
+    per image, instead of a 20-way network learning addition from scratch."""
+
+    DIGITS = 10
+
+    def __init__(self, in_channels: int, num_classes: int,
+                 widths: tuple[int, int, int] = (32, 64, 96)):   # per-digit encoder, one conv each
+        super().__init__()
+        max_sum = in_channels * (self.DIGITS - 1)
+        if num_classes > max_sum:
+            raise ConfigError(f"model 'addnist_digit_sum': {num_classes} classes (sums 1..{num_classes}) "
+                              f"cannot come from {in_channels} digits (largest sum {max_sum})")
+        c1, c2, c3 = widths
+        self.digits = in_channels
+        self.num_classes = num_classes
+        self.encoder = nn.Sequential(
+            ConvBNAct(1, c1, 3), nn.MaxPool2d(2),      # 28 -> 14
+            ConvBNAct(c1, c2, 3), nn.MaxPool2d(2),     # 14 -> 7
+            ConvBNAct(c2, c3, 3),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(c3, self.DIGITS)        # digit logits, shared by every channel
+        # mask[t, s] = 0 where the digit tuple t (row-major over the channels) sums to s, else -inf
+        tuples = torch.cartesian_prod(*[torch.arange(self.DIGITS)] * in_channels).view(-1, in_channels)
+        sums = tuples.sum(dim=1)
+        mask = torch.full((len(tuples), max_sum + 1), float("-inf"))
+        mask[torch.arange(len(tuples)), sums] = 0.0
+        self.register_buffer("sum_mask", mask, persistent=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The digit embeddings of every channel side by side, (B, channels * D)."""
+        b = x.shape[0]
+        return self.encoder(x.reshape(b * self.digits, 1, *x.shape[2:])).reshape(b, -1)
+
+    def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, channels, 10) logits of the digit in each channel."""
+        b = x.shape[0]
+        return self.head(self.features(x).reshape(b, self.digits, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(self.digit_logits(x).float(), dim=-1)    # (B, channels, 10)
+        joint = log_p[:, 0]
+        for c in range(1, self.digits):                                   # log p of each digit tuple
+            joint = (joint[:, :, None] + log_p[:, c, None, :]).flatten(1)
+        log_sum = torch.logsumexp(joint[:, :, None] + self.sum_mask, dim=1)  # (B, max_sum + 1)
+        kept = log_sum[:, 1:self.num_classes + 1]                          # class c = sum c + 1
+        return kept - torch.logsumexp(kept, dim=1, keepdim=True)
+
+
+@register("addnist_digit_sum")
+def addnist_digit_sum(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    # budgetvision. Encoder per digit: 3x3 conv 1->32 +BN+ReLU, 2x2 max-pool, 3x3 conv 32->64,
+    # max-pool, 3x3 conv 64->96, global average pool, FC 96->10 digits; the sum law above.
+    # 75,370 params at 3x28x28/20 classes, whatever the number of classes.
+    _require_min_size("addnist_digit_sum", image_size, 4)
+    return DigitSumNet(in_channels, num_classes)
+
+
+class ConvPoolBlock(nn.Sequential):
+    """airbench's block (Jordan 2024, after Page's ResNet-9 speed runs): conv -> 2x2 max-pool ->
+    BN -> GELU -> conv -> BN -> GELU. Pooling right after the first conv makes it a cheap strided
+    stage; `second=False` keeps only the first conv (where parameters are scarcest)."""
+
+    def __init__(self, in_channels: int, out_channels: int, second: bool = True):
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.MaxPool2d(2),
+            nn.BatchNorm2d(out_channels), nn.GELU()]
+        if second:
+            layers += [nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(out_channels), nn.GELU()]
+        super().__init__(*layers)
+
+
+class SpeedrunConvNet(Classifier):
+    """A width-scaled airbench: full 3x3 convolutions (no depthwise factorisation: at this width
+    the dense convs are both faster on a CPU and better per step), three conv-pool blocks, global
+    max-pool, linear head."""
+
+    def __init__(self, in_channels: int, num_classes: int,
+                 stem: int = 24,                                  # airbench's whitening width
+                 widths: tuple[int, int, int] = (32, 48, 80),     # per block; 32 -> 16 -> 8 -> 4
+                 second: tuple[bool, bool, bool] = (True, True, False)):  # blocks with a 2nd conv
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, stem, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem), nn.GELU())
+        blocks, prev = [], stem
+        for width, has_second in zip(widths, second, strict=True):
+            blocks.append(ConvPoolBlock(prev, width, has_second))
+            prev = width
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(prev, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.blocks(self.stem(x))).flatten(1)
+
+
+@register("speedrun_convnet")
+def speedrun_convnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    _require_min_size("speedrun_convnet", image_size, 8)
+    return SpeedrunConvNet(in_channels, num_classes)

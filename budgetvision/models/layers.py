@@ -125,3 +125,18 @@ def fourier_positions_2d(height: int, width: int, dim: int, *, device=None,
     row_code = torch.cat([rows.sin(), rows.cos()], dim=1)[:, None, :].expand(height, width, -1)
     col_code = torch.cat([cols.sin(), cols.cos()], dim=1)[None, :, :].expand(height, width, -1)
     return torch.cat([row_code, col_code], dim=2).reshape(height * width, dim).to(dtype)
+
+
+class FlipAveraged(nn.Module):
+    """Test-time augmentation by horizontal flips: the mean of a classifier's logits on the image
+    and on its mirror (as airbench evaluates). For evaluation only; `features` passes through."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.network(x) + self.network(x.flip(-1)))

@@ -1,0 +1,205 @@
+"""The leaderboard's measurements: every classifier preset, the papers' and ours, trained at the same
+budget per data set, one seed per process, each seed's result added to its file in
+benchmarks/results/ the moment it finishes (so an interrupted comparison loses at most the seeds in
+flight, and the next invocation picks up the rest: finished seeds are skipped, killed ones resumed
+from their checkpoints).
+
+    python benchmarks/compare.py --data-root DATA --jobs 2            # everything still missing
+    python benchmarks/compare.py --data-root DATA --only addnist-digit-sum --seeds 0
+    python benchmarks/compare.py --list                                 # what would run, in order
+
+DATA must hold MNIST/ (AddNIST is built from it, or read from addnist/ when the official files are
+there) and cifar10-jpeg/ (../shared/data/cifar10-jpeg.tar.gz unpacked: the CIFAR-10 photographs
+stand in for CIFAR-100, which these machines cannot download). With --addnist-sample DIR (the
+official AddNIST sample), each AddNIST seed is also scored on that sample's test images.
+
+With --jobs N, N trainings run side by side, each on one CPU thread (OMP_NUM_THREADS=1): on the
+2-core development machine two processes with torch's default threads slow each other ~10x.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from budgetvision.leaderboard import add_seed, read_result, result_path  # noqa: E402
+from budgetvision.presets import get_preset  # noqa: E402
+
+CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
+
+
+@dataclass(frozen=True)
+class Job:
+    preset: str
+    dataset: str                  # the label in result files and the leaderboard
+    dataset_arg: str | None       # --dataset for train (None: the preset's own)
+    steps: int
+    batch_size: int
+
+    @property
+    def args(self) -> list[str]:
+        out = ["--preset", self.preset]
+        if self.dataset_arg:
+            out += ["--dataset", self.dataset_arg]
+        cfg = get_preset(self.preset).config.train
+        if self.steps != cfg.steps:
+            out += ["--steps", str(self.steps)]
+        if self.batch_size != cfg.batch_size:
+            out += ["--set", f"train.batch_size={self.batch_size}"]
+        return out
+
+
+def _own(preset: str) -> tuple[int, int]:
+    t = get_preset(preset).config.train
+    return t.steps, t.batch_size
+
+
+# Within a seed, in this order.
+CIFAR = ("cifar100-speedrun-convnet", "cifar100-dsc-transformer", "cifar100-bottleneck", "cifar100-dsc-resnet")
+JOBS = [
+    Job("addnist-digit-sum", "addnist", None, *_own("addnist-digit-sum")),
+    *[Job(p, "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET) for p in CIFAR],
+    Job("addnist-mobilenet", "addnist", None, *_own("addnist-mobilenet")),
+]
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "cpu"
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def _budgetvision(args: list[str], data_root: Path, log: Path, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "budgetvision", *args, "--data-root", str(data_root), "--no-progress"]
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        done = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}); see {log}")
+
+
+def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path, threads: int,
+             addnist_sample: Path | None) -> dict:
+    out = runs / f"{job.preset}--{job.dataset}--{job.steps}x{job.batch_size}" / f"seed-{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    existing = sorted(out.glob("*-" + job.preset))
+    t0 = time.perf_counter()
+    if existing:   # a killed earlier attempt: continue it from its checkpoint
+        _budgetvision(["train", "--resume", str(existing[0])], data_root, log, threads)
+    else:
+        _budgetvision(["train", *job.args, "--seed", str(seed), "--out", str(out)], data_root, log, threads)
+        existing = sorted(out.glob("*-" + job.preset))
+    run_dir = existing[0]
+    res = json.loads((run_dir / "results.json").read_text())
+    per = res["per_seed"][0]
+    row = {"seed": seed, "value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
+           "val_accuracy": per["val_accuracy"], "wall_seconds": per["wall_seconds"],
+           "commit": git_commit(), "device": per["device"], "device_name": device_name(),
+           "threads": threads, "torch": res["versions"]["torch"],
+           "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}", "extra": {}}
+    if job.dataset == "addnist" and addnist_sample is not None:
+        row["extra"]["official_sample"] = _score_on_sample(run_dir, addnist_sample, log, threads)
+    params = res["params"]
+    header = {"preset": job.preset, "origin": get_preset(job.preset).origin, "task": res["task"],
+              "dataset": job.dataset, "steps": job.steps, "batch_size": job.batch_size,
+              "images_seen": job.steps * job.batch_size, "params": params, "metric": "test_accuracy",
+              "command": "budgetvision train " + " ".join(job.args) + " --seeds 3"}
+    add_seed(result_path(results, job.preset, job.dataset, job.steps, job.batch_size), header, row)
+    print(f"{job.preset} on {job.dataset} seed {seed}: test {100 * row['value']:.2f} % "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return row
+
+
+def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> float:
+    """Test accuracy on the official AddNIST files: a data root whose addnist/ is that sample."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "addnist").symlink_to(sample.resolve(), target_is_directory=True)
+        _budgetvision(["eval", str(run_dir)], Path(tmp), log, threads)
+    return json.loads((run_dir / "eval.json").read_text())["test_accuracy"]
+
+
+def done_seeds(job: Job, results: Path) -> set[int]:
+    path = result_path(results, job.preset, job.dataset, job.steps, job.batch_size)
+    return set(read_result(path)["seeds"]) if path.exists() else set()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=None, help="holds MNIST/ and cifar10-jpeg/")
+    p.add_argument("--addnist-sample", type=Path, default=None, help="official AddNIST sample folder (*.npy)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds per preset")
+    p.add_argument("--only", nargs="+", default=None, metavar="PRESET", help="just these presets")
+    p.add_argument("--jobs", type=int, default=1, help="trainings side by side, one thread each")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per training "
+                   "(default: all cores with --jobs 1, else 1)")
+    p.add_argument("--runs", type=Path, default=REPO / "benchmarks" / "runs", help="run folders (not committed)")
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results", help="result files")
+    p.add_argument("--steps", type=int, default=None, help="every job at this many steps instead "
+                   "(a quick check or another budget; results go to their own files)")
+    p.add_argument("--list", action="store_true", help="print the queue and exit")
+    args = p.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = [j for j in JOBS if args.only is None or j.preset in args.only]
+    if args.steps is not None:
+        jobs = [replace(j, steps=args.steps) for j in jobs]
+    # Every preset's first seed, then our other seeds, then the papers' (a short session measures the
+    # comparison first, then the spread of our claims).
+    queue = sorted(((j, s) for s in seeds for j in jobs if s not in done_seeds(j, args.results)),
+                   key=lambda js: (js[1] != seeds[0], get_preset(js[0].preset).origin != "budgetvision",
+                                   seeds.index(js[1]), jobs.index(js[0])))
+    if args.list or not queue:
+        for j, s in queue:
+            print(f"{j.preset} on {j.dataset}, {j.steps} x {j.batch_size}, seed {s}")
+        print(f"{len(queue)} training(s) to run")
+        return 0
+    if args.data_root is None:
+        p.error("--data-root is required to train")
+    threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_seed, j, s, data_root=args.data_root, runs=args.runs, results=args.results,
+                               threads=threads, addnist_sample=args.addnist_sample) for j, s in queue]
+        failed = 0
+        for f in futures:
+            try:
+                f.result()
+            except RuntimeError as e:
+                print(f"failed: {e}", file=sys.stderr, flush=True)
+                failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

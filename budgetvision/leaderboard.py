@@ -1,0 +1,162 @@
+"""The leaderboard: the papers' presets and budgetvision's side by side, read from result files.
+
+A result file (`benchmarks/results/*.json`, written by `benchmarks/compare.py`) holds one preset
+trained at one budget (data set, steps, batch size) and every seed measured so far, each with the
+commit, device and command that produced it. The leaderboard groups files by data set and budget,
+so a row is only ever compared with rows trained on the same images for the same steps at the same
+batch size, and prints mean ± std over seeds. The README's results section is this module's
+Markdown (`budgetvision leaderboard --markdown`), never hand-written.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BudgetVisionError
+from .io import write_json
+
+RESULT_FORMAT = "budgetvision-result-1"
+REPO_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str                  # column heading
+    higher_is_better: bool
+    percent: bool               # stored as a fraction, shown as a percentage
+
+
+METRICS = {
+    "test_accuracy": Metric("test accuracy", higher_is_better=True, percent=True),
+}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1); a single value has std 0."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def default_results_dir() -> Path:
+    """The repository's committed results when run from a checkout, else ./benchmarks/results."""
+    return REPO_RESULTS if REPO_RESULTS.is_dir() else Path("benchmarks") / "results"
+
+
+def result_path(folder: Path, preset: str, dataset: str, steps: int, batch_size: int) -> Path:
+    return Path(folder) / f"{preset}--{dataset}--{steps}x{batch_size}.json"
+
+
+def add_seed(path: Path, header: dict, seed_row: dict) -> dict:
+    """Add (or replace) one seed's row in a result file, creating it from `header` if needed, and
+    rewrite the summary fields. Atomic, so a kill mid-write leaves the previous file intact."""
+    path = Path(path)
+    record = read_result(path) if path.exists() else {"format": RESULT_FORMAT, **header, "per_seed": []}
+    for key in ("preset", "dataset", "steps", "batch_size", "metric"):
+        if record[key] != header[key]:
+            raise BudgetVisionError(f"{path} holds {key}={record[key]!r}, not {header[key]!r}")
+    record.update(header)
+    record["per_seed"] = sorted([r for r in record["per_seed"] if r["seed"] != seed_row["seed"]] + [seed_row],
+                                key=lambda r: r["seed"])
+    values = [r["value"] for r in record["per_seed"]]
+    record["seeds"] = [r["seed"] for r in record["per_seed"]]
+    record["mean"], record["std"] = mean_std(values)
+    record["wall_seconds"] = sum(r["wall_seconds"] for r in record["per_seed"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    return record
+
+
+def read_result(path: Path) -> dict:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BudgetVisionError(f"cannot read result file {path}: {e}") from None
+    if record.get("format") != RESULT_FORMAT:
+        raise BudgetVisionError(f"{path} is not a budgetvision result file (format {record.get('format')!r})")
+    if record.get("metric") not in METRICS:
+        raise BudgetVisionError(f"{path}: unknown metric {record.get('metric')!r}")
+    return record
+
+
+def load_rows(folder: Path | None = None) -> list[dict]:
+    """One row per result file with at least one seed, grouped by (task, data set, steps, batch) and
+    best first within a group."""
+    folder = Path(folder) if folder is not None else default_results_dir()
+    if not folder.is_dir():
+        raise BudgetVisionError(f"no results folder at {folder} (benchmarks/compare.py writes it)")
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        r = read_result(path)
+        if not r["per_seed"]:
+            continue
+        values = [s["value"] for s in r["per_seed"]]
+        mean, std = mean_std(values)
+        rows.append({
+            "preset": r["preset"], "origin": r["origin"], "task": r["task"], "dataset": r["dataset"],
+            "steps": r["steps"], "batch_size": r["batch_size"], "images_seen": r["steps"] * r["batch_size"],
+            "params": r["params"], "metric": r["metric"], "mean": mean, "std": std,
+            "seeds": [s["seed"] for s in r["per_seed"]], "values": values,
+            "extra": _extra(r["per_seed"]),
+            "command": r["command"], "commits": sorted({s["commit"] for s in r["per_seed"]}),
+            "devices": sorted({s["device_name"] for s in r["per_seed"]}),
+            "wall_seconds": sum(s["wall_seconds"] for s in r["per_seed"]), "file": path.name,
+        })
+    sign = {name: (-1 if m.higher_is_better else 1) for name, m in METRICS.items()}
+    rows.sort(key=lambda r: (r["task"], r["dataset"], r["steps"], r["batch_size"], sign[r["metric"]] * r["mean"]))
+    return rows
+
+
+def _extra(per_seed: list[dict]) -> dict:
+    """Secondary measurements every seed carries (e.g. AddNIST's official sample), as mean ± std."""
+    keys = set.intersection(*(set(s.get("extra", {})) for s in per_seed)) if per_seed else set()
+    return {k: mean_std([s["extra"][k] for s in per_seed]) for k in sorted(keys)}
+
+
+def _value(row: dict) -> str:
+    m = METRICS[row["metric"]]
+    scale = 100 if m.percent else 1
+    unit = " %" if m.percent else ""
+    spread = f" ± {scale * row['std']:.2f}" if len(row["seeds"]) > 1 else ""
+    return f"{scale * row['mean']:.2f}{spread}{unit}"
+
+
+def _extra_text(row: dict) -> str:
+    return "; ".join(f"{k.replace('_', ' ')} {100 * m:.1f} %" for k, (m, _) in row["extra"].items())
+
+
+def _groups(rows: list[dict]):
+    key = None
+    for r in rows:
+        k = (r["task"], r["dataset"], r["steps"], r["batch_size"])
+        if k != key:
+            key = k
+            yield k, [x for x in rows if (x["task"], x["dataset"], x["steps"], x["batch_size"]) == k]
+
+
+def format_text(rows: list[dict]) -> str:
+    out = []
+    for (task, dataset, steps, batch), group in _groups(rows):
+        out.append(f"{dataset}: {steps:,} steps x batch {batch} ({steps * batch:,} images seen), "
+                   f"{METRICS[group[0]['metric']].label}, mean ± std over seeds")
+        for r in group:
+            extra = f"  [{_extra_text(r)}]" if r["extra"] else ""
+            out.append(f"  {r['preset']:28} {r['origin']:12} {r['params']:>8,} params  {_value(r):>18}  "
+                       f"{len(r['seeds'])} seed(s){extra}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def format_markdown(rows: list[dict]) -> str:
+    out = []
+    for (task, dataset, steps, batch), group in _groups(rows):
+        out.append(f"**{dataset}**, {steps:,} steps x batch {batch} ({steps * batch:,} images seen):\n")
+        out.append(f"| preset | origin | params | {METRICS[group[0]['metric']].label} | seeds | also | device | command |")
+        out.append("| --- | --- | ---: | ---: | ---: | --- | --- | --- |")
+        for r in group:
+            out.append(f"| {r['preset']} | {r['origin']} | {r['params']:,} | {_value(r)} | {len(r['seeds'])} | "
+                       f"{_extra_text(r) or '-'} | {', '.join(r['devices'])} | `{r['command']}` |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
