@@ -142,7 +142,7 @@ def cmd_eval(args) -> int:
     cfg, _ = open_run(Path(args.run))
     if cfg.task == "generate":
         return _eval_generator(args)
-    generator_flags = [f for f in ("fid", "kid", "inception_score", "lpips") if getattr(args, f)] + \
+    generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
         (["judge"] if args.judge else [])
     if generator_flags:
         raise ConfigError(f"{args.run} is a classifier run; --{generator_flags[0].replace('inception_score', 'is')} "
@@ -161,12 +161,12 @@ def _eval_generator(args) -> int:
     from .evaluation.generative import evaluate_generator
     from .train import resolve_device
 
-    if not (args.fid or args.kid or args.inception_score or args.judge or args.lpips):
-        raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --judge RUN, --lpips")
+    if not (args.fid or args.kid or args.inception_score or args.prc or args.judge or args.lpips):
+        raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --prc, --judge RUN, --lpips")
     if args.n < 2:
         raise ConfigError("--n must be >= 2")
     out = evaluate_generator(Path(args.run), fid=args.fid, kid=args.kid, inception_score=args.inception_score,
-                             n=args.n, judge=_opt_path(args.judge), lpips=args.lpips,
+                             prc=args.prc, n=args.n, judge=_opt_path(args.judge), lpips=args.lpips,
                              inception_weights=_opt_path(args.inception_weights),
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
@@ -404,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fid", action="store_true", help="FID against the test split (standard Inception)")
     sp.add_argument("--kid", action="store_true", help="KID against the test split")
     sp.add_argument("--is", dest="inception_score", action="store_true", help="Inception Score")
+    sp.add_argument("--prc", action="store_true", help="improved precision and recall (k=3) against the test "
+                    "split, in Inception features and, with --judge, in the judge's")
     sp.add_argument("--n", type=int, default=10_000, help="generated images (and test images) to compare")
     sp.add_argument("--judge", default=None, metavar="RUN", help="a classifier run: its accuracy on "
                     "class-conditional samples and its feature FID")

@@ -1,6 +1,7 @@
 """Evaluate a generator run: FID / KID / IS with the standard Inception network against the test
-split, a trained classifier's scores on class-conditional samples, and LPIPS to the nearest
-training images. Writes `eval.json` (and `judge-confusion.png`) into the run folder.
+split, improved precision and recall in the same Inception features and in a judge's, a trained
+classifier's scores on class-conditional samples, and LPIPS to the nearest training images.
+Writes `eval.json` (and `judge-confusion.png`) into the run folder.
 
 Samples come from seeds 0..n-1, class seed % num_classes for conditional models (as `sample`
 does), and are quantised to uint8 first, as a saved PNG would be: every metric sees exactly the
@@ -8,6 +9,7 @@ images a person could look at, on the same footing as the uint8 real images.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,8 +23,9 @@ from ..io import load_checkpoint, read_json, write_json
 from ..report.plots import confusion_matrix
 from ..runs import open_run, seed_dirs
 from . import fid as fidlib
-from .judge import check_judge_fits, judge_fid, judge_predictions, judge_scores, open_judge
+from .judge import check_judge_fits, judge_features, judge_predictions, judge_scores, open_judge
 from .perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
+from .precision_recall import PRC_K, precision_recall
 
 SPLITS = ("train", "val", "test")
 LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
@@ -72,21 +75,47 @@ def _draw(objective, network, seeds: list[int], labels: Tensor | None, batch_siz
     return torch.cat(out)
 
 
+def _frechet(generated: Tensor, real: Tensor) -> float:
+    return fidlib.frechet_distance(*fidlib.feature_stats(generated), *fidlib.feature_stats(real))
+
+
+def _prc(real: Tensor, generated: Tensor, device: torch.device) -> dict:
+    # float64 distances: on the GPU when there is one, else the CPU (MPS has no float64)
+    on = device if device.type == "cuda" else torch.device("cpu")
+    return precision_recall(real.to(on), generated.to(on))
+
+
+def _find_weights(explicit: Path | None, *, required: bool) -> Path | None:
+    """The Inception weights, or None where they cannot be found and are not `required`."""
+    try:
+        return fidlib.find_inception_weights(explicit)
+    except BudgetVisionError as e:
+        if required or explicit is not None:  # a named file that is not there is a typo, not an absence
+            raise
+        warnings.warn(f"--prc: precision and recall in the judge's features only; {e}")
+        return None
+
+
 def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, inception_score: bool = False,
-                       n: int = 10_000, judge: Path | None = None, lpips: bool = False,
+                       prc: bool = False, n: int = 10_000, judge: Path | None = None, lpips: bool = False,
                        inception_weights: Path | None = None, lpips_weights: Path | None = None,
                        data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
                        progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
     (kept keys from an earlier call on the same checkpoint) and returns what this call computed
-    together with the run's identity."""
+    together with the run's identity. `prc` measures precision and recall in the Inception features
+    and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
+    where the Inception weights cannot be found."""
     run_dir = Path(run_dir)
     inception = fid or kid or inception_score
-    if not (inception or judge is not None or lpips):
-        raise ConfigError("nothing to evaluate: pass --fid, --kid, --is, --judge RUN or --lpips")
+    if not (inception or prc or judge is not None or lpips):
+        raise ConfigError("nothing to evaluate: pass --fid, --kid, --is, --prc, --judge RUN or --lpips")
     if n < 2:
         raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
+    if prc and n <= PRC_K:
+        raise ConfigError(f"--prc needs --n above {PRC_K} (a radius is the distance to the k-th nearest "
+                          f"neighbour, k = {PRC_K}), got {n}")
     if batch_size < 1 or lpips_n < 1:
         raise ConfigError("batch size and the LPIPS sample count must be positive")
     device = torch.device(device)
@@ -96,8 +125,10 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     _, manifest = open_run(run_dir)
     seed = manifest["seeds"][0] if run_seed is None else run_seed
     step = int(load_checkpoint(seed_dirs(run_dir, manifest["seeds"])[seed] / "checkpoint.pt")["step"])
-    weights = fidlib.find_inception_weights(inception_weights) if inception else None
-    inception_net = fidlib.load_inception(weights, device) if inception else None
+    weights = None
+    if inception or prc:
+        weights = _find_weights(inception_weights, required=inception or judge is None)
+    inception_net = fidlib.load_inception(weights, device) if weights is not None else None
     lpips_file = find_lpips_weights(lpips_weights) if lpips else None
     lpips_net = load_lpips(lpips_file, device) if lpips else None
     splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
@@ -119,11 +150,11 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "seeds": manifest["seeds"],
            "labels": f"seed % {spec.num_classes}" if conditional else "none (unconditional)"}
 
-    if inception:
+    if inception_net is not None:
         feats, logits = fidlib.inception_features(inception_net, images, device=device, batch_size=batch_size,
                                                   progress=progress)
         out["inception_weights"] = f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"
-        if fid or kid:
+        if fid or kid or prc:
             ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=inception_net,
                                    device=device, batch_size=batch_size, val_fraction=cfg.data.val_fraction,
                                    split_seed=cfg.data.split_seed, progress=progress)
@@ -140,6 +171,10 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
         if inception_score:
             out["is_mean"], out["is_std"] = fidlib.inception_score(logits)
             out["is_n"] = n
+        if prc:
+            pr = _prc(torch.from_numpy(ref["features"]), feats, device)
+            out.update({"precision": pr["precision"], "recall": pr["recall"], "prc_k": pr["k"], "prc_n": n,
+                        "prc_n_reference": len(ref["features"])})
 
     if the_judge is not None:
         j = the_judge
@@ -159,11 +194,17 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
             predicted = judge_predictions(j, images, device=device, batch_size=batch_size)
             counts = torch.bincount(predicted, minlength=j.spec.num_classes).double() / len(predicted)
             out["judge_class_fractions"] = counts.tolist()
-        out["judge_fid"] = judge_fid(j, images, real, device=device, batch_size=batch_size)
+        # One feature pass per image set, shared by the judge-feature FID, its floor and precision / recall.
+        fake_feats = judge_features(j, images, device=device, batch_size=batch_size)
+        real_feats = judge_features(j, real, device=device, batch_size=batch_size)
+        out["judge_fid"] = _frechet(fake_feats, real_feats)
         out["judge_fid_n_reference"] = len(real)
         # The floor no generator can beat: real train images of the same count against the same test images.
-        out["judge_fid_real_floor"] = judge_fid(j, splits.train[0][:len(real)], real, device=device,
-                                                batch_size=batch_size)
+        out["judge_fid_real_floor"] = _frechet(judge_features(j, splits.train[0][:len(real)], device=device,
+                                                              batch_size=batch_size), real_feats)
+        if prc:
+            pr = _prc(real_feats, fake_feats, device)
+            out.update({"judge_precision": pr["precision"], "judge_recall": pr["recall"], "judge_prc_k": pr["k"]})
 
     if lpips:
         m = min(lpips_n, n)
@@ -182,6 +223,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
         except BudgetVisionError:
             before = {}
         if before.get("task") == "generate" and (before.get("run_seed"), before.get("step")) == (seed, step):
+            if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
+                before = {k: v for k, v in before.items() if not k.startswith("judge")}
             merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge
     write_json(path, merged)
     return out
