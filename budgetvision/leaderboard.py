@@ -160,3 +160,11 @@ def format_markdown(rows: list[dict]) -> str:
                        f"{_extra_text(r) or '-'} | {', '.join(r['devices'])} | `{r['command']}` |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def readme_section(rows: list[dict]) -> str:
+    """The README's results section: the Markdown tables and where their numbers come from."""
+    return ("Every row is a result file in `benchmarks/results/` (its commit, device and per-seed values "
+            "inside), written by `python benchmarks/compare.py`; `budgetvision leaderboard` prints the same. "
+            "CIFAR-10-JPEG stands in for CIFAR-100, which these machines cannot download: the CIFAR-100 "
+            "presets train on it with a 10-class head.\n\n" + format_markdown(rows))

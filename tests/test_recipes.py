@@ -1,0 +1,153 @@
+"""budgetvision's own classifier recipes and the leaderboard that compares them with the papers'."""
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from budgetvision.cli import main
+from budgetvision.errors import BudgetVisionError
+from budgetvision.leaderboard import add_seed, load_rows, readme_section, result_path
+from budgetvision.models import build_model, count_params
+from budgetvision.models.layers import FlipAveraged
+from budgetvision.presets import PRESETS
+from budgetvision.train import config_params
+
+OURS = sorted(n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "classify")
+
+
+def test_every_preset_says_whose_recipe_it_is(capsys):
+    assert main(["presets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {r["origin"] for r in rows.values()} == {"paper", "budgetvision"}
+    assert rows["addnist-mobilenet"]["origin"] == "paper"
+    assert {"addnist-digit-sum", "cifar100-speedrun-convnet"} <= set(OURS)
+    # one recipe of ours per data set the papers' classifiers are on
+    assert {rows[n]["dataset"] for n in OURS} >= {"addnist", "cifar100"}
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_our_recipe_is_within_the_classifier_budget_and_dry_runs(name, capsys):
+    cfg = PRESETS[name].config
+    # counted in the preset's own setting (CIFAR-100: 100 classes), by the function that enforces it
+    assert config_params(cfg)["total"] < 100_000
+    assert cfg.train.steps <= 10_000
+    assert main(["train", "--preset", name, "--dry-run"]) == 0
+    assert "within budget" in capsys.readouterr().out
+
+
+def test_digit_sum_net_outputs_the_law_of_the_sum():
+    """log P(class c) = log P(r + g + b = c + 1) / P(1 <= sum <= 20), from the digit softmaxes."""
+    torch.manual_seed(0)
+    net = build_model("addnist_digit_sum", in_channels=3, num_classes=20, image_size=28).eval()
+    x = torch.randn(3, 3, 28, 28)
+    with torch.no_grad():
+        p = net.digit_logits(x).softmax(-1).double()          # (3, 3, 10)
+        out = net(x).double()
+    law = torch.zeros(3, 28, dtype=torch.float64)
+    for i, j, k in itertools.product(range(10), repeat=3):
+        law[:, i + j + k] += p[:, 0, i] * p[:, 1, j] * p[:, 2, k]
+    expected = law[:, 1:21] / law[:, 1:21].sum(1, keepdim=True)
+    torch.testing.assert_close(out.exp(), expected, rtol=1e-5, atol=1e-6)
+    # the head is one digit classifier shared by the three channels: the same digit, the same logits
+    same = torch.randn(1, 1, 28, 28).expand(1, 3, 28, 28)
+    logits = net.digit_logits(same)
+    torch.testing.assert_close(logits[:, 0], logits[:, 2])
+    assert count_params(net) == 75_370
+
+
+def test_digit_sum_net_is_sure_of_the_sum_of_sure_digits():
+    net = build_model("addnist_digit_sum", in_channels=3, num_classes=20, image_size=28)
+    digits = torch.tensor([[2, 7, 5], [0, 0, 1], [9, 9, 2]])
+    net.digit_logits = lambda x: 50.0 * torch.nn.functional.one_hot(digits, 10).float()  # certain digits
+    out = net(torch.zeros(3, 3, 28, 28))
+    assert out.argmax(1).tolist() == [13, 0, 19]               # class = sum - 1
+    assert out.exp().max(1).values.min() > 0.999
+    with pytest.raises(BudgetVisionError, match="cannot come from"):
+        build_model("addnist_digit_sum", in_channels=2, num_classes=20, image_size=28)
+
+
+def test_flip_averaged_is_the_mean_of_the_logits_on_the_image_and_its_mirror():
+    net = build_model("speedrun_convnet", in_channels=3, num_classes=10, image_size=32).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(FlipAveraged(net)(x), (net(x) + net(x.flip(-1))) / 2)
+        # invariant to mirroring the input, which the bare network is not
+        torch.testing.assert_close(FlipAveraged(net)(x.flip(-1)), FlipAveraged(net)(x))
+        assert not torch.allclose(net(x.flip(-1)), net(x))
+
+
+def test_speedrun_convnet_recipe_learns_the_digits(tmp_path):
+    code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "100",
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.eval_every=100"])
+    assert code == 0
+    results = json.loads(next(tmp_path.glob("*/results.json")).read_text())
+    # The stated bar: >= 95 % on the digits' test split after 100 steps (measured: 98.6 %).
+    assert results["test_accuracy"] >= 0.95, results["test_accuracy"]
+
+
+def test_digit_sum_recipe_learns_addnist(tmp_path, shared_data):
+    code = main(["train", "--preset", "addnist-digit-sum", "--steps", "300", "--data-root", str(shared_data),
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.eval_every=300"])
+    assert code == 0
+    results = json.loads(next(tmp_path.glob("*/results.json")).read_text())
+    # The stated bar: >= 75 % test accuracy on AddNIST (built from MNIST) after 300 steps of 64.
+    assert results["test_accuracy"] >= 0.75, results["test_accuracy"]
+
+
+# ----------------------------------------------------------------------------- leaderboard
+
+def _header(preset, origin, dataset="cifar10-jpeg", steps=3000, batch=128):
+    return {"preset": preset, "origin": origin, "task": "classify", "dataset": dataset, "steps": steps,
+            "batch_size": batch, "images_seen": steps * batch, "params": 90_000, "metric": "test_accuracy",
+            "command": f"budgetvision train --preset {preset} --seeds 3"}
+
+
+def _seed(seed, value):
+    return {"seed": seed, "value": value, "wall_seconds": 10.0, "commit": "abc", "device": "cpu",
+            "device_name": "test cpu", "threads": 1, "torch": torch.__version__,
+            "command": f"budgetvision train --seed {seed}", "extra": {}}
+
+
+def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
+    ours, paper = _header("ours", "budgetvision"), _header("theirs", "paper")
+    for seed, value in enumerate((0.86, 0.88, 0.87)):
+        add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), ours, _seed(seed, value))
+    add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 3000, 128), paper, _seed(0, 0.72))
+    add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 3000, 128), paper, _seed(0, 0.73))  # replaces seed 0
+    add_seed(result_path(tmp_path, "other", "addnist", 10000, 64), _header("other", "budgetvision", "addnist",
+                                                                            10000, 64), _seed(0, 0.99))
+    assert main(["leaderboard", "--results", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["preset"] for r in rows] == ["other", "ours", "theirs"]     # by data set, then best first
+    by = {r["preset"]: r for r in rows}
+    assert by["ours"]["mean"] == pytest.approx(0.87)
+    assert by["ours"]["std"] == pytest.approx(0.01)                      # sample std of .86 .88 .87
+    assert by["ours"]["seeds"] == [0, 1, 2] and by["theirs"]["seeds"] == [0]
+    assert by["theirs"]["mean"] == pytest.approx(0.73) and by["theirs"]["std"] == 0
+    for key in ("preset", "origin", "dataset", "steps", "batch_size", "params", "metric", "mean", "std",
+                "seeds", "command", "images_seen"):
+        assert key in by["ours"]
+    assert by["ours"]["images_seen"] == 384_000
+
+    assert main(["leaderboard", "--results", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "87.00 ± 1.00 %" in text and "73.00 %" in text and "384,000 images seen" in text
+    with pytest.raises(BudgetVisionError, match="holds steps"):
+        add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), _header("ours", "budgetvision",
+                                                                                    steps=10), _seed(3, 0.9))
+
+
+def test_readme_results_are_the_leaderboard_of_the_committed_files():
+    """No hand-written number: the README's results section is `leaderboard --markdown`, verbatim."""
+    from budgetvision.leaderboard import REPO_RESULTS
+
+    readme = (REPO_RESULTS.parents[1] / "README.md").read_text()
+    start, end = "<!-- leaderboard:start -->\n", "<!-- leaderboard:end -->"
+    assert start in readme and end in readme, "README.md lost its leaderboard markers"
+    section = readme.split(start, 1)[1].split(end, 1)[0]
+    rows = load_rows(REPO_RESULTS)
+    assert rows, "no committed result files under benchmarks/results"
+    assert section.strip() == readme_section(rows).strip(), "README.md is stale: run benchmarks/update_readme.py"
+    assert all(math.isfinite(r["mean"]) for r in rows)
