@@ -85,6 +85,7 @@ class ObjectiveConfig:
     adaptive_weighting: bool = False  # aw-GAN: weight real/fake D losses by their gradients (Zadorozhnyy 2021)
     real_label: float = 1.0          # target for real images in BCE; < 1 is one-sided label smoothing
     d_steps: int = 1                 # discriminator updates per generator update
+    diffaugment: str = ""            # DiffAugment ops before D, comma-separated: color,translation,cutout
     # diffusion
     schedule: str = "linear"         # ddpm: linear | sigmoid (betas); vdiffusion: cosine | spliced | linear (log-SNR)
     timesteps: int = 1000            # ddpm: discrete diffusion steps T
@@ -101,6 +102,9 @@ class ObjectiveConfig:
         _check(self.gan_loss in ("bce", "hinge"), "objective.gan_loss must be bce or hinge")
         _check(0 < self.real_label <= 1, "objective.real_label must be in (0, 1]")
         _check(self.d_steps >= 1, "objective.d_steps must be >= 1")
+        unknown = [op for op in self.diffaugment.split(",") if op and op not in ("color", "translation", "cutout")]
+        _check(not unknown, f"objective.diffaugment: unknown op {unknown[0] if unknown else ''!r}; "
+                            "known: color, translation, cutout")
         _check(self.timesteps >= 1, "objective.timesteps must be >= 1")
         _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
         _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.augment import cutout, random_crop
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator
 from ..models.registry import MODELS, build_model, count_params
@@ -55,6 +56,43 @@ def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
 def hinge_g_loss(fake: Tensor) -> Tensor:
     """-E[D(G(z))] (seed 001, eq. 5)."""
     return -fake.float().mean()
+
+
+# --------------------------------------------------------------------------- DiffAugment
+
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+TRANSLATION_RATIO = 0.125    # DiffAugment: shifts up to 1/8 of the image side, zero-filled
+CUTOUT_RATIO = 0.5           # DiffAugment: one square of half the image side, zeroed
+
+
+def _color(x: Tensor) -> Tensor:
+    """DiffAugment's color op in [-1, 1] image space: brightness + U(-0.5, 0.5), saturation x U(0, 2),
+    contrast x U(0.5, 1.5), per image."""
+    b = len(x)
+    u = torch.rand(3, b, 1, 1, 1, device=x.device, dtype=x.dtype)
+    x = x + (u[0] - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (2 * u[1]) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (u[2] + 0.5) + mean
+
+
+def diff_augment(x: Tensor, policy: Sequence[str]) -> Tensor:
+    """Differentiable Augmentation (Zhao et al. 2020): the same random, differentiable transforms on
+    every image the discriminator sees, real and generated, in D's and G's updates alike, so D
+    cannot overfit the few real images while G still learns the un-augmented distribution.
+    Draws from the global RNG (saved in checkpoints, so a resumed run redraws the same)."""
+    size = x.shape[-1]
+    for op in policy:
+        if op == "color":
+            x = _color(x)
+        elif op == "translation":
+            x = random_crop(x, max(1, round(size * TRANSLATION_RATIO)), None)
+        elif op == "cutout":
+            x = cutout(x, max(1, round(size * CUTOUT_RATIO)), None)
+        else:
+            raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
+    return x
 
 
 def _flat(grads: Tensor | Sequence[Tensor]) -> Tensor:
@@ -140,7 +178,11 @@ class GAN(GenerativeObjective):
                  loss: str = "bce",                 # bce (Goodfellow) | hinge (Miyato et al.)
                  adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
                  real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
-                 d_steps: int = 1):                 # D updates per G update
+                 d_steps: int = 1,                  # D updates per G update
+                 diffaugment: Sequence[str] = ()):  # DiffAugment ops on everything D sees
+        for op in diffaugment:
+            if op not in DIFFAUGMENT_OPS:
+                raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
         super().__init__()
         if loss not in ("bce", "hinge"):
             raise ConfigError(f"GAN loss must be bce or hinge, got {loss!r}")
@@ -152,6 +194,7 @@ class GAN(GenerativeObjective):
         self.adaptive_weighting = adaptive_weighting
         self.real_label = real_label
         self.d_steps = d_steps
+        self.diffaugment = tuple(diffaugment)
         self.conditional = generator.conditional
         self.num_classes = generator.num_classes
         self.latent_dim = generator.latent_dim
@@ -174,6 +217,10 @@ class GAN(GenerativeObjective):
     def _g_loss(self, fake: Tensor) -> Tensor:
         return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
 
+    def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """D's score of x, through DiffAugment when the recipe uses it."""
+        return self.discriminator(diff_augment(x, self.diffaugment) if self.diffaugment else x, y)
+
     def _fake_labels(self, n: int, device) -> Tensor | None:
         # Uniform over classes (seed 004: "l uniformly selected for generator training").
         return torch.randint(0, self.num_classes, (n,), device=device) if self.conditional else None
@@ -183,7 +230,7 @@ class GAN(GenerativeObjective):
         y_fake = self._fake_labels(len(x), x.device)
         with torch.no_grad():
             fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
-        d_real, d_fake = D(x, y), D(fake, y_fake)
+        d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
         l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
         params = [p for p in D.parameters() if p.requires_grad]
@@ -212,7 +259,7 @@ class GAN(GenerativeObjective):
         try:
             y_fake = self._fake_labels(len(x), x.device)
             fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
-            g_loss = self._g_loss(D(fake, y_fake))
+            g_loss = self._g_loss(self._d(fake, y_fake))
             optimizer_step(g_loss, opts["main"], G.parameters(), grad_clip=grad_clip, name="g_loss")
         finally:
             for p, flag in zip(D.parameters(), flags):
@@ -310,4 +357,5 @@ def build_gan(cfg, spec) -> GAN:
                           f"{cfg.model.discriminator!r} is not a generator/discriminator pair")
     oc = cfg.objective
     return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
-               real_label=oc.real_label, d_steps=oc.d_steps)
+               real_label=oc.real_label, d_steps=oc.d_steps,
+               diffaugment=tuple(op for op in oc.diffaugment.split(",") if op))
