@@ -1,6 +1,8 @@
 """Diffusion: the seed U-Nets, schedules, guidance, seeded samplers and the two objectives (CPU)."""
+import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,6 +20,8 @@ from budgetvision.objectives.diffusion import (
     alpha_sigma,
     build_diffusion,
     cfg_combine,
+    ddim_sample,
+    ddpm_sample,
     dynamic_threshold,
     eps_from_v,
     linear_betas,
@@ -112,6 +116,8 @@ def test_every_parameter_learns_and_channels_last_agrees(name):
 
 @pytest.mark.parametrize("name", sorted(LOG_SNR_SCHEDULES))
 def test_log_snr_schedules_decrease_and_preserve_variance(name):
+    # Not vacuous for alpha_sigma: alpha^2 + sigma^2 = 1 and log(alpha^2 / sigma^2) = log-SNR
+    # determine positive alpha, sigma uniquely. The schedules' values are pinned further below.
     t = torch.linspace(0, 1, 1001, dtype=torch.float64)
     log_snr = LOG_SNR_SCHEDULES[name](t)
     assert torch.isfinite(log_snr).all()
@@ -128,24 +134,121 @@ def test_cosine_and_spliced_agree_before_the_splice():
     torch.testing.assert_close(LOG_SNR_SCHEDULES["spliced"](t), -2 * torch.log(torch.tan(u * math.pi / 2)))
 
 
-@pytest.mark.parametrize("betas", [linear_betas, sigmoid_betas])
+# The schedules' formulas, written out here from the papers (plain math, float64), so a test
+# compares the code with the formula rather than with itself.
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def ho_linear_betas(timesteps: int) -> list[float]:
+    """Ho et al. 2020, section 4: beta_t linear from beta_1 = 1e-4 to beta_T = 0.02 at T = 1000;
+    for other T both ends scaled by 1000 / T (Nichol & Dhariwal 2021, `get_named_beta_schedule`)."""
+    lo, hi = 1e-4 * 1000 / timesteps, 0.02 * 1000 / timesteps
+    return [lo + (hi - lo) * i / (timesteps - 1) for i in range(timesteps)]
+
+
+def jabri_gamma(t: float, start: float = -3.0, end: float = 3.0, tau: float = 1.0) -> float:
+    """Jabri, Fleet & Chen 2022 (Algorithm 1, `sigmoid_schedule`): the signal variance alpha-bar
+    at continuous time t in [0, 1]."""
+    v_start, v_end = _sigmoid(start / tau), _sigmoid(end / tau)
+    return (v_end - _sigmoid((t * (end - start) + start) / tau)) / (v_end - v_start)
+
+
+def truncated_cosine_log_snr(t: float, lo: float = -20.0, hi: float = 20.0) -> float:
+    """Nichol & Dhariwal's cosine (alpha = cos(pi t / 2)) as a log-SNR, -2 log tan(pi t / 2), with t
+    mapped onto [hi, lo] (Hoogeboom et al. 2023, `logsnr_schedule_cosine`)."""
+    t_min, t_max = math.atan(math.exp(-0.5 * hi)), math.atan(math.exp(-0.5 * lo))
+    return -2.0 * math.log(math.tan(t_min + t * (t_max - t_min)))
+
+
+def test_cosine_log_snr_is_the_truncated_cosine():
+    """Seed 003's cosine log-SNR schedule: -2 log tan(pi t / 2) (Nichol & Dhariwal's alpha = cos
+    in log-SNR form), truncated to [-20, 20]: hand values at the ends and the middle, the
+    formula in between, and alpha = cos(pi t / 2) to within the truncation."""
+    cosine = LOG_SNR_SCHEDULES["cosine"]
+    t = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0], dtype=torch.float64)
+    got = cosine(t)
+    # Ends: log-SNR = +-20 exactly; middle: tan(pi / 4) = 1, so 0 (atan x + atan 1/x = pi / 2).
+    assert got[0].item() == pytest.approx(20.0, abs=1e-9)
+    assert got[-1].item() == pytest.approx(-20.0, abs=1e-9)
+    assert got[3].item() == pytest.approx(0.0, abs=1e-12)
+    expected = torch.tensor([truncated_cosine_log_snr(v) for v in t.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    # Untruncated -2 log tan(pi t / 2): -2 log tan(pi / 8) = -2 log(sqrt(2) - 1) = 1.762747...;
+    # the truncation moves the angle by at most atan(e^-10) = 4.5e-5 rad.
+    assert got[2].item() == pytest.approx(-2 * math.log(math.sqrt(2) - 1), abs=2e-4)
+    assert got[4].item() == pytest.approx(2 * math.log(math.sqrt(2) - 1), abs=2e-4)
+    # alpha = cos(pi t / 2), sigma = sin(pi t / 2): at t = 1/3, 1/2, 2/3 these are sqrt(3)/2, sqrt(1/2), 1/2.
+    alpha, sigma = alpha_sigma(cosine(torch.tensor([1 / 3, 0.5, 2 / 3], dtype=torch.float64)))
+    torch.testing.assert_close(alpha, torch.tensor([math.sqrt(3) / 2, math.sqrt(0.5), 0.5], dtype=torch.float64),
+                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(sigma, torch.tensor([0.5, math.sqrt(0.5), math.sqrt(3) / 2], dtype=torch.float64),
+                               rtol=0, atol=1e-4)
+
+
+def test_linear_and_spliced_log_snr_match_crowson():
+    """Crowson's continuous DDPM-linear schedule (VDM's appendix), log-SNR = -log(expm1(1e-4 +
+    10 t^2)): 9.2103 at t = 0 (= -log(expm1(1e-4))), -10.0000546 at t = 1; and the spliced
+    schedule (v-diffusion-pytorch): cosine in cosine time u until u = 0.80074257, where it meets
+    the linear one at 0.48536712, continuously (that is what the two constants mean), and equal
+    to it at t = 1."""
+    linear, spliced = LOG_SNR_SCHEDULES["linear"], LOG_SNR_SCHEDULES["spliced"]
+    t = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    expected = [-math.log(math.expm1(1e-4 + 10 * v * v)) for v in t.tolist()]
+    assert expected[0] == pytest.approx(9.210290, abs=1e-6) and expected[2] == pytest.approx(-10.0000546, abs=1e-7)
+    torch.testing.assert_close(linear(t), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    cosine_crossover, ddpm_crossover = 0.80074257, 0.48536712
+    at_cosine = -2 * math.log(math.tan(cosine_crossover * math.pi / 2))
+    at_linear = -math.log(math.expm1(1e-4 + 10 * ddpm_crossover ** 2))
+    assert at_cosine == pytest.approx(at_linear, abs=1e-6)  # the splice is continuous
+    t_splice = cosine_crossover / (1 + cosine_crossover - ddpm_crossover)
+    eps = 1e-9
+    around = spliced(torch.tensor([t_splice - eps, t_splice + eps], dtype=torch.float64))
+    torch.testing.assert_close(around, torch.tensor([at_cosine, at_cosine], dtype=torch.float64), rtol=0, atol=1e-6)
+    assert spliced(torch.tensor([1.0], dtype=torch.float64)).item() == pytest.approx(expected[2], abs=1e-9)
+    assert spliced(torch.tensor([0.0], dtype=torch.float64)).item() == 20.0  # tan(0) = 0: clipped at LOG_SNR_MAX
+
+
 @pytest.mark.parametrize("timesteps", [50, 1000])
-def test_ddpm_betas(betas, timesteps):
-    b = betas(timesteps)
-    assert b.shape == (timesteps,)
-    assert ((b > 0) & (b < 1)).all()
+def test_linear_betas_are_ho_et_al(timesteps):
+    """Ho et al. 2020: beta from 1e-4 to 0.02, linear over T = 1000 (scaled by 1000/T otherwise,
+    Nichol & Dhariwal): the whole array, the ends by hand, and the resulting alpha-bar_T."""
+    b = linear_betas(timesteps)
+    assert b.dtype == torch.float64 and b.shape == (timesteps,)
+    torch.testing.assert_close(b, torch.tensor(ho_linear_betas(timesteps), dtype=torch.float64), rtol=1e-12, atol=0)
+    if timesteps == 1000:
+        assert b[0].item() == pytest.approx(1e-4, rel=1e-12) and b[-1].item() == pytest.approx(0.02, rel=1e-12)
+        assert b[1].item() == pytest.approx(1e-4 + 0.0199 / 999, rel=1e-12)
+        assert b[500].item() == pytest.approx(1e-4 + 0.0199 * 500 / 999, rel=1e-12)
+        # alpha-bar_T = prod(1 - beta_t) = 4.036e-5: sqrt(alpha-bar_T) = 0.0064, x_T is nearly pure noise.
+        alpha_bar_t = math.prod(1 - v for v in ho_linear_betas(1000))
+        assert alpha_bar_t == pytest.approx(4.0358e-5, rel=1e-4)
+        assert torch.prod(1 - b).item() == pytest.approx(alpha_bar_t, rel=1e-10)
+    else:  # scale 20: 2e-3 .. 0.4
+        assert b[0].item() == pytest.approx(2e-3, rel=1e-12) and b[-1].item() == pytest.approx(0.4, rel=1e-12)
+
+
+@pytest.mark.parametrize("timesteps", [50, 1000])
+def test_sigmoid_betas_are_jabri_et_al(timesteps):
+    """Jabri et al. 2022's sigmoid schedule (start -3, end 3, tau 1) discretised as
+    beta_i = 1 - gamma((i+1)/T) / gamma(i/T), so alpha-bar after step i is gamma((i+1)/T); the
+    last beta, where gamma reaches 0, is clipped to 0.999."""
+    b = sigmoid_betas(timesteps)
+    assert b.dtype == torch.float64 and b.shape == (timesteps,)
+    expected = [1 - jabri_gamma((i + 1) / timesteps) / jabri_gamma(i / timesteps) for i in range(timesteps - 1)]
+    torch.testing.assert_close(b[:-1], torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=0)
+    assert b[-1].item() == 0.999
     alpha_bar = torch.cumprod(1 - b, 0)
-    assert (alpha_bar[1:] < alpha_bar[:-1]).all()
-    assert alpha_bar[-1] < 0.01, "the last step must be close to pure noise"
-    # The discrete process is variance preserving too: sqrt(ab)^2 + sqrt(1 - ab)^2 = 1.
-    torch.testing.assert_close(alpha_bar.sqrt() ** 2 + (1 - alpha_bar).sqrt() ** 2, torch.ones_like(b))
-    log_snr = torch.log(alpha_bar / (1 - alpha_bar))
-    assert (log_snr[1:] < log_snr[:-1]).all()
-
-
-def test_linear_betas_are_ho_at_1000():
-    b = linear_betas(1000)
-    assert b[0].item() == pytest.approx(1e-4) and b[-1].item() == pytest.approx(0.02)
+    # By the sigmoid's symmetry gamma(1/2) = (sigmoid(3) - 1/2) / (sigmoid(3) - sigmoid(-3)) = 1/2.
+    assert alpha_bar[timesteps // 2 - 1].item() == pytest.approx(0.5, rel=1e-12)
+    if timesteps == 1000:
+        # By hand: 1 - gamma(0.001) = (sigmoid(-2.994) - sigmoid(-3)) / (sigmoid(3) - sigmoid(-3)).
+        assert b[0].item() == pytest.approx((_sigmoid(-2.994) - _sigmoid(-3)) / (_sigmoid(3) - _sigmoid(-3)), rel=1e-9)
+        assert b[0].item() == pytest.approx(3.00279e-4, rel=1e-5)
+        assert alpha_bar[249].item() == pytest.approx(jabri_gamma(0.25), rel=1e-12)
+        assert alpha_bar[-2].item() == pytest.approx(jabri_gamma(0.999), rel=1e-9)
 
 
 def test_v_relations():
@@ -159,9 +262,17 @@ def test_v_relations():
 
 
 def test_dynamic_threshold():
+    """Imagen's dynamic thresholding (Saharia et al. 2022): per sample s = max(1, the 99.5th
+    percentile of |x0|), x0 -> clip(x0, -s, s) / s; expected values from numpy's percentile."""
     x = torch.stack([torch.linspace(-3, 3, 1000), torch.linspace(-0.5, 0.5, 1000)]).reshape(2, 1, 10, 100)
     out = dynamic_threshold(x, 0.995)
-    assert out.abs().max() <= 1
+    row = x[0].flatten().double().numpy()
+    s0 = max(1.0, float(np.quantile(np.abs(row), 0.995)))
+    # By hand: |x| takes each value 3 - 6k/999 twice; the 0.995 quantile (position 994.005 of 999)
+    # falls between the two copies of 3 - 12/999.
+    assert s0 == pytest.approx(3 - 12 / 999, rel=1e-6)
+    torch.testing.assert_close(out[0].flatten().double(), torch.from_numpy(np.clip(row, -s0, s0) / s0),
+                               rtol=0, atol=1e-6)
     torch.testing.assert_close(out[1], x[1])  # within [-1, 1]: s = 1, untouched
     # Rescaled rather than clipped: only the top 0.5 % saturate (a clip to [-1, 1] saturates 2/3).
     assert out[0].abs().max() == 1 and (out[0].abs() == 1).float().mean() <= 0.01
@@ -263,6 +374,220 @@ def test_interpolation_endpoints_equal_samples(preset, mode):
     torch.testing.assert_close(path[:, 0], obj.sample([0, 2], torch.tensor([5, 5])), atol=1e-5, rtol=0)
 
 
+# ------------------------------------------------------- samplers against a known answer
+# Data x0 ~ N(mu, s^2) per pixel. Then x_t = a x0 + sigma eps (a^2 + sigma^2 = 1; for DDPM
+# a^2 = alpha-bar) is N(a mu, V) with V = a^2 s^2 + sigma^2, and by Gaussian conditioning the
+# optimal (posterior-mean) denoiser is closed-form:
+#   E[eps | x_t] = sigma (x_t - a mu) / V     (DDPM: sqrt(1-ab) (x_t - sqrt(ab) mu) / (ab s^2 + 1 - ab))
+#   E[x0 | x_t]  = mu + a s^2 (x_t - a mu) / V,   v = a eps - sigma x0 (Salimans & Ho 2022).
+# MU and S keep every x0 prediction well inside [-1, 1], so the samplers' clip never acts.
+MU, S = 0.2, 0.15
+
+
+class GaussianDenoiser(torch.nn.Module):
+    """The exact denoiser above in place of the network: predicts eps from (x_t, t/T) with the
+    alpha-bar table given (DDPM), or v from (x_t, log-SNR) with a^2 = sigmoid(log-SNR) (seed
+    003). Class c's data mean is class_embed row c (the last row is the null label's), so
+    classifier-free guidance and embedding interpolation work as with the real networks."""
+
+    def __init__(self, means, s=S, alpha_bar=None):
+        super().__init__()
+        self.class_embed = torch.nn.Embedding(len(means), 1)
+        with torch.no_grad():
+            self.class_embed.weight.copy_(torch.tensor(means, dtype=torch.float32)[:, None])
+        self.null_label = len(means) - 1
+        self.s = s
+        self.alpha_bar = None if alpha_bar is None else torch.tensor(alpha_bar, dtype=torch.float64)
+        self.labels_seen: list[int] = []
+        self.class_embed.register_forward_pre_hook(lambda m, args: self.labels_seen.extend(args[0].tolist()))
+
+    def forward(self, x, level, y=None, *, class_emb=None):
+        if class_emb is None:
+            class_emb = self.class_embed(torch.zeros(len(x), dtype=torch.long) if y is None else y)
+        mu = class_emb.double()[:, :1, None, None]
+        if self.alpha_bar is not None:
+            a2 = self.alpha_bar[(level.double() * len(self.alpha_bar)).round().long()]
+        else:
+            a2 = level.double().sigmoid()
+        a2 = a2.reshape(-1, 1, 1, 1)
+        a, sigma, xd = a2.sqrt(), (1 - a2).sqrt(), x.double()
+        var = a2 * self.s ** 2 + 1 - a2
+        eps = sigma * (xd - a * mu) / var
+        if self.alpha_bar is not None:
+            return eps.to(x.dtype)
+        x0 = mu + a * self.s ** 2 * (xd - a * mu) / var
+        return (a * eps - sigma * x0).to(x.dtype)
+
+
+def reference_moments(alpha_bars, mu, s, *, ancestral: bool) -> tuple[float, float]:
+    """Mean and variance of what a sampler must return, started from N(0, 1) at alpha_bars[0]
+    (noisiest first) and stepping to each next level, then to clean data (alpha-bar 1), with the
+    exact denoiser above. The papers' updates, in their epsilon form:
+      ancestral (Ho et al. 2020, Algorithm 2, sigma_t^2 = beta-tilde, on a respaced sequence):
+        x' = (x - beta / sqrt(1 - ab) eps) / sqrt(alpha) + sqrt(beta~) z,
+        alpha = ab / ab', beta = 1 - alpha, beta~ = (1 - ab') / (1 - ab) beta;
+      DDIM (Song et al. 2021, eq. 12, sigma = 0):
+        x' = sqrt(ab') (x - sqrt(1 - ab) eps) / sqrt(ab) + sqrt(1 - ab') eps.
+    Each step is affine in x plus independent noise, so mean and variance propagate exactly;
+    a discrete sampler is exact only as the steps go to 0, so this, not (mu, s^2), is the answer."""
+    levels = [float(v) for v in alpha_bars] + [1.0]
+    m, v = 0.0, 1.0
+    for ab, ab_next in zip(levels, levels[1:]):
+        def eps(x, ab=ab):
+            return math.sqrt(1 - ab) * (x - math.sqrt(ab) * mu) / (ab * s * s + 1 - ab)
+
+        if ancestral:
+            alpha = ab / ab_next
+            beta = 1 - alpha
+
+            def step(x, ab=ab, alpha=alpha, beta=beta):
+                return (x - beta / math.sqrt(1 - ab) * eps(x)) / math.sqrt(alpha)
+            noise_var = (1 - ab_next) / (1 - ab) * beta
+        else:
+            def step(x, ab=ab, ab_next=ab_next):
+                x0 = (x - math.sqrt(1 - ab) * eps(x)) / math.sqrt(ab)
+                return math.sqrt(ab_next) * x0 + math.sqrt(1 - ab_next) * eps(x)
+            noise_var = 0.0
+        k, b = step(1.0) - step(0.0), step(0.0)
+        m, v = k * m + b, k * k * v + noise_var
+    return m, v
+
+
+def gaussian_objective(kind: str, sampler: str, steps: int, means=(MU, MU)):
+    """A DDPM (ho-linear / jabri-sigmoid schedule, T = 1000) or VDiffusion (cosine) objective on
+    1x8x8 images with one class, the GaussianDenoiser as its network, and the alpha-bars of its
+    sampling levels computed here from the papers' formulas (not read from the code)."""
+    if kind == "vdiffusion":
+        cfg = apply_overrides(get_preset("cifar100-vdiffusion").config,
+                              [f"objective.sampler={sampler}", f"objective.sample_steps={steps}",
+                               "objective.cfg_scale=0"])
+        net = GaussianDenoiser(list(means))
+        # Crowson's levels: t = 1, 1 - 1/n, ..., 1/n, then clean data.
+        alpha_bars = [_sigmoid(truncated_cosine_log_snr(1 - i / steps)) for i in range(steps)]
+        obj = VDiffusion(net, cfg.objective, image_shape=(1, 8, 8), num_classes=1, conditional=True)
+    else:
+        schedule = kind.split("-")[1]
+        cfg = apply_overrides(get_preset("cifar100-ddpm").config,
+                              [f"objective.sampler={sampler}", f"objective.sample_steps={steps}",
+                               f"objective.schedule={schedule}", "objective.timesteps=1000"])
+        if schedule == "linear":
+            table = list(itertools.accumulate((1 - b for b in ho_linear_betas(1000)), lambda p, q: p * q))
+        else:  # alpha-bar after step i is gamma((i+1)/T); the last clipped beta 0.999 leaves 1e-3 of the one before
+            table = [jabri_gamma((i + 1) / 1000) for i in range(999)]
+            table.append(table[-1] * (1 - 0.999))
+        net = GaussianDenoiser(list(means), alpha_bar=table)
+        # Nichol & Dhariwal's respacing: n timesteps evenly spaced over 0 .. T-1, rounded, T-1 first.
+        alpha_bars = [table[round(999 - 999 * i / (steps - 1))] for i in range(steps)]
+        obj = DDPM(net, cfg.objective, image_shape=(1, 8, 8), num_classes=1, conditional=True)
+    return obj, net, alpha_bars
+
+
+def test_sampling_levels_are_the_schedules_at_the_right_times():
+    """The levels the samplers step through: DDPM respaced to 4 steps visits t = 999, 666, 333, 0
+    (network input t/T) with a = sqrt(alpha-bar_t) from Ho's linear betas; VDiffusion visits t = 1,
+    3/4, 1/2, 1/4 with log-SNR -20, -1.7626, 0, 1.7626, so a = sqrt(sigmoid(log-SNR)) is
+    sqrt(1/2) at t = 1/2. An off-by-one in either index fails here."""
+    ddpm = objective("cifar100-ddpm", "objective.schedule=linear", "objective.timesteps=1000")
+    alphas, sigmas, levels = ddpm._levels(4)
+    table = list(itertools.accumulate((1 - b for b in ho_linear_betas(1000)), lambda p, q: p * q))
+    ts = [999, 666, 333, 0]
+    assert alphas == pytest.approx([math.sqrt(table[t]) for t in ts], rel=1e-12)
+    assert sigmas == pytest.approx([math.sqrt(1 - table[t]) for t in ts], rel=1e-12)
+    assert levels.tolist() == pytest.approx([t / 1000 for t in ts], rel=1e-6)
+    assert table[0] == pytest.approx(1 - 1e-4, rel=1e-15)  # the last level: alpha-bar_1 = 1 - beta_1
+    vdiff = objective("cifar100-vdiffusion")
+    alphas, sigmas, levels = vdiff._levels(4)
+    cos_ls = [truncated_cosine_log_snr(t) for t in (1.0, 0.75, 0.5, 0.25)]
+    assert levels.tolist() == pytest.approx(cos_ls, abs=1e-5)
+    assert cos_ls[0] == pytest.approx(-20.0) and cos_ls[2] == pytest.approx(0.0, abs=1e-12)
+    assert alphas == pytest.approx([math.sqrt(_sigmoid(v)) for v in cos_ls], rel=1e-12)
+    assert alphas[2] == pytest.approx(math.sqrt(0.5), rel=1e-12)
+    assert sigmas[2] == pytest.approx(math.sqrt(0.5), rel=1e-12)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+@pytest.mark.parametrize("kind", ["ddpm-linear", "ddpm-sigmoid", "vdiffusion"])
+def test_samplers_with_the_exact_denoiser_give_the_known_distribution(kind, sampler):
+    """With the exact denoiser of N(MU, S^2) in place of the network, obj.sample() over 10 levels
+    must produce reference_moments' mean and variance (Ho et al.'s ancestral step / Song et al.'s
+    DDIM), to 5 standard errors over 400 x 64 samples. Few steps make the answer far from
+    (MU, S^2) and different for each mistake: e.g. ancestral noise beta instead of beta-tilde,
+    or noise added without shrinking the eps term, or the network told the next level."""
+    obj, _, alpha_bars = gaussian_objective(kind, sampler, 10)
+    seeds = list(range(400))
+    out = obj.sample(seeds).double()
+    m, v = reference_moments(alpha_bars, MU, S, ancestral=sampler == "ddpm")
+    n = out.numel()
+    assert out.mean().item() == pytest.approx(m, abs=5 * math.sqrt(v / n))
+    assert out.var().item() == pytest.approx(v, rel=5 * math.sqrt(2 / n))
+    if sampler == "ddim":
+        # Deterministic and affine: each sample is m + sqrt(v) z, z its seed's first normal draw.
+        z = torch.stack([torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(s)) for s in seeds]).double()
+        torch.testing.assert_close(out, m + math.sqrt(v) * z, rtol=0, atol=2e-4)
+    # And with many steps the reference itself approaches the data distribution (mean MU,
+    # variance S^2), as any consistent discretisation must.
+    fine = gaussian_objective(kind, sampler, 1000)[2]
+    m_fine, v_fine = reference_moments(fine, MU, S, ancestral=sampler == "ddpm")
+    assert m_fine == pytest.approx(MU, abs=2e-3) and v_fine == pytest.approx(S * S, rel=0.06)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_many_step_samplers_draw_the_data_distribution(sampler):
+    """The pure samplers on 1000 cosine levels (seed 003's schedule) with the exact denoiser of
+    N(MU, S^2) return mean MU and variance S^2, up to the 1000-step discretisation (< 3 %) and
+    sampling error; the exact answer for these levels holds to 5 standard errors."""
+    steps, rows = 1000, 8
+    log_snr = [truncated_cosine_log_snr(1 - i / steps) for i in range(steps)]
+    alpha_bars = [_sigmoid(v) for v in log_snr]
+    alphas, sigmas = [math.sqrt(v) for v in alpha_bars], [math.sqrt(1 - v) for v in alpha_bars]
+    net = GaussianDenoiser([MU, MU])
+    levels = torch.tensor(log_snr)
+
+    def denoise(x, i):
+        return x0_from_v(x, net(x, levels[i].expand(len(x))), alphas[i], sigmas[i])
+
+    gens = [torch.Generator().manual_seed(100 + k) for k in range(rows)]
+    x = torch.stack([torch.randn(1, 32, 32, generator=g) for g in gens])
+    if sampler == "ddim":
+        out = ddim_sample(denoise, x, alphas, sigmas).double()
+    else:
+        out = ddpm_sample(denoise, x, alphas, sigmas, gens).double()
+    n = out.numel()
+    m, v = reference_moments(alpha_bars, MU, S, ancestral=sampler == "ddpm")
+    assert out.mean().item() == pytest.approx(MU, abs=5 * math.sqrt(v / n) + 1e-3)
+    assert out.var().item() == pytest.approx(S * S, rel=0.03 + 5 * math.sqrt(2 / n))
+    assert out.var().item() == pytest.approx(v, rel=5 * math.sqrt(2 / n))
+
+
+def test_guidance_on_gaussians_is_the_shifted_gaussian_and_w0_is_the_conditional_model():
+    """Classifier-free guidance (seed 003's eq. 4, v~ = (1 + w) v(c) - w v(null)) with exact
+    denoisers of N(mu_c, S^2) and N(mu_null, S^2): v is affine in the mean with weights summing
+    to 1, so the guided denoiser is exactly the denoiser of N((1 + w) mu_c - w mu_null, S^2), and
+    guided sampling equals plain sampling of that Gaussian, sample for sample. With w = 0 the
+    null label is never evaluated (its mean is NaN here) and the samples are the conditional
+    model's."""
+    mu_c, mu_null, w, steps = (0.1, 0.3), 0.15, 3.0, 20
+
+    def vdiff(means, *overrides):
+        cfg = apply_overrides(get_preset("cifar100-vdiffusion").config,
+                              ["objective.sampler=ddpm", f"objective.sample_steps={steps}", *overrides])
+        net = GaussianDenoiser(list(means))
+        return VDiffusion(net, cfg.objective, image_shape=(1, 4, 4), num_classes=2, conditional=True), net
+
+    seeds, labels = list(range(8)), torch.tensor([0, 1] * 4)
+    guided, _ = vdiff([*mu_c, mu_null], f"objective.cfg_scale={w}")
+    shifted, _ = vdiff([(1 + w) * m - w * mu_null for m in mu_c] + [float("nan")], "objective.cfg_scale=0")
+    torch.testing.assert_close(guided.sample(seeds, labels), shifted.sample(seeds, labels), rtol=0, atol=1e-4)
+    w0, net0 = vdiff([*mu_c, float("nan")], "objective.cfg_scale=0")
+    plain, _ = vdiff([*mu_c, 123.0], "objective.cfg_scale=0")
+    out = w0.sample(seeds, labels)
+    assert torch.isfinite(out).all() and net0.null_label not in net0.labels_seen
+    torch.testing.assert_close(out, plain.sample(seeds, labels), rtol=0, atol=0)
+    x, log_snr = torch.randn(2, 1, 4, 4), torch.tensor([0.5, -1.0])
+    cond = net0.class_embed(torch.tensor([0, 1]))
+    torch.testing.assert_close(w0._guided(net0, x, log_snr, cond), net0(x, log_snr, class_emb=cond), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------------------------- training
 
 
@@ -292,6 +617,52 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(preset):
         out = obj.train_step(x, y, opts)
         assert set(out) == {"loss"} and out["loss"].dim() == 0
     assert measured() < 0.85 * before
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for the denoiser in training: records its inputs, outputs a constant."""
+
+    def __init__(self, value: float = 0.25):
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value))
+        self.null_label = 10
+        self.seen = None
+
+    def forward(self, x, level, y=None):
+        self.seen = (x.detach().clone(), level.detach().clone())
+        return torch.full_like(x, self.value.item())
+
+
+def test_training_noises_by_the_forward_process_and_regresses_the_papers_targets():
+    """DDPM (Ho et al. 2020, eq. 4 and L_simple): the network sees x_t = sqrt(ab_t) x0 +
+    sqrt(1 - ab_t) eps with ab from Ho's linear betas and t/T, and the loss is |eps - out|^2.
+    VDiffusion (seed 003, eqs. 1-3): it sees x = alpha x0 + sigma eps at the cosine log-SNR,
+    alpha^2 = sigmoid(log-SNR), and the loss is |v - out|^2 with v = alpha eps - sigma x0."""
+    g = torch.Generator().manual_seed(3)
+    x0, eps = torch.rand(4, 1, 4, 4, generator=g) * 2 - 1, torch.randn(4, 1, 4, 4, generator=g)
+    y, shape = torch.zeros(4, dtype=torch.long), (-1, 1, 1, 1)
+    cfg = apply_overrides(get_preset("cifar100-ddpm").config, ["objective.schedule=linear", "objective.timesteps=1000"])
+    net = _Recorder()
+    ddpm = DDPM(net, cfg.objective, image_shape=(1, 4, 4), num_classes=10, conditional=False)
+    t = torch.tensor([0, 1, 500, 999])
+    table = list(itertools.accumulate((1 - b for b in ho_linear_betas(1000)), lambda p, q: p * q))
+    ab = torch.tensor([table[i] for i in t.tolist()], dtype=torch.float64).reshape(shape)
+    loss = ddpm.loss(x0, y, t=t, noise=eps)
+    torch.testing.assert_close(net.seen[0].double(), ab.sqrt() * x0 + (1 - ab).sqrt() * eps, rtol=0, atol=1e-6)
+    torch.testing.assert_close(net.seen[1], t.float() / 1000)
+    assert loss.item() == pytest.approx((eps - 0.25).square().mean().item(), rel=1e-6)
+
+    cfg = apply_overrides(get_preset("cifar100-vdiffusion").config, ["objective.schedule=cosine"])
+    net = _Recorder()
+    vdiff = VDiffusion(net, cfg.objective, image_shape=(1, 4, 4), num_classes=10, conditional=True)
+    t = torch.tensor([0.0, 0.25, 0.5, 0.9])
+    log_snr = torch.tensor([truncated_cosine_log_snr(v) for v in t.tolist()], dtype=torch.float64)
+    alpha, sigma = log_snr.sigmoid().sqrt().reshape(shape), (-log_snr).sigmoid().sqrt().reshape(shape)
+    loss = vdiff.loss(x0, y, t=t, noise=eps)
+    torch.testing.assert_close(net.seen[0].double(), alpha * x0 + sigma * eps, rtol=0, atol=1e-6)
+    torch.testing.assert_close(net.seen[1].double(), log_snr, rtol=1e-6, atol=1e-5)
+    v = alpha * eps - sigma * x0
+    assert loss.item() == pytest.approx((v - 0.25).square().mean().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

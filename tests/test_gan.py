@@ -1,6 +1,7 @@
 """GAN networks, losses, adaptive weighting, training steps, seeded sampling and interpolation."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,7 +9,13 @@ from budgetvision.config import apply_overrides
 from budgetvision.data import DataSpec
 from budgetvision.errors import ConfigError
 from budgetvision.models import MODELS, build_model, count_params
-from budgetvision.models.gan import DISCRIMINATORS, GAN_PAPER_PARAMS, GENERATORS
+from budgetvision.models.gan import (
+    DISCRIMINATORS,
+    GAN_PAPER_PARAMS,
+    GENERATORS,
+    ClassBatchNorm2d,
+    HalfBatchNorm,
+)
 from budgetvision.objectives.base import NonFiniteLoss, seeded_normal, slerp
 from budgetvision.objectives.gan import (
     aw_optimizer_step,
@@ -116,9 +123,15 @@ def test_networks_on_every_data_shape(generator, discriminator, channels, image_
               conditional=conditional)
     G, D = build_model(generator, **kw), build_model(discriminator, **kw)
     z, y = torch.randn(3, 16), torch.tensor([0, 4, 9])
+    # The DCGAN output layer (Radford et al. 2016; seeds 000, 001, 004): the image is exactly tanh
+    # of the last layer's output, not merely something in [-1, 1].
+    last = G.out if hasattr(G, "out") else G.convs[-1]
+    seen = []
+    hook = last.register_forward_hook(lambda module, args, out: seen.append(out))
     x = G(z, y)
-    assert x.shape == (3, channels, image_size, image_size)
-    assert x.min() >= -1 and x.max() <= 1
+    hook.remove()
+    assert x.shape == (3, channels, image_size, image_size) == seen[0].shape
+    torch.testing.assert_close(x, torch.tanh(seen[0]), rtol=0, atol=0)
     assert D(x, y).shape == (3,)
 
 
@@ -135,11 +148,72 @@ def test_generator_reads_its_class_through_embed(generator):
         assert not torch.allclose(G(z, y), G(z, (y + 1) % 10))
 
 
-def test_projection_discriminator_uses_the_label():
-    D = build_model("sngan_projection_discriminator", in_channels=3, num_classes=10, image_size=32)
-    x = torch.randn(2, 3, 32, 32)
+def test_projection_discriminator_is_linear_head_plus_class_projection():
+    """Miyato & Koyama 2018, eq. 3 (seed 001): D(x, y) = w^T phi(x) + b + V_y^T phi(x), with phi
+    the last map summed over space. So D(x, a) - D(x, b) = (V_a - V_b) . phi(x) exactly, and the
+    rest is the (spectrally normalised) linear head on phi."""
+    torch.manual_seed(0)
+    D = build_model("sngan_projection_discriminator", in_channels=3, num_classes=10, image_size=32).eval()
+    x = torch.randn(3, 3, 32, 32)
+    ya, yb = torch.tensor([0, 3, 7]), torch.tensor([5, 5, 1])
     with torch.no_grad():
-        assert not torch.allclose(D(x, torch.tensor([0, 0])), D(x, torch.tensor([5, 5])))
+        phi = D.body(x).double().sum(dim=(2, 3))
+        V = D.projection.weight.double()  # the effective (normalised) class vectors
+        w, b = D.head.weight.double(), D.head.bias.double()
+        da, db = D(x, ya).double(), D(x, yb).double()
+        assert (da - db).abs().min() > 1e-3  # the label matters
+        torch.testing.assert_close(da - db, ((V[ya] - V[yb]) * phi).sum(1), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(da, phi @ w[0] + b[0] + (V[ya] * phi).sum(1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,conditional", [("sn_dcgan_discriminator", False),
+                                              ("sngan_projection_discriminator", True)])
+def test_spectral_norm_divides_each_weight_by_its_top_singular_value(name, conditional):
+    """Miyato et al. 2018, Algorithm 1 (seeds 000, 001): W_SN = W / sigma(W), sigma estimated as
+    u^T W v by power iteration (one per training forward) on W as an (out, rest) matrix. Checked
+    with torch.linalg: after the iterations the effective weight's largest singular value is 1
+    (never below: u^T W v <= sigma(W)), for every wrapped layer, including the projection
+    embedding, although the raw weights were scaled to sigma >= 1.5."""
+    torch.manual_seed(0)
+    D = build_model(name, in_channels=3, num_classes=10, image_size=16, conditional=conditional)
+    wrapped = [m for m in D.modules() if torch.nn.utils.parametrize.is_parametrized(m, "weight")]
+    assert len(wrapped) == (4 if name == "sn_dcgan_discriminator" else 8)
+    with torch.no_grad():
+        for m in wrapped:
+            m.parametrizations.weight.original.mul_(3.0)
+        D.train()
+        for _ in range(200):
+            for m in wrapped:
+                m.weight  # a training-mode read runs one power iteration
+        D.eval()
+        for m in wrapped:
+            raw = m.parametrizations.weight.original.double()
+            raw_mat = raw.reshape(raw.shape[0], -1)
+            assert torch.linalg.matrix_norm(raw_mat, ord=2).item() > 1.5
+            sn = m.parametrizations.weight[0]
+            u, v = sn._u.double(), sn._v.double()
+            torch.testing.assert_close(m.weight.double(), raw / (u @ raw_mat @ v), rtol=1e-5, atol=1e-7)
+            top = torch.linalg.matrix_norm(m.weight.double().reshape(raw.shape[0], -1), ord=2).item()
+            assert 1 - 1e-5 <= top <= 1 + 2e-3, (type(m).__name__, top)
+
+
+def test_conditional_batch_norm_is_bn_with_a_gain_and_shift_per_class():
+    """Conditional BN (de Vries et al. 2017; Miyato & Koyama 2018, seed 001's generator):
+    gamma_y (x - mean) / sqrt(var + eps) + beta_y, batch statistics (biased variance) in
+    training, gamma_y | beta_y = row y of the embedding; statistics computed here in numpy."""
+    cbn = ClassBatchNorm2d(3, num_classes=4)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        cbn.embedding.weight.copy_(torch.randn(4, 6, generator=g))
+    x = 2 + 3 * torch.randn(6, 3, 4, 4, generator=g)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    xn = x.double().numpy()
+    mean, var = xn.mean(axis=(0, 2, 3)), xn.var(axis=(0, 2, 3))
+    rows = cbn.embedding.weight.detach().double().numpy()[y.numpy()]
+    gamma, beta = rows[:, :3, None, None], rows[:, 3:, None, None]
+    expected = gamma * (xn - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None] + beta
+    out = cbn(x, cbn.embedding(y))
+    torch.testing.assert_close(out.double(), torch.from_numpy(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_seed004_multipliers_and_virtual_bn():
@@ -157,6 +231,56 @@ def test_seed004_multipliers_and_virtual_bn():
         assert wider(torch.randn(1, 100), y[:1]).shape == (1, 1, 28, 28)
     with pytest.raises(ConfigError):
         build_model("mnist_dcgan_discriminator", depth=0, **kw)
+
+
+def _reference_bn(x, ref, weight, bias, eps=1e-5):
+    """(x - mean(ref)) / sqrt(var(ref) + eps) * weight + bias per channel, numpy, biased variance."""
+    r = ref.double().numpy()
+    axes = (0,) + tuple(range(2, r.ndim))
+    shape = (1, -1) + (1,) * (r.ndim - 2)
+    mean, var = r.mean(axis=axes), r.var(axis=axes)
+    out = (x.double().numpy() - mean.reshape(shape)) / np.sqrt(var + eps).reshape(shape)
+    return torch.from_numpy(out * weight.reshape(shape) + bias.reshape(shape)), mean, r.var(axis=axes, ddof=1)
+
+
+def test_virtual_batch_norm_uses_its_reference_halfs_statistics():
+    """Seed 004's virtual batch normalisation (Salimans et al. 2016's VBN, as the paper ran it:
+    one half of the batch is the reference that normalises the whole batch): in training,
+    y = (x - mean_ref) / sqrt(var_ref + eps) * gamma + beta for every sample, reference = the
+    first half; the running statistics move by momentum 0.1 towards the reference's mean and
+    unbiased variance. Unlike BN, on a batch whose halves differ; equal to BN when the halves
+    are the same samples. Statistics computed here in numpy."""
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(4, 3, 5, 5, generator=g)
+    other = 4 + 3 * torch.randn(4, 3, 5, 5, generator=g)  # unlike the reference
+    x = torch.cat([ref, other])
+    weight, bias = np.array([0.5, 1.0, 2.0]), np.array([-1.0, 0.0, 1.0])
+
+    def norm(kind, channels=3):
+        m = kind(channels)
+        with torch.no_grad():
+            m.weight.copy_(torch.tensor(weight)), m.bias.copy_(torch.tensor(bias))
+        return m
+
+    vbn = norm(HalfBatchNorm)
+    out = vbn(x)
+    expected, mean, unbiased_var = _reference_bn(x, ref, weight, bias)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(vbn.running_mean.double(), torch.from_numpy(0.1 * mean), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(vbn.running_var.double(), torch.from_numpy(0.9 + 0.1 * unbiased_var),
+                               rtol=1e-5, atol=1e-6)
+    bn_out = norm(torch.nn.BatchNorm2d)(x)
+    assert (bn_out - out).abs().max() > 1.0  # BN normalises by the whole batch's statistics
+    twin = torch.cat([ref, ref])
+    torch.testing.assert_close(norm(HalfBatchNorm)(twin), norm(torch.nn.BatchNorm2d)(twin), rtol=1e-5, atol=1e-5)
+    # (B, C) inputs, as in seed 004's dense layers: the same rule over the batch dimension.
+    flat = x[:, :, 2, 2]
+    expected, _, _ = _reference_bn(flat, flat[:4], weight, bias)
+    torch.testing.assert_close(norm(HalfBatchNorm)(flat).double(), expected, rtol=1e-5, atol=1e-5)
+    # Evaluation: the running statistics, exactly as BN.
+    bn = norm(torch.nn.BatchNorm2d)
+    bn.running_mean.copy_(vbn.running_mean), bn.running_var.copy_(vbn.running_var)
+    torch.testing.assert_close(vbn.eval()(other), bn.eval()(other), rtol=1e-6, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- losses
@@ -307,10 +431,17 @@ def test_samples_depend_only_on_their_seed(name):
     seeds = list(range(10, 18))
     batch = obj.sample(seeds)
     singles = torch.cat([obj.sample([s]) for s in seeds])
-    assert batch.shape == (8, 1, 16, 16) and batch.abs().max() <= 1
+    assert batch.shape == (8, 1, 16, 16)
     # Exact for convolutions; a dense layer's batch-1 and batch-8 matmuls differ in rounding.
     torch.testing.assert_close(batch, singles, rtol=0, atol=1e-6)
     assert obj.generator.training  # sample() restores the mode it found
+    # The known answer: image k is G, in eval mode (running BN statistics), at z = the first
+    # latent_dim normal draws of a generator seeded with seeds[k] (and class seeds[k] % 10).
+    z = torch.stack([torch.randn(obj.latent_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    with torch.no_grad():
+        expected = obj.generator.eval()(z, torch.tensor(seeds) % 10 if obj.conditional else None)
+    obj.generator.train()
+    torch.testing.assert_close(batch, expected, rtol=0, atol=1e-6)
     if obj.conditional:
         torch.testing.assert_close(batch, obj.sample(seeds, labels=torch.tensor(seeds) % 10), rtol=0, atol=0)
         assert not torch.allclose(batch, obj.sample(seeds, labels=torch.zeros(8, dtype=torch.long)))
