@@ -22,7 +22,9 @@ from budgetvision.config import apply_overrides
 from budgetvision.errors import DataError
 from budgetvision.objectives import build_objective
 from budgetvision.presets import PRESETS
-from budgetvision.train import build_optimizers, fit, input_stats, prepare, resolve_device
+from budgetvision.device import resolve_device
+from budgetvision.optim import build_optimizers
+from budgetvision.train import fit, input_stats, prepare
 
 
 class PerSampleDataset(Dataset):

@@ -88,7 +88,8 @@ def cmd_leaderboard(args) -> int:
 def cmd_train(args) -> int:
     from .data import data_root
     from .runs import open_run, start_run, summary_line, train_seeds
-    from .train import config_params, prepare, resolve_device
+    from .device import resolve_device
+    from .train import config_params, prepare
     from .budget import enforce_budget
 
     device = resolve_device(args.device)
@@ -136,8 +137,8 @@ def _opt_path(value: str | None) -> Path | None:
 
 def cmd_eval(args) -> int:
     from .data import data_root
+    from .device import resolve_device
     from .runs import evaluate_run, open_run
-    from .train import resolve_device
 
     cfg, _ = open_run(Path(args.run))
     if cfg.task == "generate":
@@ -158,8 +159,8 @@ def cmd_eval(args) -> int:
 
 def _eval_generator(args) -> int:
     from .data import data_root
-    from .evaluation.generative import evaluate_generator
-    from .train import resolve_device
+    from .device import resolve_device
+    from .runs import evaluate_generator
 
     if not (args.fid or args.kid or args.inception_score or args.prc or args.judge or args.lpips):
         raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --prc, --judge RUN, --lpips")
@@ -182,8 +183,8 @@ def _eval_generator(args) -> int:
 
 def cmd_fid_ref(args) -> int:
     from .data import data_root
-    from .evaluation.generative import fid_reference
-    from .train import resolve_device
+    from .device import resolve_device
+    from .runs import fid_reference
 
     if args.n < 2:
         raise ConfigError("--n must be >= 2")
@@ -200,7 +201,8 @@ def cmd_lr_find(args) -> int:
     from .io import write_json
     from .lr_find import lr_range_test
     from .report.plots import lr_range_plot
-    from .train import prepare, resolve_device
+    from .device import resolve_device
+    from .train import prepare
 
     cfg = _resolve(args)
     prep = prepare(cfg, data_root=data_root(args.data_root), device=resolve_device(args.device), allow_over=True)
@@ -223,8 +225,8 @@ def cmd_lr_find(args) -> int:
 
 def _open_generator(args):
     from .data import data_root
-    from .generate import open_generator
-    from .train import resolve_device
+    from .device import resolve_device
+    from .runs import open_generator
 
     device = resolve_device(args.device)
     cfg, objective, network = open_generator(Path(args.run), device=device, run_seed=args.run_seed,
@@ -242,7 +244,7 @@ def _out_png(path: str) -> Path:
 
 
 def cmd_sample(args) -> int:
-    from .generate import class_labels, parse_seeds, sample
+    from .runs import class_labels, parse_seeds, sample
     from .report.plots import sample_grid
     from .train import shape_spec
 
@@ -272,7 +274,7 @@ def cmd_interpolate(args) -> int:
 
 def cmd_neighbours(args) -> int:
     from .data import data_root, load_splits
-    from .generate import nearest_training_images, parse_seeds, sample
+    from .runs import nearest_training_images, parse_seeds, sample
     from .report.plots import neighbours_figure
 
     seeds = parse_seeds(args.seeds)
@@ -312,7 +314,7 @@ def cmd_report(args) -> int:
 def cmd_synthetic_mix(args) -> int:
     from .data import data_root
     from .experiments.synthetic_mix import parse_fractions, parse_overrides, run_synthetic_mix
-    from .train import resolve_device
+    from .device import resolve_device
 
     fractions, overrides = parse_fractions(args.real_fractions), parse_overrides(args.class_override)
     if args.total is not None and args.total < 1:
@@ -332,7 +334,7 @@ def cmd_synthetic_mix(args) -> int:
 def cmd_pca_vs_gan(args) -> int:
     from .data import data_root
     from .experiments.pca_vs_gan import parse_components, run_pca_vs_gan
-    from .train import resolve_device
+    from .device import resolve_device
 
     out = Path(args.out) if args.out else Path("runs") / f"pca-vs-gan-{Path(args.gan).name}"
     summary = run_pca_vs_gan(Path(args.gan), Path(args.judge), components=parse_components(args.components),
@@ -351,7 +353,7 @@ def cmd_pca_vs_gan(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    from .train import resolve_device
+    from .device import resolve_device
 
     run_demo(Path(args.out), device=resolve_device(args.device), steps=args.steps, progress=not args.no_progress)
     return 0

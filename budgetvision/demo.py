@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import apply_overrides
-from .generate import nearest_training_images, open_generator, sample
 from .presets import get_preset
 from .report.html import write_report
 from .report.plots import interpolation_grid, neighbours_figure
-from .runs import evaluate_run, start_run, summary_line, train_seeds
+from .runs import evaluate_run, nearest_training_images, open_generator, sample, start_run, summary_line, train_seeds
 from .train import prepare
 
 DEMO_RUNS = (  # (preset, steps, seeds, overrides): small enough for minutes on a laptop CPU

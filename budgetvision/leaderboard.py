@@ -10,12 +10,12 @@ Markdown (`budgetvision leaderboard --markdown`), never hand-written.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BudgetVisionError
 from .io import write_json
+from .runs import mean_std
 
 RESULT_FORMAT = "budgetvision-result-1"
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -31,13 +31,6 @@ class Metric:
 METRICS = {
     "test_accuracy": Metric("test accuracy", higher_is_better=True, percent=True),
 }
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1); a single value has std 0."""
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return mean, math.sqrt(var)
 
 
 def default_results_dir() -> Path:

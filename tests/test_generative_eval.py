@@ -19,9 +19,8 @@ from budgetvision.data import DataSpec, load_splits
 from budgetvision.errors import BudgetVisionError
 from budgetvision.evaluation import fid as fidlib
 from budgetvision.evaluation import perceptual
-from budgetvision.evaluation.generative import evaluate_generator, fid_reference
-from budgetvision.generate import to_uint8
-from budgetvision.evaluation.judge import check_judge_fits, judge_features, judge_fid, judge_scores, open_judge
+from budgetvision.evaluation.judge import check_judge_fits, judge_features, judge_fid, judge_scores
+from budgetvision.runs import evaluate_generator, fid_reference, open_judge, to_uint8
 from budgetvision.evaluation.perceptual import find_lpips_weights, load_lpips, lpips_distance, nearest_lpips
 
 

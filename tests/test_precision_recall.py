@@ -9,8 +9,8 @@ import torch
 from budgetvision.cli import main
 from budgetvision.evaluation import fid as fidlib
 from budgetvision.evaluation import judge as judgelib
-from budgetvision.evaluation.generative import evaluate_generator
-from budgetvision.evaluation.judge import judge_fid, open_judge
+from budgetvision.evaluation.judge import judge_fid
+from budgetvision.runs import evaluate_generator, open_judge
 from budgetvision.evaluation.precision_recall import PRC_K, knn_radii, precision_recall
 from test_generative_eval import digits, inception_weights, runs  # noqa: F401  (fixtures)
 
@@ -126,7 +126,7 @@ def test_evaluate_generator_prc_reuses_the_fid_features(runs, inception_weights,
             return fn(*args, **kwargs)
         return wrapper
     monkeypatch.setattr(fidlib, "inception_features", counted(fidlib.inception_features, "inception"))
-    monkeypatch.setattr("budgetvision.evaluation.generative.judge_features",
+    monkeypatch.setattr("budgetvision.runs.evaluate.judge_features",
                         counted(judgelib.judge_features, "judge"))
     out = evaluate_generator(runs["generator"], fid=True, prc=True, n=8, judge=runs["judge"],
                              inception_weights=inception_weights, device="cpu", batch_size=4)

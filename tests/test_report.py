@@ -1,9 +1,7 @@
 """The HTML report as a person sees it: opened in headless Chromium, every image decoded and the
-tables filled. Chromium comes from Debian's `chromium` and `chromium-driver`; CI installs them here
-(CI=true), elsewhere the test skips, saying so, where they are absent."""
+tables filled. Chromium comes from Debian's `chromium` and `chromium-driver`: `.ci/run` installs
+them before the suite; elsewhere the test skips, saying so, where they are absent."""
 import os
-import shutil
-import subprocess
 
 import pytest
 
@@ -14,9 +12,6 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)) and os.environ.get("CI") and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], check=False,
-                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=600)
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
         pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver

@@ -449,3 +449,9 @@ def load_splits(name: str, root: Path | None = None, *, val_fraction: float = 0.
     spec = DataSpec(name=name, channels=int(xtr.shape[1]), image_size=int(xtr.shape[2]),
                     num_classes=len(names), mean=mean, std=std, class_names=tuple(names))
     return Splits(spec, (xtr.contiguous(), ytr), val, (xte.contiguous(), yte))
+
+
+def splits_of(cfg, root: Path | None = None) -> Splits:
+    """The splits a run's DataConfig names: its data set, validation fraction and split seed (the
+    one place a config becomes splits, so training, evaluation and judges carve the same ones)."""
+    return load_splits(cfg.name, root, val_fraction=cfg.val_fraction, seed=cfg.split_seed)

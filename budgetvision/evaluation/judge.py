@@ -14,18 +14,16 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..data import DataSpec, load_splits
+from ..data import DataSpec
 from ..data.loader import normalise
-from ..errors import BudgetVisionError, ConfigError
-from ..io import read_json
-from ..runs import open_run, seed_dirs
-from ..train import input_stats, load_trained
+from ..errors import BudgetVisionError
 from .classification import evaluate_classifier
 from .fid import feature_stats, frechet_distance
 
 
 @dataclass
 class Judge:
+    """A trained classifier and what it needs to read images (the run layer's open_judge builds one)."""
     name: str                       # "<preset> (<run dir>)", written beside every judge score
     run_dir: Path
     seed: int                       # the judge run's training seed whose checkpoint is used
@@ -35,31 +33,6 @@ class Judge:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     test_accuracy: float | None     # the judge run's own test accuracy for that seed, when recorded
-
-
-def open_judge(run_dir: Path, *, device, data_root: Path | None = None, run_seed: int | None = None) -> Judge:
-    """A classifier run as a judge; a generator run (or anything else) is refused with one line."""
-    run_dir = Path(run_dir)
-    cfg, manifest = open_run(run_dir)
-    if cfg.task != "classify":
-        raise BudgetVisionError(f"{run_dir} is a {cfg.task} run ({cfg.preset}); a judge must be a classifier "
-                                f"run (task classify), e.g. an mnist-lenet run")
-    seeds = manifest["seeds"]
-    seed = seeds[0] if run_seed is None else run_seed
-    if seed not in seeds:
-        raise ConfigError(f"judge {run_dir} has no seed {seed} (it has {seeds})")
-    # The classifier was trained on inputs standardised with its train split's statistics: the
-    # same carve (val_fraction, split_seed) reproduces them exactly.
-    spec = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed).spec
-    sdir = seed_dirs(run_dir, seeds)[seed]
-    _, network, step = load_trained(cfg, spec, sdir / "checkpoint.pt", device)
-    if not callable(getattr(network, "features", None)):
-        raise BudgetVisionError(f"judge {run_dir}: model '{cfg.model.name}' has no features() to compare with")
-    mean, std = input_stats(cfg, spec)
-    accuracy = None
-    if (sdir / "results.json").exists():
-        accuracy = read_json(sdir / "results.json").get("test_accuracy")
-    return Judge(f"{cfg.preset} ({run_dir})", run_dir, seed, step, network, spec, mean, std, accuracy)
 
 
 def check_judge_fits(judge: Judge, spec: DataSpec, generator: str) -> None:

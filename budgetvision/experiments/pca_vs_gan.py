@@ -11,10 +11,10 @@ import torch
 
 from ..data import load_splits
 from ..errors import ConfigError
-from ..evaluation.judge import check_judge_fits, judge_fid, judge_scores, open_judge
-from ..generate import open_generator, sample, to_uint8
+from ..evaluation.judge import check_judge_fits, judge_fid, judge_scores
+from ..runs import open_generator, open_judge, sample, to_uint8
 from ..io import write_json
-from ..objectives.base import seeded_normal
+from ..objectives.base import default_labels, seeded_normal
 from ..objectives.pca import PCAGenerator
 from ..report.plots import components_curve
 
@@ -45,7 +45,7 @@ def run_pca_vs_gan(gan_run: Path, judge_run: Path, *, components: list[int], n: 
     if components[-1] > dim:
         raise ConfigError(f"--components goes up to {dim} (the pixels of one {spec.name} image)")
     seeds = list(range(n))
-    labels = torch.tensor([s % spec.num_classes for s in seeds])
+    labels = default_labels(seeds, spec.num_classes)
     real = splits.test[0][:n]
 
     gan_images = to_uint8(sample(objective, network, seeds, labels.to(device) if objective.conditional else None))

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..config import apply_overrides
 from ..data import Splits, load_splits
 from ..errors import BudgetVisionError, ConfigError
-from ..generate import open_generator, sample, to_uint8
+from ..runs import open_generator, sample, to_uint8
 from ..io import write_json
 from ..presets import get_preset
 from ..report.plots import confusion_matrix, fraction_curve

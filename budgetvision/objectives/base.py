@@ -6,6 +6,7 @@ the budget. Generative objectives add seeded sampling and interpolation beside t
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -40,6 +41,14 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
 
 class Objective(nn.Module):
     task: str = "classify"
+    amp_dtype: torch.dtype | None = None   # set by the loop: autocast dtype of forward passes (None: fp32)
+
+    def autocast(self, x: Tensor):
+        """The precision of forward passes and losses, never of backward or the optimiser step:
+        autocast to `amp_dtype` where the loop set one (bf16 on CUDA), else full precision."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=self.amp_dtype)
 
     def trained_networks(self) -> dict[str, nn.Module]:
         """Every network trained for the task, by role; their parameters are the budgeted count."""
@@ -80,6 +89,12 @@ class GenerativeObjective(Objective):
         """(pairs, steps, C, H, W) in [-1, 1]: lerp or slerp between the pairs' latents (and class
         embeddings for conditional models); endpoints equal sample() of each seed."""
         raise NotImplementedError
+
+
+def default_labels(seeds: Sequence[int], num_classes: int) -> Tensor:
+    """The class a conditional sample of seed s gets when none is asked for: s % num_classes, so any
+    run of consecutive seeds covers the classes evenly."""
+    return torch.tensor([int(s) % num_classes for s in seeds], dtype=torch.long)
 
 
 def seeded_normal(seeds: Sequence[int], shape: Sequence[int], device) -> Tensor:

@@ -31,7 +31,8 @@ class Classification(Objective):
         return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing), logits
 
     def train_step(self, x, y, opts, *, grad_clip=0.0):
-        loss, logits = self(x, y)
+        with self.autocast(x):
+            loss, logits = self(x, y)
         optimizer_step(loss, opts["main"], self.network.parameters(), grad_clip=grad_clip)
         return {"loss": loss.detach(), "correct": (logits.detach().argmax(1) == y).sum()}
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..config import ObjectiveConfig, RunConfig
 from ..errors import ConfigError
 from ..models import build_model
-from .base import GenerativeObjective, lerp, optimizer_step, slerp
+from .base import GenerativeObjective, default_labels, lerp, optimizer_step, slerp
 
 # The log-SNR range of the continuous schedules: at +-20, alpha or sigma is 4.5e-5, the data or
 # the noise is invisible in float32, and the truncated cosine stays finite at both ends
@@ -240,7 +240,8 @@ class _Diffusion(GenerativeObjective):
         raise NotImplementedError
 
     def train_step(self, x, y, opts, *, grad_clip=0.0):
-        loss = self.loss(x, y)
+        with self.autocast(x):
+            loss = self.loss(x, y)
         optimizer_step(loss, opts["main"], self.network.parameters(), grad_clip=grad_clip)
         return {"loss": loss.detach()}
 
@@ -292,7 +293,7 @@ class _Diffusion(GenerativeObjective):
         if not self.conditional:
             return None
         if labels is None:
-            return torch.tensor([int(s) % self.num_classes for s in seeds], dtype=torch.long)
+            return default_labels(seeds, self.num_classes)
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
         if labels.numel() != len(seeds) or labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(f"labels must be {len(seeds)} class indices in [0, {self.num_classes})")

@@ -18,7 +18,7 @@ from ..data.augment import cutout, random_crop
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator
 from ..models.registry import MODELS, build_model, count_params
-from .base import GenerativeObjective, lerp, optimizer_step, seeded_normal, slerp
+from .base import GenerativeObjective, default_labels, lerp, optimizer_step, seeded_normal, slerp
 
 # --------------------------------------------------------------------------- losses
 
@@ -228,10 +228,11 @@ class GAN(GenerativeObjective):
     def _d_update(self, x: Tensor, y: Tensor | None, opt, grad_clip: float) -> dict[str, Tensor]:
         G, D = self.generator, self.discriminator
         y_fake = self._fake_labels(len(x), x.device)
-        with torch.no_grad():
-            fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
-        d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
-        l_r, l_f = self._d_parts(d_real, d_fake)
+        with self.autocast(x):
+            with torch.no_grad():
+                fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+            d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
+            l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
         params = [p for p in D.parameters() if p.requires_grad]
         if not self.adaptive_weighting:
@@ -258,8 +259,9 @@ class GAN(GenerativeObjective):
         D.requires_grad_(False)
         try:
             y_fake = self._fake_labels(len(x), x.device)
-            fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
-            g_loss = self._g_loss(self._d(fake, y_fake))
+            with self.autocast(x):
+                fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+                g_loss = self._g_loss(self._d(fake, y_fake))
             optimizer_step(g_loss, opts["main"], G.parameters(), grad_clip=grad_clip, name="g_loss")
         finally:
             for p, flag in zip(D.parameters(), flags):
@@ -272,7 +274,7 @@ class GAN(GenerativeObjective):
         if not self.conditional:
             return None
         if labels is None:
-            labels = torch.tensor([int(s) % self.num_classes for s in seeds])
+            labels = default_labels(seeds, self.num_classes)
         return torch.as_tensor(labels, dtype=torch.long).to(device)
 
     @torch.no_grad()

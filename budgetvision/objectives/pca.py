@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .base import GenerativeObjective, lerp, seeded_normal, slerp
+from .base import GenerativeObjective, default_labels, lerp, seeded_normal, slerp
 
 
 class PCAGenerator(nn.Module):
@@ -98,7 +98,7 @@ class PCA(GenerativeObjective):
 
     def _labels(self, seeds: Sequence[int], labels: Tensor | None, device) -> Tensor:
         if labels is None:
-            return torch.tensor([s % self.num_classes for s in seeds], device=device)
+            return default_labels(seeds, self.num_classes).to(device)
         return labels.to(device)
 
     @torch.no_grad()

@@ -1,23 +1,35 @@
 """Run folders: `runs/<NNNNN>-<preset>/` with the resolved config, one sub-folder per seed, the
-aggregate results (mean ± std over seeds) and the figures."""
+aggregate results (mean ± std over seeds) and the figures; and the one way to open a trained seed."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from .config import RunConfig, load_config
-from .data import load_splits
-from .errors import BudgetVisionError
-from .evaluation import evaluate_classifier
-from .io import read_json, write_json
-from .report.plots import confusion_matrix, loss_curves, training_graph
-from .train import Prepared, fit, input_stats, load_trained, mean_std, versions
+from ..config import RunConfig, load_config
+from ..data import DataSpec, splits_of
+from ..device import versions
+from ..errors import BudgetVisionError, ConfigError
+from ..io import load_checkpoint, read_json, write_json
+from ..objectives import Objective, build_objective
+from ..report.plots import confusion_matrix, loss_curves, training_graph
+from ..train import Prepared, fit, for_evaluation, images_seen, shape_spec
 
 RUN_FORMAT = "budgetvision-run-1"
+TASK_NAMES = {"classify": "classifier", "generate": "generator"}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) over seeds; one value has std 0."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
 
 
 def new_run_dir(out: Path, preset: str) -> Path:
@@ -71,6 +83,62 @@ def open_run(run_dir: Path) -> tuple[RunConfig, dict]:
     return load_config(run_dir / "config.json"), manifest
 
 
+@dataclass
+class OpenedSeed:
+    """One trained seed of a run, opened once: what every command that reads a run works from."""
+    run_dir: Path
+    config: RunConfig
+    manifest: dict
+    seed: int
+    seed_dir: Path
+    step: int                        # the checkpoint's optimisation step
+    spec: DataSpec                   # the data set's shape, classes and (classifiers) input statistics
+    objective: Objective             # eval mode
+    network: nn.Module               # what is evaluated or sampled: the EMA copy when kept, eval mode,
+                                     # and for classifiers as the run evaluates (flip TTA where it asks)
+
+
+def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | None = None,
+              data_root: Path | None = None, spec: DataSpec | None = None, why: str | None = None) -> OpenedSeed:
+    """Open a run's seed checkpoint (default: its first seed). `task` refuses a run of the other kind,
+    saying `why`. Classifiers need their train split's statistics: `spec`, else the data is loaded."""
+    run_dir = Path(run_dir)
+    cfg, manifest = open_run(run_dir)
+    if task is not None and cfg.task != task:
+        why = why or f"this command needs a {TASK_NAMES[task]} run"
+        raise BudgetVisionError(f"{run_dir} is a {TASK_NAMES[cfg.task]} run ({cfg.preset}); {why}")
+    seeds = manifest["seeds"]
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ConfigError(f"{run_dir} has no seed {seed} (it has {seeds})")
+    if spec is None:
+        spec = splits_of(cfg.data, data_root).spec if cfg.task == "classify" else shape_spec(cfg, data_root)
+    seed_dir = seed_dirs(run_dir, seeds)[seed]
+    objective, network, step = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device)
+    return OpenedSeed(run_dir, cfg, manifest, seed, seed_dir, step, spec, objective, network)
+
+
+def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tuple[Objective, nn.Module, int]:
+    state = load_checkpoint(ckpt_path, map_location=device)
+    if state.get("config", {}).get("preset") != cfg.preset:
+        raise BudgetVisionError(f"checkpoint {ckpt_path} is of preset '{state.get('config', {}).get('preset')}', "
+                                f"not '{cfg.preset}'")
+    objective = build_objective(cfg, spec).to(device)
+    try:
+        objective.load_state_dict(state["objective"])
+        network = objective.ema_target()
+        if state.get("ema") is not None:
+            ema = torch.optim.swa_utils.AveragedModel(network, use_buffers=True)
+            ema.load_state_dict(state["ema"])
+            network = ema.module
+    except (RuntimeError, KeyError) as e:
+        raise BudgetVisionError(f"checkpoint {ckpt_path} does not fit preset '{cfg.preset}': "
+                                f"{str(e).splitlines()[0]}") from None
+    objective.eval()
+    network.eval()
+    return objective, for_evaluation(network, cfg), int(state["step"])
+
+
 def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True) -> dict:
     """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures."""
     per_seed = []
@@ -89,7 +157,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
         "preset": cfg.preset, "task": cfg.task, "dataset": cfg.data.name, "model": cfg.model.name,
         "params": prep.params, "param_counts": prep.param_counts, "param_budget": cfg.budget.max_params, "step_budget": cfg.budget.max_steps,
         "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
-        "images_seen": cfg.train.steps * cfg.train.batch_size,   # per seed
+        "images_seen": images_seen(cfg),   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
         "device": str(prep.device), "versions": versions(prep.device),
         "wall_seconds": sum(r["wall_seconds"] for r in per_seed),
@@ -140,30 +208,3 @@ def summary_line(results: dict) -> str:
             f"{len(results['seeds'])} seed(s) (per-batch ± {100 * results['test_accuracy_batch_std']:.2f} %), "
             f"train {pct('train_accuracy')}; {results['params']:,} params, {results['steps']:,} steps, "
             f"batch {results['batch_size']}{over}")
-
-
-def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:
-    """Re-evaluate every seed's latest checkpoint on the test split; writes `eval.json`."""
-    cfg, manifest = open_run(run_dir)
-    if cfg.task != "classify":
-        raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; eval here needs a classifier run")
-    splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
-    spec = splits.spec
-    per_seed = []
-    for seed, sdir in seed_dirs(run_dir, manifest["seeds"]).items():
-        if not (sdir / "checkpoint.pt").exists():
-            continue
-        _, network, step = load_trained(cfg, spec, sdir / "checkpoint.pt", device)
-        mean, std = input_stats(cfg, spec)
-        test = evaluate_classifier(network, *splits.test, mean=mean, std=std, device=device,
-                                   num_classes=spec.num_classes, batch_size=max(cfg.train.batch_size, 256))
-        per_seed.append({"seed": seed, "step": step, "test_accuracy": test["accuracy"], "test_loss": test["loss"],
-                         "test_accuracy_batch_std": test["batch_accuracy_std"], "test_n": test["n"]})
-    if not per_seed:
-        raise BudgetVisionError(f"{run_dir} has no checkpoint to evaluate")
-    mean, std = mean_std([r["test_accuracy"] for r in per_seed])
-    out = {"preset": cfg.preset, "dataset": cfg.data.name, "params": manifest["params"],
-           "over_budget": manifest["over_budget"], "test_accuracy": mean, "test_accuracy_std": std,
-           "per_seed": per_seed}
-    write_json(Path(run_dir) / "eval.json", out)
-    return out

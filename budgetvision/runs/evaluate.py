@@ -1,7 +1,9 @@
-"""Evaluate a generator run: FID / KID / IS with the standard Inception network against the test
-split, improved precision and recall in the same Inception features and in a judge's, a trained
-classifier's scores on class-conditional samples, and LPIPS to the nearest training images.
-Writes `eval.json` (and `judge-confusion.png`) into the run folder.
+"""Run-level evaluation: opens runs, samples, computes the metrics of evaluation/, writes `eval.json`.
+
+A classifier run is re-evaluated on its test split. A generator run gets FID / KID / IS with the
+standard Inception network against the test split, improved precision and recall in the same
+Inception features and in a judge's, a trained classifier's scores on class-conditional samples,
+and LPIPS to the nearest training images (and `judge-confusion.png`).
 
 Samples come from seeds 0..n-1, class seed % num_classes for conditional models (as `sample`
 does), and are quantised to uint8 first, as a saved PNG would be: every metric sees exactly the
@@ -16,16 +18,19 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from ..data import Splits, load_splits
+from ..data import Splits, load_splits, splits_of
 from ..errors import BudgetVisionError, ConfigError
-from ..generate import open_generator, sample, to_uint8
-from ..io import load_checkpoint, read_json, write_json
+from ..evaluation import evaluate_classifier
+from ..evaluation import fid as fidlib
+from ..evaluation.judge import Judge, check_judge_fits, judge_features, judge_predictions, judge_scores
+from ..evaluation.perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
+from ..evaluation.precision_recall import PRC_K, precision_recall
+from ..io import read_json, write_json
+from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
-from ..runs import open_run, seed_dirs
-from . import fid as fidlib
-from .judge import check_judge_fits, judge_features, judge_predictions, judge_scores, open_judge
-from .perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
-from .precision_recall import PRC_K, precision_recall
+from ..train import images_seen, input_stats
+from .folder import mean_std, open_run, open_seed, seed_dirs
+from .generate import sample, to_uint8
 
 SPLITS = ("train", "val", "test")
 LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
@@ -121,17 +126,16 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     device = torch.device(device)
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
-    cfg, objective, network = open_generator(run_dir, device=device, run_seed=run_seed, data_root=data_root)
-    _, manifest = open_run(run_dir)
-    seed = manifest["seeds"][0] if run_seed is None else run_seed
-    step = int(load_checkpoint(seed_dirs(run_dir, manifest["seeds"])[seed] / "checkpoint.pt")["step"])
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
+    cfg, objective, network, manifest = opened.config, opened.objective, opened.network, opened.manifest
+    seed, step = opened.seed, opened.step
     weights = None
     if inception or prc:
         weights = _find_weights(inception_weights, required=inception or judge is None)
     inception_net = fidlib.load_inception(weights, device) if weights is not None else None
     lpips_file = find_lpips_weights(lpips_weights) if lpips else None
     lpips_net = load_lpips(lpips_file, device) if lpips else None
-    splits = load_splits(cfg.data.name, data_root, val_fraction=cfg.data.val_fraction, seed=cfg.data.split_seed)
+    splits = splits_of(cfg.data, data_root)
     spec = splits.spec
     the_judge = None
     if judge is not None:
@@ -140,13 +144,13 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     seeds = list(range(n))
     conditional = bool(getattr(objective, "conditional", False))
-    labels = torch.tensor([s % spec.num_classes for s in seeds]) if conditional else None
+    labels = default_labels(seeds, spec.num_classes) if conditional else None
     images = _draw(objective, network, seeds, None if labels is None else labels.to(device), batch_size, progress)
     real = splits.test[0][:n]
 
     out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": seed, "step": step,
            "params": manifest["params"], "over_budget": manifest["over_budget"], "steps": cfg.train.steps,
-           "batch_size": cfg.train.batch_size, "images_seen": cfg.train.steps * cfg.train.batch_size,
+           "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
            "seeds": manifest["seeds"],
            "labels": f"seed % {spec.num_classes}" if conditional else "none (unconditional)"}
 
@@ -228,3 +232,46 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
             merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge
     write_json(path, merged)
     return out
+
+
+def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:
+    """Re-evaluate every seed's latest checkpoint of a classifier run on the test split; writes `eval.json`."""
+    run_dir = Path(run_dir)
+    cfg, manifest = open_run(run_dir)
+    if cfg.task != "classify":
+        raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; eval here needs a classifier run")
+    splits = splits_of(cfg.data, data_root)
+    mean, std = input_stats(cfg, splits.spec)
+    per_seed = []
+    for seed, sdir in seed_dirs(run_dir, manifest["seeds"]).items():
+        if not (sdir / "checkpoint.pt").exists():
+            continue
+        opened = open_seed(run_dir, device=device, seed=seed, spec=splits.spec)
+        test = evaluate_classifier(opened.network, *splits.test, mean=mean, std=std, device=device,
+                                   num_classes=splits.spec.num_classes, batch_size=max(cfg.train.batch_size, 256))
+        per_seed.append({"seed": seed, "step": opened.step, "test_accuracy": test["accuracy"],
+                         "test_loss": test["loss"], "test_accuracy_batch_std": test["batch_accuracy_std"],
+                         "test_n": test["n"]})
+    if not per_seed:
+        raise BudgetVisionError(f"{run_dir} has no checkpoint to evaluate")
+    m, sd = mean_std([r["test_accuracy"] for r in per_seed])
+    out = {"preset": cfg.preset, "dataset": cfg.data.name, "params": manifest["params"],
+           "over_budget": manifest["over_budget"], "test_accuracy": m, "test_accuracy_std": sd,
+           "per_seed": per_seed}
+    write_json(run_dir / "eval.json", out)
+    return out
+
+
+def open_judge(run_dir: Path, *, device, data_root: Path | None = None, run_seed: int | None = None) -> Judge:
+    """A classifier run as a judge; a generator run (or anything else) is refused with one line."""
+    # The classifier was trained on inputs standardised with its train split's statistics: the
+    # same carve (val_fraction, split_seed) reproduces them exactly.
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="classify", data_root=data_root,
+                       why="a judge must be a classifier run (task classify), e.g. an mnist-lenet run")
+    if not callable(getattr(opened.network, "features", None)):
+        raise BudgetVisionError(f"judge {run_dir}: model '{opened.config.model.name}' has no features() to compare with")
+    mean, std = input_stats(opened.config, opened.spec)
+    results = opened.seed_dir / "results.json"
+    accuracy = read_json(results).get("test_accuracy") if results.exists() else None
+    return Judge(f"{opened.config.preset} ({run_dir})", Path(run_dir), opened.seed, opened.step, opened.network,
+                 opened.spec, mean, std, accuracy)

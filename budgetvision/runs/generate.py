@@ -6,12 +6,11 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig
-from .errors import BudgetVisionError, ConfigError
-from .evaluation.neighbours import pixel_nearest
-from .objectives import GenerativeObjective
-from .runs import open_run, seed_dirs
-from .train import load_trained, shape_spec
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..evaluation.neighbours import pixel_nearest
+from ..objectives import GenerativeObjective
+from .folder import open_seed
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -34,16 +33,8 @@ def parse_seeds(text: str) -> list[int]:
 def open_generator(run_dir: Path, *, device, run_seed: int | None = None, data_root: Path | None = None
                    ) -> tuple[RunConfig, GenerativeObjective, torch.nn.Module]:
     """A generator run's objective and its sampling network (the EMA copy when kept)."""
-    cfg, manifest = open_run(run_dir)
-    if cfg.task != "generate":
-        raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; this command needs a generator run")
-    seeds = manifest["seeds"]
-    seed = seeds[0] if run_seed is None else run_seed
-    if seed not in seeds:
-        raise ConfigError(f"{run_dir} has no seed {seed} (it has {seeds})")
-    ckpt = seed_dirs(Path(run_dir), seeds)[seed] / "checkpoint.pt"
-    objective, network, _ = load_trained(cfg, shape_spec(cfg, data_root), ckpt, device)
-    return cfg, objective, network
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
+    return opened.config, opened.objective, opened.network
 
 
 def class_labels(objective: GenerativeObjective, seeds: list[int], label: int | None, num_classes: int, device):
