@@ -18,6 +18,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 TASKS = ("classify", "generate")
 OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")   # objectives/gan.py implements each
 NONFINITE = ("stop", "skip")
 
 
@@ -76,42 +77,92 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class ObjectiveConfig:
-    """The loss and, for generators, the sampler. Fields of other objectives are ignored."""
+class ClassificationConfig:
+    """Cross-entropy on labels (label smoothing and test-time flips are train.* options)."""
 
-    name: str = "classification"     # classification | gan | ddpm | vdiffusion | pca
-    # GANs
+    name: str = "classification"
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Adversarial training: one generator update per step, with its discriminator updates."""
+
+    name: str = "gan"
     gan_loss: str = "bce"            # bce (Goodfellow) | hinge (Miyato et al.)
     adaptive_weighting: bool = False  # aw-GAN: weight real/fake D losses by their gradients (Zadorozhnyy 2021)
     real_label: float = 1.0          # target for real images in BCE; < 1 is one-sided label smoothing
     d_steps: int = 1                 # discriminator updates per generator update
     diffaugment: str = ""            # DiffAugment ops before D, comma-separated: color,translation,cutout
-    # diffusion
-    schedule: str = "linear"         # ddpm: linear | sigmoid (betas); vdiffusion: cosine | spliced | linear (log-SNR)
-    timesteps: int = 1000            # ddpm: discrete diffusion steps T
-    cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
-    cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
-    sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic)
-    sample_steps: int = 1000         # sampler steps (<= timesteps for ddpm)
-    threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
-    # PCA
-    components: int = 64             # principal components per class
 
     def __post_init__(self) -> None:
-        _check(self.name in OBJECTIVES, f"objective.name must be one of {', '.join(OBJECTIVES)}, got {self.name!r}")
         _check(self.gan_loss in ("bce", "hinge"), "objective.gan_loss must be bce or hinge")
         _check(0 < self.real_label <= 1, "objective.real_label must be in (0, 1]")
         _check(self.d_steps >= 1, "objective.d_steps must be >= 1")
-        unknown = [op for op in self.diffaugment.split(",") if op and op not in ("color", "translation", "cutout")]
+        unknown = [op for op in self.diffaugment.split(",") if op and op not in DIFFAUGMENT_OPS]
         _check(not unknown, f"objective.diffaugment: unknown op {unknown[0] if unknown else ''!r}; "
-                            "known: color, translation, cutout")
-        _check(self.timesteps >= 1, "objective.timesteps must be >= 1")
+                            f"known: {', '.join(DIFFAUGMENT_OPS)}")
+
+
+@dataclass(frozen=True)
+class _DiffusionConfig:
+    """What both diffusion objectives share: conditioning, guidance and the sampler."""
+
+    name: str = ""                   # each subclass's own (kept first, as in every section)
+    cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
+    cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
+    sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic)
+    sample_steps: int = 1000         # sampler steps
+    threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
+
+    def __post_init__(self) -> None:
         _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
         _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")
         _check(self.sampler in ("ddpm", "ddim"), "objective.sampler must be ddpm or ddim")
         _check(self.sample_steps >= 1, "objective.sample_steps must be >= 1")
         _check(0 <= self.threshold < 1, "objective.threshold must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DDPMConfig(_DiffusionConfig):
+    """Discrete-time DDPM (Ho et al. 2020), epsilon prediction."""
+
+    name: str = "ddpm"
+    schedule: str = "linear"         # betas: linear (Ho et al.) | sigmoid (Jabri et al.); checked by the objective
+    timesteps: int = 1000            # discrete diffusion steps T
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.timesteps >= 1, "objective.timesteps must be >= 1")
+
+
+@dataclass(frozen=True)
+class VDiffusionConfig(_DiffusionConfig):
+    """Continuous-time diffusion in log-SNR with the v-objective (seed 003, after Crowson)."""
+
+    name: str = "vdiffusion"
+    schedule: str = "cosine"         # log-SNR: cosine | spliced | linear; checked by the objective
+
+
+@dataclass(frozen=True)
+class PCAConfig:
+    """Per-class PCA fitted in closed form through the loop (seed 004 section 5)."""
+
+    name: str = "pca"
+    components: int = 64             # principal components per class
+
+    def __post_init__(self) -> None:
         _check(self.components >= 1, "objective.components must be >= 1")
+
+
+# objective.name -> its section; a resolved config shows only its own objective's fields
+OBJECTIVE_CONFIGS = {"classification": ClassificationConfig, "gan": GANConfig, "ddpm": DDPMConfig,
+                     "vdiffusion": VDiffusionConfig, "pca": PCAConfig}
+ObjectiveConfig = typing.Union[ClassificationConfig, GANConfig, DDPMConfig, VDiffusionConfig, PCAConfig]
+
+
+def task_of(objective: ObjectiveConfig) -> str:
+    """classify for a classifier's objective, generate for every other."""
+    return "classify" if objective.name == "classification" else "generate"
 
 
 @dataclass(frozen=True)
@@ -181,25 +232,23 @@ class BudgetConfig:
 @dataclass(frozen=True)
 class RunConfig:
     preset: str = "custom"
-    task: str = "classify"           # classify | generate
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: ObjectiveConfig = field(default_factory=ClassificationConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
-    def __post_init__(self) -> None:
-        _check(self.task in TASKS, f"task must be one of {', '.join(TASKS)}")
+    @property
+    def task(self) -> str:
+        """classify | generate: what the objective makes of the network, never set on its own."""
+        return task_of(self.objective)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -267,11 +316,20 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         typ = hints[key]
+        if typ is ObjectiveConfig:
+            typ = _objective_class(value, f"{prefix}{key}")
         if is_dataclass(typ):
             kwargs[key] = from_dict(typ, value, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(value, typ, prefix + key)
     return cls(**kwargs)
+
+
+def _objective_class(value: Any, key: str) -> type:
+    name = value.get("name", "classification") if isinstance(value, dict) else None
+    if name not in OBJECTIVE_CONFIGS:
+        raise ConfigError(f"{key}.name must be one of {', '.join(OBJECTIVES)}, got {name!r}")
+    return OBJECTIVE_CONFIGS[name]
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
@@ -283,7 +341,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         key = key.strip()
         if not key:
             raise ConfigError(f"malformed override {item!r}: empty key")
-        if key in ("preset", "task"):
+        if key in ("preset", "task", "objective.name"):
             raise ConfigError(f"{key!r} cannot be overridden: it names the recipe (use --preset)")
         if key.split(".")[0] == "budget":
             raise ConfigError(f"{key!r} cannot be overridden: budgets are the task's rules "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import (AugmentConfig, BudgetConfig, DataConfig, ModelConfig, ObjectiveConfig, OptimConfig,
-                     RunConfig, TrainConfig)
+from .config import (AugmentConfig, BudgetConfig, DataConfig, DDPMConfig, GANConfig, ModelConfig, ObjectiveConfig,
+                     OptimConfig, PCAConfig, RunConfig, TrainConfig, VDiffusionConfig)
 from .errors import ConfigError
 
 CLASSIFIER_BUDGET = BudgetConfig(max_params=100_000, max_steps=10_000)   # the task's classifier rule
@@ -23,13 +23,13 @@ class Preset:
 
 
 def _classifier(name: str, *, data: DataConfig, model: str, optim: OptimConfig, train: TrainConfig) -> RunConfig:
-    return RunConfig(preset=name, task="classify", data=data, model=ModelConfig(model), optim=optim,
+    return RunConfig(preset=name, data=data, model=ModelConfig(model), optim=optim,
                      train=train, budget=CLASSIFIER_BUDGET)
 
 
 def _generator(name: str, *, data: DataConfig, model: ModelConfig, objective: ObjectiveConfig,
                optim: OptimConfig, train: TrainConfig) -> RunConfig:
-    return RunConfig(preset=name, task="generate", data=data, model=model, objective=objective, optim=optim,
+    return RunConfig(preset=name, data=data, model=model, objective=objective, optim=optim,
                      train=train, budget=GENERATOR_BUDGET)
 
 
@@ -141,7 +141,7 @@ _add(Preset(
         model=ModelConfig(name="sn_dcgan_generator",       # paper: G 100 -> 184 -> 128 -> 64 -> 3
                           discriminator="sn_dcgan_discriminator",  # paper: SN D 3 -> 32 -> 64 -> 128 -> 1
                           latent_dim=100),                 # paper: z ~ N(0, 1), 100 dimensions
-        objective=ObjectiveConfig(name="gan", gan_loss="bce"),  # paper: eqs. (3)-(4), sigmoid output
+        objective=GANConfig(gan_loss="bce"),  # paper: eqs. (3)-(4), sigmoid output
         optim=OptimConfig(name="adam", lr=5e-4,           # paper: Adam 0.0005 for G and D (grid-searched)
                           betas=(0.5, 0.999)),             # paper: beta1 0.5, beta2 0.999
         train=TrainConfig(steps=50_000, batch_size=64,     # paper: 50,000 steps at batch 64
@@ -162,7 +162,7 @@ _add(Preset(
                           discriminator="sngan_projection_discriminator",  # paper: Table 1 SN D + projection
                           latent_dim=128,                  # paper: z in R^128
                           conditional=True),               # paper: class-conditional (projection, CBN)
-        objective=ObjectiveConfig(name="gan", gan_loss="hinge",  # paper: hinge loss, eqs. (4)-(5)
+        objective=GANConfig(gan_loss="hinge",  # paper: hinge loss, eqs. (4)-(5)
                                   adaptive_weighting=True),      # paper: aw-loss of Zadorozhnyy et al. 2021
         # CHOICE: the aw-GAN release publishes only its loss (aw_loss.py, whose alpha/delta/epsilon
         # defaults aw_weights uses); lr and betas are Miyato et al. 2018's setting C (Adam 2e-4,
@@ -188,7 +188,7 @@ _add(Preset(
                           discriminator="sngan_projection_discriminator",  # paper: Table 1, no projection term
                           latent_dim=128,                  # paper: z in R^128
                           conditional=False),              # paper: "a non-conditional model variant"
-        objective=ObjectiveConfig(name="gan", gan_loss="hinge",  # paper: hinge loss
+        objective=GANConfig(gan_loss="hinge",  # paper: hinge loss
                                   adaptive_weighting=True),      # paper: aw-loss
         optim=OptimConfig(name="adam", lr=2e-4, betas=(0.5, 0.999)),  # CHOICE: as cifar100-aw-sngan
         train=TrainConfig(steps=50_000, batch_size=64,     # paper: 50,000; CHOICE: batch 64 as above
@@ -207,7 +207,7 @@ _add(Preset(
         model=ModelConfig(name="mnist_dcgan_generator",    # paper: dense/BN/ReLU, dense, upsample + conv
                           discriminator="mnist_dcgan_discriminator",  # paper: conv/BN/ELU, pool, dense
                           latent_dim=100),                 # paper: 100-dimensional N(0, 1) noise
-        objective=ObjectiveConfig(name="gan", gan_loss="bce"),  # paper: the minimax value function
+        objective=GANConfig(gan_loss="bce"),  # paper: the minimax value function
         optim=OptimConfig(name="adam", lr=2e-3,           # paper: Adam 0.002 for G and D
                           betas=(0.5, 0.999)),             # CHOICE: paper silent; Radford et al.'s beta1 0.5
         train=TrainConfig(steps=46_875,                    # paper: 25 epochs (of 20-25); 25 x 60,000 / 32
@@ -229,7 +229,7 @@ _add(Preset(
                           discriminator="mnist_dcgan_discriminator",  # paper: label -> dense 784 -> extra channel
                           latent_dim=100,                  # paper: 100-dimensional noise
                           conditional=True),               # paper: CCGAN, labels into G and D
-        objective=ObjectiveConfig(name="gan", gan_loss="bce",  # paper: the conditional minimax value function
+        objective=GANConfig(gan_loss="bce",  # paper: the conditional minimax value function
                                   real_label=0.9),         # paper: label smoothing (+3 %); CHOICE: one-sided 0.9
                                                            # (Salimans et al. 2016; the paper gives no value)
         optim=OptimConfig(name="adam", lr=1e-4,           # paper: Adam 0.0001 for G and D
@@ -251,8 +251,8 @@ _add(Preset(
         data=DataConfig(name="cifar100"),                    # paper: no augmentation mentioned, none used
         model=ModelConfig(name="ddpm_dsc_unet",
                           conditional=True),                 # paper: label-conditioned U-Net (TeaPearce)
-        objective=ObjectiveConfig(name="ddpm",               # paper: DDPM, epsilon prediction
-                                  schedule="sigmoid"),       # paper: sigmoid (Jabri et al.) beat linear
+        objective=DDPMConfig(                                # paper: DDPM, epsilon prediction
+                             schedule="sigmoid"),            # paper: sigmoid (Jabri et al.) beat linear
         optim=OptimConfig(name="adam",                       # CHOICE: Adam, as the paper's classifier and TeaPearce
                           lr=3e-3,                           # paper: 0.003
                           schedule="exponential",            # paper: "exponential weight decay 0.995" ...
@@ -275,7 +275,7 @@ _add(Preset(
         data=DataConfig(name="cifar100"),                    # paper: no augmentation mentioned, none used
         model=ModelConfig(name="vdiffusion_unet",
                           conditional=True),                 # paper: learned class embeddings + null label
-        objective=ObjectiveConfig(name="vdiffusion",         # paper: continuous VP, log-SNR, v-objective, Sobol t
+        objective=VDiffusionConfig(                          # paper: continuous VP, log-SNR, v-objective, Sobol t
                                   schedule="cosine",         # paper: cosine log-SNR schedule
                                   cond_drop=0.1,             # CHOICE: Ho & Salimans' p_uncond 0.1 (paper gives none)
                                   cfg_scale=3.0,             # paper: w = 3
@@ -304,7 +304,7 @@ _add(Preset(
         "mnist-pca",
         data=DataConfig(name="mnist"),
         model=ModelConfig(name="pca", conditional=True),      # class-conditional by construction
-        objective=ObjectiveConfig(name="pca", components=64),  # paper: improvement saturates after 64
+        objective=PCAConfig(components=64),  # paper: improvement saturates after 64
         optim=OptimConfig(),                                    # closed form: no optimiser is built
         train=TrainConfig(steps=90, batch_size=600,             # CHOICE: one epoch of the 54,000 train images
                           log_every=10, sample_every=90, checkpoint_every=90),

@@ -81,3 +81,36 @@ def test_override_parsing_never_crashes(key, value):
         assert "\n" not in str(e)
     else:
         assert json.loads(cfg.to_json())  # still a valid, serialisable config
+
+
+def test_a_resolved_config_shows_only_its_own_objectives_fields():
+    classifier = get_preset("mnist-lenet").config.to_dict()["objective"]
+    gan = get_preset("mnist-ccgan").config.to_dict()["objective"]
+    ddpm = get_preset("cifar100-ddpm").config.to_dict()["objective"]
+    assert classifier == {"name": "classification"}
+    assert set(gan) == {"name", "gan_loss", "adaptive_weighting", "real_label", "d_steps", "diffaugment"}
+    assert "timesteps" in ddpm and "gan_loss" not in ddpm and "components" not in ddpm
+    assert list(ddpm)[0] == "name"
+    with pytest.raises(ConfigError, match="unknown config key 'objective.gan_loss'"):
+        apply_overrides(get_preset("cifar100-ddpm").config, ["objective.gan_loss=hinge"])
+    with pytest.raises(ConfigError, match="cannot be overridden"):
+        apply_overrides(get_preset("mnist-ccgan").config, ["objective.name=ddpm"])
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_task_follows_from_the_objective_and_every_model_is_registered(name):
+    from budgetvision.models import model_names
+
+    cfg = get_preset(name).config
+    assert cfg.task == ("classify" if cfg.objective.name == "classification" else "generate")
+    assert "task" not in cfg.to_dict()
+    assert cfg.model.name in model_names()
+    assert not cfg.model.discriminator or cfg.model.discriminator in model_names()
+    assert from_dict(RunConfig, json.loads(cfg.to_json())) == cfg
+
+
+def test_an_unknown_objective_in_a_config_file_fails_with_one_line():
+    data = json.loads(get_preset("mnist-ccgan").config.to_json())
+    data["objective"]["name"] = "flow"
+    with pytest.raises(ConfigError, match="objective.name must be one of"):
+        from_dict(RunConfig, data)

@@ -1,12 +1,13 @@
 """Diffusion: the seed U-Nets, schedules, guidance, seeded samplers and the two objectives (CPU)."""
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from budgetvision.config import apply_overrides
+from budgetvision.config import GANConfig, apply_overrides
 from budgetvision.data import DataSpec
 from budgetvision.errors import ConfigError
 from budgetvision.models import build_model, count_params
@@ -704,7 +705,9 @@ def test_config_errors_are_clear():
         objective("cifar100-vdiffusion", "objective.cond_drop=0")
     with pytest.raises(ConfigError, match="conditional"):
         objective("cifar100-vdiffusion", "model.conditional=false")
-    cfg = apply_overrides(get_preset("cifar100-ddpm").config, ["objective.name=gan"])
+    with pytest.raises(ConfigError, match="cannot be overridden"):
+        apply_overrides(get_preset("cifar100-ddpm").config, ["objective.name=gan"])
+    cfg = replace(get_preset("cifar100-ddpm").config, objective=GANConfig())
     with pytest.raises(ConfigError, match="diffusion"):
         build_diffusion(cfg, spec())
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from budgetvision.cli import main
+from budgetvision.models.pca import PCAGenerator
 from budgetvision.objectives.pca import PCA
 
 
@@ -12,7 +13,7 @@ def fitted(components, n=60, classes=3, shape=(1, 4, 4), seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, *shape, generator=g) * 2 - 1
     y = torch.arange(n) % classes
-    pca = PCA(classes, shape, components)
+    pca = PCA(PCAGenerator(classes, shape, components))
     for i in range(0, n, 16):  # streamed in batches, as the loop does
         pca.train_step(x[i:i + 16], y[i:i + 16], {})
     return pca, x, y

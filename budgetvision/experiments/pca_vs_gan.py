@@ -15,7 +15,7 @@ from ..evaluation.judge import check_judge_fits, judge_fid, judge_scores
 from ..runs import open_generator, open_judge, sample, to_uint8
 from ..io import write_json
 from ..objectives.base import default_labels, seeded_normal
-from ..objectives.pca import PCAGenerator
+from ..models.pca import PCAGenerator
 from ..report.plots import components_curve
 
 FIT_CHUNK = 2_000  # images per accumulation step when fitting PCA

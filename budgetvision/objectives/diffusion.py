@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ObjectiveConfig, RunConfig
+from ..config import DDPMConfig, RunConfig, VDiffusionConfig
 from ..errors import ConfigError
 from ..models import build_model
 from .base import GenerativeObjective, default_labels, lerp, optimizer_step, slerp
@@ -209,7 +209,7 @@ class _Diffusion(GenerativeObjective):
     Subclasses define the training loss and `_levels(steps)`: the sampling levels' alphas and
     sigmas and the network's noise-level input at each, plus `_x0(out, x, a, s)`."""
 
-    def __init__(self, network: nn.Module, cfg: ObjectiveConfig, *, image_shape: tuple[int, int, int],
+    def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, *, image_shape: tuple[int, int, int],
                  num_classes: int, conditional: bool):
         super().__init__()
         self.network = network
@@ -373,7 +373,7 @@ class DDPM(_Diffusion):
     {0 .. T-1}; the network sees t/T. sample_steps < T samples on an evenly spaced subsequence
     (Nichol & Dhariwal's respacing: the ancestral step between two kept levels is exact)."""
 
-    def __init__(self, network: nn.Module, cfg: ObjectiveConfig, **kw):
+    def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
         if cfg.schedule not in BETA_SCHEDULES:
             raise ConfigError(f"objective.schedule for ddpm must be one of {', '.join(BETA_SCHEDULES)}, "
@@ -413,7 +413,7 @@ class VDiffusion(_Diffusion):
     """Seed 003: continuous-time VP diffusion in log-SNR, v-objective, Sobol-sampled t, null-label
     dropout for classifier-free guidance. The network sees the log-SNR."""
 
-    def __init__(self, network: nn.Module, cfg: ObjectiveConfig, **kw):
+    def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
         if cfg.schedule not in LOG_SNR_SCHEDULES:
             raise ConfigError(f"objective.schedule for vdiffusion must be one of {', '.join(LOG_SNR_SCHEDULES)}, "

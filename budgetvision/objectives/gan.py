@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import DIFFAUGMENT_OPS
 from ..data.augment import cutout, random_crop
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator
@@ -60,7 +61,6 @@ def hinge_g_loss(fake: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------- DiffAugment
 
-DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 0.125    # DiffAugment: shifts up to 1/8 of the image side, zero-filled
 CUTOUT_RATIO = 0.5           # DiffAugment: one square of half the image side, zeroed
 

@@ -12,71 +12,18 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..models import build_model
+from ..models.pca import PCAGenerator
 from .base import GenerativeObjective, default_labels, lerp, seeded_normal, slerp
-
-
-class PCAGenerator(nn.Module):
-    def __init__(self, num_classes: int, shape: tuple[int, int, int], components: int):
-        super().__init__()
-        dim = shape[0] * shape[1] * shape[2]
-        self.shape, self.dim = shape, dim
-        self.components = min(components, dim)
-        # What sampling uses; trainable only in the sense of being the fitted model (never in an optimiser).
-        self.mean = nn.Parameter(torch.zeros(num_classes, dim))
-        self.basis = nn.Parameter(torch.zeros(num_classes, self.components, dim))
-        self.scale = nn.Parameter(torch.zeros(num_classes, self.components))
-        # Sufficient statistics (float64 for exact covariances over 60,000 images).
-        self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float64))
-        self.register_buffer("sum", torch.zeros(num_classes, dim, dtype=torch.float64))
-        self.register_buffer("outer", torch.zeros(num_classes, dim, dim, dtype=torch.float64))
-        self.register_buffer("fitted_count", torch.zeros((), dtype=torch.float64))
-
-    @torch.no_grad()
-    def accumulate(self, x: Tensor, y: Tensor) -> None:
-        flat = x.flatten(1).double()
-        self.count.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
-        self.sum.index_add_(0, y, flat)
-        for c in torch.unique(y).tolist():  # one (D, D) product per class, never a (B, D, D) tensor
-            xc = flat[y == c]
-            self.outer[c] += xc.T @ xc
-
-    @torch.no_grad()
-    def fit(self) -> None:
-        """Means and top components of each class from the statistics so far (cheap to redo)."""
-        if float(self.fitted_count) == float(self.count.sum()):
-            return
-        n = self.count.clamp_min(1)[:, None]
-        mean = self.sum / n
-        cov = self.outer / n[:, :, None] - mean[:, :, None] * mean[:, None, :]
-        evals, evecs = torch.linalg.eigh(cov)  # ascending
-        top = evecs.flip(-1)[..., : self.components].transpose(1, 2)  # (classes, k, dim)
-        self.mean.copy_(mean.float())
-        self.basis.copy_(top.float())
-        self.scale.copy_(evals.flip(-1)[:, : self.components].clamp_min(0).sqrt().float())
-        self.fitted_count.copy_(self.count.sum())
-
-    def generate(self, z: Tensor, labels: Tensor) -> Tensor:
-        """z (B, k) standard normal in component space -> images (B, C, H, W) in [-1, 1]."""
-        self.fit()
-        coeff = z * self.scale[labels]
-        x = self.mean[labels] + torch.einsum("bk,bkd->bd", coeff, self.basis[labels])
-        return x.clamp(-1, 1).reshape(len(z), *self.shape)
-
-    def reconstruct(self, x: Tensor, labels: Tensor) -> Tensor:
-        """Project onto each image's class components and back (exact with all components)."""
-        self.fit()
-        centred = x.flatten(1) - self.mean[labels]
-        coeff = torch.einsum("bd,bkd->bk", centred, self.basis[labels])
-        return (self.mean[labels] + torch.einsum("bk,bkd->bd", coeff, self.basis[labels])).reshape(x.shape)
 
 
 class PCA(GenerativeObjective):
     conditional = True
 
-    def __init__(self, num_classes: int, shape: tuple[int, int, int], components: int):
+    def __init__(self, generator: PCAGenerator):
         super().__init__()
-        self.num_classes = num_classes
-        self.pca = PCAGenerator(num_classes, shape, components)
+        self.num_classes = generator.num_classes
+        self.pca = generator
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"pca": self.pca}
@@ -132,4 +79,8 @@ def build_pca(cfg, spec) -> PCA:
     if need > MAX_STATISTICS_BYTES:
         raise ConfigError(f"per-class PCA on '{spec.name}' needs {need / 1024 ** 3:.1f} GiB of covariance "
                           f"statistics ({spec.num_classes} classes x {dim}^2 pixels); use a smaller data set")
-    return PCA(spec.num_classes, (spec.channels, spec.image_size, spec.image_size), cfg.objective.components)
+    generator = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes,
+                            image_size=spec.image_size, components=cfg.objective.components)
+    if not isinstance(generator, PCAGenerator):
+        raise ConfigError(f"objective pca needs model.name=pca, got {cfg.model.name!r}")
+    return PCA(generator)
