@@ -24,7 +24,7 @@ from budgetvision.objectives import build_objective
 from budgetvision.presets import PRESETS
 from budgetvision.device import resolve_device
 from budgetvision.optim import build_optimizers
-from budgetvision.train import fit, input_stats, prepare
+from budgetvision.loop import fit, input_stats, prepare
 
 
 class PerSampleDataset(Dataset):

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from .config import INTERPOLATION_LABELS, INTERPOLATIONS
 from .errors import BudgetVisionError, ConfigError
 
 DEFAULT_OUT = Path("runs")
@@ -16,30 +17,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"budgetvision: error: {message} (see '{self.prog} --help')\n")
 
 
-def _seed_list(first: int, count: int) -> list[int]:
-    if count < 1:
-        raise ConfigError("--seeds must be >= 1")
-    return list(range(first, first + count))
+def _resolve(args):
+    from .api import resolve
 
-
-def _resolve(args) -> "RunConfig":  # noqa: F821
-    from .config import apply_overrides
-    from .presets import get_preset
-
-    cfg = get_preset(args.preset).config
-    shorthands = []
-    if args.dataset is not None:
-        shorthands.append(f"data.name={args.dataset}")
-    if args.steps is not None:
-        shorthands.append(f"train.steps={args.steps}")
-    if args.seed is not None:
-        shorthands.append(f"train.seed={args.seed}")
-    return apply_overrides(cfg, shorthands + list(args.set))
+    return resolve(args.preset, dataset=args.dataset, steps=args.steps, seed=args.seed, overrides=list(args.set))
 
 
 def cmd_presets(args) -> int:
     from .presets import PRESETS
-    from .train import config_params
+    from .loop import config_params
 
     rows = []
     for p in PRESETS.values():
@@ -86,48 +72,47 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import data_root
-    from .runs import open_run, start_run, summary_line, train_seeds
-    from .device import resolve_device
-    from .train import config_params, prepare
+    from . import api
     from .budget import enforce_budget
+    from .data import data_root
+    from .loop import config_params, images_seen
 
-    device = resolve_device(args.device)
-    root = data_root(args.data_root)
     if args.resume is not None:
-        run_dir = Path(args.resume)
-        cfg, manifest = open_run(run_dir)
-        prep = prepare(cfg, data_root=root, device=device, allow_over=manifest["over_budget"])
-        results = train_seeds(prep, run_dir, manifest["seeds"], progress=not args.no_progress)
-        print(summary_line(results))
-        print(f"run folder: {run_dir}")
+        run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
+        print(run.summary)
+        print(f"run folder: {run.path}")
         return 0
-
     if args.preset is None:
         raise ConfigError("train needs --preset NAME (or --resume RUN); see 'budgetvision presets'")
     cfg = _resolve(args)
-    seeds = _seed_list(cfg.train.seed, args.seeds)
+    if args.seeds < 1:
+        raise ConfigError("--seeds must be >= 1")
     if args.dry_run:
-        counts = config_params(cfg, root)
+        seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
+        counts = config_params(cfg, data_root(args.data_root))
         params = counts["total"]
         over = enforce_budget(params, cfg.train.steps, cfg.budget, allow_over=args.over_budget)
         print(cfg.to_json())
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
         print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
               f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
-              f"images seen per seed: {cfg.train.steps * cfg.train.batch_size:,}; seeds: {seeds}"
+              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
+    run = api.train(cfg, seeds=args.seeds, out=args.out, data_root=args.data_root, device=args.device,
+                    over_budget=args.over_budget, progress=not args.no_progress, verbose=True)
+    print(run.summary)
+    return 0
 
-    prep = prepare(cfg, data_root=root, device=device, allow_over=args.over_budget)
-    parts = "".join(f", {k} {v:,}" for k, v in prep.param_counts.items() if k != "total" and len(prep.param_counts) > 2)
-    print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
-          f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
-          f"seeds {seeds}, device {device}" + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
-    run_dir = start_run(prep, Path(args.out), seeds)
-    print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")
-    results = train_seeds(prep, run_dir, seeds, progress=not args.no_progress)
-    print(summary_line(results))
+
+def cmd_export(args) -> int:
+    from .data import data_root
+    from .export import export_onnx
+
+    info = export_onnx(Path(args.run), Path(args.onnx), seed=args.run_seed, data_root=data_root(args.data_root))
+    print(f"wrote {args.onnx} ({info['preset']}, seed {info['seed']}, step {info['step']}): matches PyTorch on "
+          f"{info['check_images']} test images (max |logit diff| {info['max_abs_logit_diff']:.1e}); "
+          f"inputs (pixel/255 - mean)/std with mean {info['mean']} std {info['std']}, in {args.onnx}.json")
     return 0
 
 
@@ -202,7 +187,7 @@ def cmd_lr_find(args) -> int:
     from .lr_find import lr_range_test
     from .report.plots import lr_range_plot
     from .device import resolve_device
-    from .train import prepare
+    from .loop import prepare
 
     cfg = _resolve(args)
     prep = prepare(cfg, data_root=data_root(args.data_root), device=resolve_device(args.device), allow_over=True)
@@ -246,7 +231,7 @@ def _out_png(path: str) -> Path:
 def cmd_sample(args) -> int:
     from .runs import class_labels, parse_seeds, sample
     from .report.plots import sample_grid
-    from .train import shape_spec
+    from .loop import shape_spec
 
     seeds = parse_seeds(args.seeds)
     out = _out_png(args.out)
@@ -266,9 +251,13 @@ def cmd_interpolate(args) -> int:
     out = _out_png(args.out)
     cfg, objective, network, _ = _open_generator(args)
     pairs = [(args.first_seed + 2 * i, args.first_seed + 2 * i + 1) for i in range(args.pairs)]
-    frames = objective.interpolate(pairs, args.steps, mode=args.mode, network=network)
+    # Unset, the path and the labels are the recipe's own (objective.interpolation[_labels]).
+    mode = args.mode or objective.interpolation
+    labels = args.labels or objective.interpolation_labels
+    frames = objective.interpolate(pairs, args.steps, mode=mode, label_mode=labels, network=network)
     interpolation_grid(frames.cpu(), out)
-    print(f"{args.pairs} {args.mode} interpolations x {args.steps} steps of {cfg.preset} -> {out}")
+    which = f"{mode}" + (f", {labels} labels" if getattr(objective, "conditional", False) else "")
+    print(f"{args.pairs} interpolations ({which}) x {args.steps} steps of {cfg.preset} -> {out}")
     return 0
 
 
@@ -323,7 +312,7 @@ def cmd_synthetic_mix(args) -> int:
     summary = run_synthetic_mix(Path(args.generator), fractions=fractions, overrides=overrides,
                                 classifier=args.classifier, steps=args.steps, total=args.total, out=out,
                                 device=resolve_device(args.device), data_root=data_root(args.data_root),
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, lr=args.lr, batch_size=args.batch_size)
     for r in summary["rows"]:
         print(f"real fraction {r['real_fraction']:g}: {r['real_images']:,} real + {r['generated_images']:,} "
               f"generated -> test accuracy {100 * r['test_accuracy']:.2f} %")
@@ -339,14 +328,15 @@ def cmd_pca_vs_gan(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"pca-vs-gan-{Path(args.gan).name}"
     summary = run_pca_vs_gan(Path(args.gan), Path(args.judge), components=parse_components(args.components),
                              n=args.n, out=out, device=resolve_device(args.device),
-                             data_root=data_root(args.data_root))
+                             data_root=data_root(args.data_root), mode=args.mode)
     gan = summary["gan_scores"]
     if gan["judge_accuracy"] is not None:
         print(f"{summary['gan_preset']}: judge accuracy {100 * gan['judge_accuracy']:.2f} %, "
               f"judge-feature FID {gan['judge_fid']:.3f}  [judge: {summary['judge']}]")
-    for r in summary["pca"]:
-        print(f"PCA {r['components']:>4} components: judge accuracy {100 * r['judge_accuracy']:.2f} %, "
-              f"judge-feature FID {r['judge_fid']:.3f}")
+    for key, what in (("pca", "samples"), ("pca_reconstruct", "test images reconstructed")):
+        for r in summary[key]:
+            print(f"PCA {r['components']:>4} components, {what}: judge accuracy {100 * r['judge_accuracy']:.2f} %, "
+                  f"judge-feature FID {r['judge_fid']:.3f}")
     print(f"curve: {out / 'pca-vs-gan.png'}")
     return 0
 
@@ -452,7 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     generator(sp, "interpolations.png")
     sp.add_argument("--pairs", type=int, default=8)
     sp.add_argument("--steps", type=int, default=10)
-    sp.add_argument("--mode", choices=("slerp", "lerp"), default="slerp")
+    sp.add_argument("--mode", choices=INTERPOLATIONS, default=None,
+                    help="latent path (default: the recipe's objective.interpolation)")
+    sp.add_argument("--labels", choices=INTERPOLATION_LABELS, default=None,
+                    help="conditional models: blend the ends' class vectors, or the closer end's label "
+                         "(default: the recipe's objective.interpolation_labels)")
     sp.add_argument("--first-seed", type=int, default=0, help="pairs are (s, s+1), (s+2, s+3), ...")
     sp.set_defaults(func=cmd_interpolate)
 
@@ -461,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="0-7")
     sp.add_argument("--k", type=int, default=5, help="neighbours per sample")
     sp.set_defaults(func=cmd_neighbours)
+
+    sp = sub.add_parser("export", help="a classifier run as ONNX, checked against onnxruntime on test images")
+    sp.add_argument("run", help="a classifier run folder")
+    sp.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write")
+    sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
+    common(sp)
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("report", help="one self-contained HTML report; several runs side by side")
     sp.add_argument("runs", nargs="+", metavar="RUN")
@@ -474,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--real-fractions", default="0,0.1,0.25,0.5,1")
     sp.add_argument("--class-override", default=None, help="CLASS:FRACTION[,...], e.g. 0:0.4")
     sp.add_argument("--classifier", default="mnist-lenet", help="classifier preset trained on each mix")
-    sp.add_argument("--steps", type=int, default=None, help="classifier steps (default: the preset's)")
+    sp.add_argument("--steps", type=int, default=None, help="classifier steps (default: 5 epochs of the mix)")
+    sp.add_argument("--lr", type=float, default=None, help="classifier learning rate (default: the paper's 0.001)")
+    sp.add_argument("--batch-size", type=int, default=None, help="classifier batch (default: the paper's 32)")
     sp.add_argument("--total", type=int, default=None, help="images per mix (default: the real train size)")
     sp.add_argument("--out", default=None, help="folder (default: runs/synthetic-mix-<generator run>)")
     common(sp)
@@ -484,7 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gan", required=True, help="a generator run (its data set is used)")
     sp.add_argument("--judge", required=True, help="a classifier run on the same data set, e.g. mnist-lenet")
     sp.add_argument("--components", default="1,2,4,8,16,32,64,128,256,512,784")
-    sp.add_argument("--n", type=int, default=1000, help="samples per score")
+    sp.add_argument("--n", type=int, default=1000, help="samples (and test images reconstructed) per score")
+    sp.add_argument("--mode", choices=("sample", "reconstruct", "both"), default="both",
+                    help="score PCA's samples from k components, its reconstructions of real test images "
+                         "through k components, or both (seed 004's text reads either way)")
     sp.add_argument("--out", default=None, help="folder (default: runs/pca-vs-gan-<gan run>)")
     common(sp)
     sp.set_defaults(func=cmd_pca_vs_gan)

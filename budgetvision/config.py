@@ -20,6 +20,9 @@ TASKS = ("classify", "generate")
 OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")   # objectives/gan.py implements each
 NONFINITE = ("stop", "skip")
+INTERPOLATIONS = ("slerp", "lerp")            # latent paths; objectives/base.py implements each
+INTERPOLATION_LABELS = ("blend", "nearest")   # class vectors along the path, or the closer end's label
+VBN_MODES = ("off", "epoch", "batch")         # seed 004's virtual batch norm; objectives/gan.py
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -56,12 +59,13 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "digits"             # addnist | cifar100 | digits | mnist | folder:PATH
-    val_fraction: float = 0.1        # share of train held out for validation (never the test split)
+    val_fraction: float = 0.1        # share of train held out for validation (never the test split);
+                                     # 0 = train on the whole training split, no validation passes
     split_seed: int = 0              # fixed, so every seed of a run sees the same validation split
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.val_fraction < 1.0, "data.val_fraction must be in (0, 1)")
+        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction must be in [0, 1)")
         _check(bool(self.name), "data.name must not be empty")
 
 
@@ -84,7 +88,23 @@ class ClassificationConfig:
 
 
 @dataclass(frozen=True)
-class GANConfig:
+class _GenerativeConfig:
+    """What every generator's section shares: how `budgetvision interpolate` walks between two
+    seeds by default (its --mode and --labels override)."""
+
+    name: str = ""                   # each subclass's own (kept first, as in every section)
+    interpolation: str = "slerp"     # latent path: slerp | lerp
+    interpolation_labels: str = "blend"  # conditional: blend the ends' class vectors | nearest (the closer end's label)
+
+    def __post_init__(self) -> None:
+        _check(self.interpolation in INTERPOLATIONS,
+               f"objective.interpolation must be one of {', '.join(INTERPOLATIONS)}")
+        _check(self.interpolation_labels in INTERPOLATION_LABELS,
+               f"objective.interpolation_labels must be one of {', '.join(INTERPOLATION_LABELS)}")
+
+
+@dataclass(frozen=True)
+class GANConfig(_GenerativeConfig):
     """Adversarial training: one generator update per step, with its discriminator updates."""
 
     name: str = "gan"
@@ -93,9 +113,13 @@ class GANConfig:
     real_label: float = 1.0          # target for real images in BCE; < 1 is one-sided label smoothing
     d_steps: int = 1                 # discriminator updates per generator update
     diffaugment: str = ""            # DiffAugment ops before D, comma-separated: color,translation,cutout
+    vbn: str = "off"                 # seed 004's virtual BN in G and D: off | epoch (a reference half-batch
+                                     # drawn once per epoch, as the paper) | batch (each batch's own first half)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.gan_loss in ("bce", "hinge"), "objective.gan_loss must be bce or hinge")
+        _check(self.vbn in VBN_MODES, f"objective.vbn must be one of {', '.join(VBN_MODES)}")
         _check(0 < self.real_label <= 1, "objective.real_label must be in (0, 1]")
         _check(self.d_steps >= 1, "objective.d_steps must be >= 1")
         unknown = [op for op in self.diffaugment.split(",") if op and op not in DIFFAUGMENT_OPS]
@@ -104,10 +128,9 @@ class GANConfig:
 
 
 @dataclass(frozen=True)
-class _DiffusionConfig:
+class _DiffusionConfig(_GenerativeConfig):
     """What both diffusion objectives share: conditioning, guidance and the sampler."""
 
-    name: str = ""                   # each subclass's own (kept first, as in every section)
     cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
     cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
     sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic)
@@ -115,6 +138,7 @@ class _DiffusionConfig:
     threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
         _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")
         _check(self.sampler in ("ddpm", "ddim"), "objective.sampler must be ddpm or ddim")
@@ -127,7 +151,8 @@ class DDPMConfig(_DiffusionConfig):
     """Discrete-time DDPM (Ho et al. 2020), epsilon prediction."""
 
     name: str = "ddpm"
-    schedule: str = "linear"         # betas: linear (Ho et al.) | sigmoid (Jabri et al.); checked by the objective
+    schedule: str = "linear"         # betas: linear (Ho et al.) | sigmoid (Jabri et al.) | sigmoid-tutorial
+                                     # (The Annotated Diffusion Model's); checked by the objective
     timesteps: int = 1000            # discrete diffusion steps T
 
     def __post_init__(self) -> None:
@@ -144,13 +169,14 @@ class VDiffusionConfig(_DiffusionConfig):
 
 
 @dataclass(frozen=True)
-class PCAConfig:
+class PCAConfig(_GenerativeConfig):
     """Per-class PCA fitted in closed form through the loop (seed 004 section 5)."""
 
     name: str = "pca"
     components: int = 64             # principal components per class
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check(self.components >= 1, "objective.components must be >= 1")
 
 
@@ -210,6 +236,7 @@ class TrainConfig:
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it
+    tensorboard: bool = True         # TensorBoard events in each seed's folder (tensorboard --logdir runs/)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "train.steps must be >= 1")

@@ -5,7 +5,7 @@ import platform
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .errors import BudgetVisionError
 
 

@@ -65,7 +65,7 @@ def test_mnist_from_shared_files(shared_data):
     (xtr, ytr), (xva, yva), (xte, yte) = s.train, s.val, s.test
     assert xtr.shape == (54_000, 1, 28, 28) and xva.shape == (6_000, 1, 28, 28) and xte.shape == (10_000, 1, 28, 28)
     assert xtr.dtype == torch.uint8 and ytr.dtype == torch.int64 and xtr.is_contiguous() and xva.is_contiguous()
-    assert s.spec == DataSpec("mnist", 1, 28, 10, s.spec.mean, s.spec.std, tuple("0123456789"))
+    assert s.spec == DataSpec("mnist", 1, 28, 10, s.spec.mean, s.spec.std, tuple("0123456789"), train_size=54_000)
     assert s.spec.mean[0] == pytest.approx(0.1307, abs=1e-3) and s.spec.std[0] == pytest.approx(0.3081, abs=1e-3)
     # stratified: every class keeps its share of the train split in val
     share = torch.bincount(yva, minlength=10) / torch.bincount(torch.cat([ytr, yva]), minlength=10)
@@ -267,6 +267,21 @@ def test_digits_offline(tmp_path):
     assert s.train[0].dtype == torch.uint8 and int(s.train[0].max()) == 255
     assert torch.equal(torch.bincount(s.test[1]).clamp(max=1), torch.ones(10, dtype=torch.int64))
     assert torch.equal(load_splits("digits").test[0], s.test[0])
+
+
+def test_val_fraction_zero_trains_on_the_whole_split():
+    """data.val_fraction = 0 (seeds 001, 002 and 004 trained on the whole split): train keeps every
+    training image, in stored order, val is empty, and the config accepts it."""
+    from budgetvision.config import DataConfig
+    from budgetvision.data import splits_of
+
+    whole = splits_of(DataConfig(name="digits", val_fraction=0.0))
+    held = load_splits("digits", val_fraction=0.1)
+    assert len(whole.train[1]) == 1797 - 450 == whole.spec.train_size
+    assert whole.val[0].shape == (0, 1, 16, 16) and len(whole.val[1]) == 0
+    assert torch.equal(torch.cat([held.train[1], held.val[1]]).sort().values, whole.train[1].sort().values)
+    assert held.spec.train_size == len(held.train[1]) == 1347 - 135
+    assert torch.equal(whole.test[0], held.test[0])
 
 
 # ---------------------------------------------------------------- image folders

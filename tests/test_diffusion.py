@@ -27,6 +27,7 @@ from budgetvision.objectives.diffusion import (
     eps_from_v,
     linear_betas,
     sigmoid_betas,
+    sigmoid_tutorial_betas,
     v_target,
     x0_from_v,
 )
@@ -250,6 +251,39 @@ def test_sigmoid_betas_are_jabri_et_al(timesteps):
         assert b[0].item() == pytest.approx(3.00279e-4, rel=1e-5)
         assert alpha_bar[249].item() == pytest.approx(jabri_gamma(0.25), rel=1e-12)
         assert alpha_bar[-2].item() == pytest.approx(jabri_gamma(0.999), rel=1e-9)
+
+
+def test_sigmoid_tutorial_betas_are_the_annotated_diffusion_models():
+    """Rogge & Rasul's "The Annotated Diffusion Model" (the code seed 002 says it used),
+    `sigmoid_beta_schedule`: betas = sigmoid(linspace(-6, 6, T)) * (0.02 - 0.0001) + 0.0001,
+    written out here at fixed points; Jabri's schedule (objective.schedule=sigmoid) differs."""
+    b = sigmoid_tutorial_betas(1000)
+    assert b.dtype == torch.float64 and b.shape == (1000,)
+
+    def blog(i: int, T: int = 1000) -> float:
+        return _sigmoid(-6 + 12 * i / (T - 1)) * (0.02 - 0.0001) + 0.0001
+
+    for i in (0, 1, 250, 499, 500, 998, 999):
+        assert b[i].item() == pytest.approx(blog(i), rel=1e-12)
+    assert b[0].item() == pytest.approx(1.4920520e-4, rel=1e-7)     # 1e-4 + 0.0199 sigmoid(-6), by hand
+    assert b[-1].item() == pytest.approx(0.0199507948, rel=1e-8)    # 1e-4 + 0.0199 sigmoid(6)
+    assert (b + b.flip(0)).sub(0.0201).abs().max().item() < 1e-15   # symmetric about the midpoint
+    # Its total noise is near the linear schedule's (alpha-bar_T 3.97e-5 against 4.04e-5) ...
+    assert torch.prod(1 - b).item() == pytest.approx(math.prod(1 - blog(i) for i in range(1000)), rel=1e-10)
+    assert torch.prod(1 - b).item() == pytest.approx(3.9682e-5, rel=1e-4)
+    # ... while Jabri's reaches alpha-bar 1/2 at mid-time and 0 at the end.
+    assert abs(b[0].item() - sigmoid_betas(1000)[0].item()) > 1e-4
+    # Other T are scaled by 1000 / T as the linear schedule is.
+    assert sigmoid_tutorial_betas(50)[0].item() == pytest.approx(20 * blog(0), rel=1e-12)
+
+
+def test_ddpm_schedule_choice_and_seed002_default():
+    """objective.schedule selects the betas the DDPM objective trains and samples with; seed 002's
+    preset uses the tutorial's (its code's) reading, Jabri's stays one override away."""
+    assert get_preset("cifar100-ddpm").config.objective.schedule == "sigmoid-tutorial"
+    for name, betas in (("sigmoid-tutorial", sigmoid_tutorial_betas(1000)), ("sigmoid", sigmoid_betas(1000))):
+        obj = objective("cifar100-ddpm", f"objective.schedule={name}")
+        torch.testing.assert_close(obj.sqrt_alpha_bar.double(), torch.cumprod(1 - betas, 0).sqrt(), rtol=1e-6, atol=0)
 
 
 def test_v_relations():
@@ -481,6 +515,27 @@ def gaussian_objective(kind: str, sampler: str, steps: int, means=(MU, MU)):
         alpha_bars = [table[round(999 - 999 * i / (steps - 1))] for i in range(steps)]
         obj = DDPM(net, cfg.objective, image_shape=(1, 8, 8), num_classes=1, conditional=True)
     return obj, net, alpha_bars
+
+
+def test_seed002_interpolation_conditions_on_the_closer_end_points_label():
+    """cifar100-ddpm interpolates as seed 002 did by default: "Label of the closer image is used to
+    condition the sampling of interpolation" (with a linear latent path). Same seed at both ends
+    and the exact denoiser of two classes (data means -0.3 and 0.3): the first half of the path is
+    seed 5 as class 0, the second as class 1 (DDIM, so exactly); blending (seed 003) differs."""
+    cfg = apply_overrides(get_preset("cifar100-ddpm").config, ["objective.sampler=ddim", "objective.sample_steps=4"])
+    table = torch.cumprod(1 - sigmoid_tutorial_betas(1000), 0).tolist()
+    obj = DDPM(GaussianDenoiser([-0.3, 0.3, 0.0], alpha_bar=table), cfg.objective, image_shape=(1, 8, 8),
+               num_classes=2, conditional=True)
+    assert (obj.interpolation, obj.interpolation_labels) == ("lerp", "nearest")
+    labels = (torch.tensor([0]), torch.tensor([1]))
+    path = obj.interpolate([(5, 5)], 5, labels)[0]
+    as_0, as_1 = obj.sample([5], torch.tensor([0]))[0], obj.sample([5], torch.tensor([1]))[0]
+    assert as_0.mean() < -0.2 and as_1.mean() > 0.2
+    for j in range(5):
+        torch.testing.assert_close(path[j], as_0 if j <= 2 else as_1, atol=1e-5, rtol=0)
+    blended = obj.interpolate([(5, 5)], 5, labels, label_mode="blend")[0]
+    assert -0.2 < blended[1].mean() < -0.1  # a quarter of the way: class mean -0.15
+    assert torch.equal(obj.interpolate([(0, 9)], 4, mode="lerp", label_mode="nearest"), obj.interpolate([(0, 9)], 4))
 
 
 def test_sampling_levels_are_the_schedules_at_the_right_times():

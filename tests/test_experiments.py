@@ -44,9 +44,11 @@ def test_synthetic_mix_end_to_end(tmp_path, capsys):
     (gen,) = runs.iterdir()
     out = tmp_path / "mix"
     assert main(["experiment", "synthetic-mix", "--generator", str(gen), "--real-fractions", "0,1",
-                 "--class-override", "0:0.5", "--steps", "40", "--total", "300", "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--class-override", "0:0.5", "--total", "300", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "synthetic-mix.json").read_text())
+    # Seed 004 (4.2): "A learning rate of 0.001 achieved the best results", "Batch size 32 gave
+    # better results"; five epochs of each 300-image mix at 32 (10 batches an epoch, the last partial).
+    assert summary["lr"] == 1e-3 and summary["batch_size"] == 32 and summary["steps"] == 5 * 10
     assert [r["real_fraction"] for r in summary["rows"]] == [0.0, 1.0]
     for r in summary["rows"]:
         assert r["real_images"] + r["generated_images"] == 300
@@ -73,12 +75,24 @@ def test_pca_vs_gan_end_to_end(tmp_path, capsys):
     assert main(["experiment", "pca-vs-gan", "--gan", str(gan), "--judge", str(judge), "--components", "1,4,256",
                  "--n", "200", "--out", str(out)]) == 0
     summary = json.loads((out / "pca-vs-gan.json").read_text())
+    assert summary["mode"] == "both"
     rows = {r["components"]: r for r in summary["pca"]}
     assert rows[256]["judge_accuracy"] > 0.8
+    # Reconstruction (seed 004's other reading): the first 200 test images through k components of
+    # their class. All 256 pixels' components give the images back: the judge's own real accuracy.
+    rebuilt = {r["components"]: r for r in summary["pca_reconstruct"]}
+    assert sorted(rebuilt) == [1, 4, 256]
+    real = json.loads((judge / "seed-0" / "results.json").read_text())
+    assert rebuilt[256]["judge_fid"] < 1e-3 < rebuilt[1]["judge_fid"]
+    assert abs(rebuilt[256]["judge_accuracy"] - real["test_accuracy"]) < 0.05  # 200 of its 450 test images
     # One component is little more than each class mean: recognisable, but far from the real
     # spread of digits, which the judge-feature FID sees.
     assert rows[256]["judge_fid"] < rows[1]["judge_fid"]
     assert summary["judge"].startswith("mnist-lenet") and 0 <= summary["gan_scores"]["judge_accuracy"] <= 1
     assert (out / "pca-vs-gan.png").stat().st_size > 0
+    assert main(["experiment", "pca-vs-gan", "--gan", str(gan), "--judge", str(judge), "--components", "1,256",
+                 "--n", "100", "--mode", "reconstruct", "--out", str(tmp_path / "rec")]) == 0
+    only = json.loads((tmp_path / "rec" / "pca-vs-gan.json").read_text())
+    assert only["pca"] == [] and [r["components"] for r in only["pca_reconstruct"]] == [1, 256]
     assert main(["experiment", "pca-vs-gan", "--gan", str(gan), "--judge", str(gan)]) == 2
     assert "a judge must be a classifier run" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from budgetvision.models.gan import (
     GENERATORS,
     ClassBatchNorm2d,
     HalfBatchNorm,
+    with_reference,
 )
 from budgetvision.objectives.base import NonFiniteLoss, seeded_normal, slerp
 from budgetvision.objectives.gan import (
@@ -283,6 +284,70 @@ def test_virtual_batch_norm_uses_its_reference_halfs_statistics():
     torch.testing.assert_close(vbn.eval()(other), bn.eval()(other), rtol=1e-6, atol=1e-6)
 
 
+def test_with_reference_normalises_by_a_reference_put_in_front():
+    """VBN as Salimans et al. run it: the reference goes through the network in front of the batch,
+    every HalfBatchNorm normalises the whole by the reference's statistics, and the reference's rows
+    are dropped; afterwards the layer is back to its own first half."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = HalfBatchNorm(3)
+
+        def forward(self, x, y=None):
+            return self.bn(x)
+
+    g = torch.Generator().manual_seed(0)
+    ref, x = torch.randn(4, 3, 5, 5, generator=g), 4 + 3 * torch.randn(6, 3, 5, 5, generator=g)
+    net = Net()
+    with torch.no_grad():
+        net.bn.weight.copy_(torch.tensor([0.5, 1.0, 2.0])), net.bn.bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    out = with_reference(net, ref, None, x, None)
+    expected, _, _ = _reference_bn(x, ref, np.array([0.5, 1.0, 2.0]), np.array([-1.0, 0.0, 1.0]))
+    assert out.shape == x.shape
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+    assert net.bn.reference is None
+    own, _, _ = _reference_bn(x, x[:3], np.array([0.5, 1.0, 2.0]), np.array([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(net(x).double(), own, rtol=1e-5, atol=1e-5)
+
+
+def test_vbn_reference_is_drawn_once_per_epoch_as_seed_004_says():
+    """Seed 004: "we randomly choose half of the batch size in every epoch and normalize the other
+    half corresponding to the previously chosen half". objective.vbn=epoch: the first half of an
+    epoch's first (shuffled) batch is D's reference, with as many fresh latents for G, for every
+    step of that epoch (24 images at batch 8: 3 steps), then redrawn; it is in the checkpoint."""
+    from dataclasses import replace
+
+    cfg = apply_overrides(get_preset("mnist-ccgan").config, ["objective.vbn=epoch", "train.batch_size=8"])
+    data = replace(spec(1, 16, 10), train_size=24)
+    obj = build_gan(cfg, data)
+    opts = optimizers(obj)
+    seen_rows = []
+    first_norm = next(m for m in obj.discriminator.modules() if isinstance(m, HalfBatchNorm))
+    first_norm.register_forward_hook(lambda m, args, out: seen_rows.append(len(args[0])))
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.rand(8, 1, 16, 16, generator=g) * 2 - 1, torch.randint(0, 10, (8,), generator=g))
+               for _ in range(7)]
+    refs, latents = [], []
+    for x, y in batches:
+        obj.train_step(x, y, opts)
+        refs.append(obj.vbn_reference.real[0].clone())
+        latents.append(obj.vbn_reference.latent[0].clone())
+    for step, epoch_start in enumerate([0, 0, 0, 3, 3, 3, 6]):
+        assert torch.equal(refs[step], batches[epoch_start][0][:4]), step
+        assert torch.equal(latents[step], latents[epoch_start]), step
+    assert not torch.equal(latents[3], latents[0])
+    assert set(seen_rows) == {4 + 8}                     # D sees the reference in front of every batch
+    fresh = build_gan(cfg, data)
+    fresh.load_state_dict(obj.state_dict())
+    assert fresh.vbn_reference.step == 7 and torch.equal(fresh.vbn_reference.real[0], refs[-1])
+    # batch: each batch's own first half (no reference kept); off: plain BN; other networks: refused.
+    assert build_gan(apply_overrides(cfg, ["objective.vbn=batch"]), data).vbn_reference is None
+    plain = build_gan(apply_overrides(cfg, ["objective.vbn=off"]), data)
+    assert not any(isinstance(m, HalfBatchNorm) for m in plain.modules())
+    with pytest.raises(ConfigError, match="objective.vbn=epoch needs networks with virtual batch norm"):
+        preset_gan("cifar100-aw-sngan", ["objective.vbn=epoch"], data=(1, 16, 10))
+
+
 # --------------------------------------------------------------------------- losses
 
 
@@ -471,6 +536,24 @@ def test_conditional_interpolation_blends_class_vectors():
     with torch.no_grad():
         expected = G(seeded_normal([5], (obj.latent_dim,), "cpu"), emb=mid_emb)
     torch.testing.assert_close(path[0, 1], expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_interpolation_defaults_to_the_papers_and_can_take_the_closer_ends_label():
+    """Seed 001 interpolated linearly: cifar100-aw-sngan's default path is lerp (slerp on request).
+    label_mode nearest (seed 002's rule) conditions each frame on the closer end's class."""
+    obj = preset_gan("cifar100-aw-sngan", data=(1, 16, 10))
+    pairs = [(1, 2), (3, 14)]
+    assert torch.equal(obj.interpolate(pairs, 5), obj.interpolate(pairs, 5, mode="lerp"))
+    assert not torch.allclose(obj.interpolate(pairs, 5), obj.interpolate(pairs, 5, mode="slerp"))
+    assert preset_gan("mnist-ccgan", data=(1, 16, 10)).interpolation == "slerp"
+    ccgan = preset_gan("mnist-ccgan", data=(1, 16, 10))
+    labels = (torch.tensor([3]), torch.tensor([7]))
+    path = ccgan.interpolate([(5, 5)], 5, labels=labels, label_mode="nearest")[0]
+    as_3, as_7 = ccgan.sample([5], labels=labels[0])[0], ccgan.sample([5], labels=labels[1])[0]
+    for j in range(5):
+        torch.testing.assert_close(path[j], as_3 if j <= 2 else as_7, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="interpolation labels must be one of blend, nearest"):
+        ccgan.interpolate([(5, 5)], 3, label_mode="closest")
 
 
 def test_slerp_returns_its_endpoints():

@@ -31,6 +31,17 @@ def test_fewer_components_reconstruct_worse_but_keep_the_class_mean():
     assert torch.allclose(pca.pca.mean[0], x[y == 0].flatten(1).mean(0), atol=1e-5)
 
 
+def test_reconstruction_through_the_leading_k_components():
+    """reconstruct(x, y, k) projects onto the class's leading k components only: k = 0 is the class
+    mean, all components the image itself, and the error never grows with k."""
+    pca, x, y = fitted(components=16)
+    mean_only = pca.pca.reconstruct(x, y, 0)   # fits first
+    torch.testing.assert_close(mean_only, pca.pca.mean[y].reshape(x.shape))
+    errors = [(pca.pca.reconstruct(x, y, k) - x).pow(2).mean().item() for k in (0, 1, 2, 4, 8, 16)]
+    assert all(a >= b - 1e-9 for a, b in zip(errors, errors[1:])) and errors[-1] < 1e-8 < errors[1]
+    torch.testing.assert_close(pca.pca.reconstruct(x, y, 16), pca.pca.reconstruct(x, y))
+
+
 def test_samples_depend_on_seed_only_and_stay_in_range():
     pca, _, _ = fitted(components=3)
     batch = pca.sample(list(range(8)))
@@ -45,6 +56,15 @@ def test_interpolation_endpoints_are_the_samples():
     assert frames.shape == (2, 5, 1, 4, 4)
     assert torch.allclose(frames[:, 0], pca.sample([0, 6]), atol=1e-5)
     assert torch.allclose(frames[:, -1], pca.sample([3, 9]), atol=1e-5)
+
+
+def test_interpolation_in_the_closer_ends_class():
+    pca, _, _ = fitted(components=3)
+    frames = pca.interpolate([(0, 1)], 5, label_mode="nearest")  # classes 0 and 1 (seed % 3)
+    blend = pca.interpolate([(0, 1)], 5)                         # PCA's blend: the first seed's class
+    torch.testing.assert_close(frames[:, :3], blend[:, :3])
+    torch.testing.assert_close(frames[:, -1], pca.sample([1]))
+    assert not torch.allclose(blend[:, -1], pca.sample([1]))
 
 
 def test_pca_too_large_for_memory_is_refused(capsys):
@@ -77,6 +97,22 @@ def test_sample_interpolate_neighbours_commands(pca_run, tmp_path, capsys):
     assert main(["neighbours", str(pca_run), "--seeds", "0-3", "--k", "3", "--out", str(tmp_path / "nn.png")]) == 0
     for name in ("grid.png", "3.png", "i.png", "nn.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_interpolate_command_takes_the_recipes_path_unless_told(tmp_path, capsys):
+    """`budgetvision interpolate` walks as the run's recipe says (objective.interpolation and
+    _labels, e.g. seed 001's linear path); --mode / --labels override it."""
+    out = tmp_path / "runs"
+    assert main(["train", "--preset", "mnist-pca", "--dataset", "digits", "--steps", "3", "--out", str(out),
+                 "--no-progress", "--set", "train.batch_size=128", "objective.interpolation=lerp",
+                 "objective.interpolation_labels=nearest"]) == 0
+    (run,) = out.iterdir()
+    capsys.readouterr()
+    assert main(["interpolate", str(run), "--pairs", "2", "--out", str(tmp_path / "a.png")]) == 0
+    assert "(lerp, nearest labels)" in capsys.readouterr().out
+    assert main(["interpolate", str(run), "--pairs", "2", "--mode", "slerp", "--labels", "blend",
+                 "--out", str(tmp_path / "b.png")]) == 0
+    assert "(slerp, blend labels)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -12,7 +12,7 @@ from budgetvision.leaderboard import add_seed, load_rows, readme_section, result
 from budgetvision.models import build_model, count_params
 from budgetvision.models.layers import FlipAveraged
 from budgetvision.presets import PRESETS
-from budgetvision.train import config_params
+from budgetvision.loop import config_params
 
 OURS = sorted(n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "classify")
 

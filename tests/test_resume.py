@@ -41,21 +41,30 @@ def logged_steps(run_root):
     return json.loads(lines[-1])["step"] if lines else 0
 
 
-def kill_at(cmd, run_root, step, timeout=120):
+def kill_at(cmd, run_root, step, steps, timeout=120):
+    """Start `cmd`, SIGKILL it once it has logged `step`, and prove the kill landed mid-run."""
     proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while proc.poll() is None and logged_steps(run_root) < step and time.time() < deadline:
         time.sleep(0.005)
+    assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before the kill at step {step}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert step <= logged_steps(run_root) < steps, "the kill did not land inside the run"
+    assert not list(run_root.glob("*/seed-0/results.json")), "a killed run wrote its results"
 
 
 def assert_same(a, b, where="objective"):
-    """Tensors bit-identical, nested state (e.g. the Sobol engine's) equal."""
+    """Tensors bit-identical, nested state (optimisers', the Sobol engine's, RNGs') equal."""
     if isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:
             assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
     elif isinstance(a, torch.Tensor):
         assert torch.equal(a, b), where
     else:
@@ -71,10 +80,11 @@ def test_sigkill_and_resume_matches_uninterrupted(case, tmp_path):
     killed = tmp_path / "killed"
     kills = sorted(random.Random(case).sample(range(3, steps - 3), 3))
     # A checkpoint every 2 steps makes kills likely to land inside a checkpoint write.
-    kill_at(train_cmd(killed, preset, steps, overrides, 2), killed, kills[0])
+    kill_at(train_cmd(killed, preset, steps, overrides, 2), killed, kills[0], steps)
     (run,) = killed.iterdir()
     for step in kills[1:]:
-        kill_at([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"], killed, step)
+        kill_at([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"], killed, step,
+                steps)
     done = subprocess.run([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"],
                           env=env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -82,10 +92,17 @@ def test_sigkill_and_resume_matches_uninterrupted(case, tmp_path):
     a = load_checkpoint(ref / "seed-0" / "checkpoint.pt")
     b = load_checkpoint(run / "seed-0" / "checkpoint.pt")
     assert a["step"] == b["step"] == steps
-    assert_same(a["objective"], b["objective"])
+    # networks, their EMA, every optimiser and scheduler, the data order and both RNG streams
+    for key in ("objective", "ema", "optimizers", "schedulers", "loader", "rng", "sums", "seen", "skipped"):
+        assert_same(a[key], b[key], key)
     ra = json.loads((ref / "seed-0" / "results.json").read_text())
     rb = json.loads((run / "seed-0" / "results.json").read_text())
+    assert ra.keys() == rb.keys()
     for k in ra:
         if k not in ("wall_seconds", "samples"):
             assert ra[k] == rb[k], k
+    if "samples" in ra:  # a generator's last grid: the same image, byte for byte
+        assert (ref / "seed-0" / "samples").is_dir()
+        final = f"step-{steps:06d}.png"
+        assert (ref / "seed-0" / "samples" / final).read_bytes() == (run / "seed-0" / "samples" / final).read_bytes()
     assert not list(run.rglob("*.tmp")), "a temporary file was left behind"

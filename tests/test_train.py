@@ -5,25 +5,26 @@ from dataclasses import replace
 import pytest
 import torch
 
-import budgetvision.train as train_mod
+import budgetvision.loop as train_mod
 from budgetvision.cli import main
 from budgetvision.config import BudgetConfig, apply_overrides
 from budgetvision.io import load_checkpoint
 from budgetvision.presets import get_preset
-from budgetvision.train import fit, prepare
+from budgetvision.loop import fit, prepare
 
 CPU = torch.device("cpu")
 
 
 def digits_cfg(*extra, preset="mnist-lenet", steps=60):
-    return apply_overrides(get_preset(preset).config, ["data.name=digits", f"train.steps={steps}",
-                                                        "train.log_every=10", "train.eval_every=20",
+    # A validation split held out (mnist-lenet trains on the whole split, as seed 004 did).
+    return apply_overrides(get_preset(preset).config, ["data.name=digits", "data.val_fraction=0.1",
+                                                        f"train.steps={steps}", "train.log_every=10", "train.eval_every=20",
                                                         "train.checkpoint_every=20", *extra])
 
 
 def test_short_digits_run_learns_and_writes_everything(capsys, tmp_path):
     code = main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "300", "--seeds", "2",
-                 "--out", str(tmp_path), "--no-progress", "--set", "train.eval_every=100"])
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.eval_every=100", "data.val_fraction=0.1"])
     assert code == 0
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name == "00001-mnist-lenet"
@@ -125,3 +126,50 @@ def test_nonfinite_gradient_with_finite_loss_is_refused_before_the_update():
     with pytest.raises(train_mod.NonFiniteLoss, match="non-finite gradient of the loss"):
         optimizer_step(torch.sqrt(w).sum(), opt, [w])  # loss 0, gradient inf
     assert torch.equal(w.detach(), torch.zeros(3)) and w.grad is None
+
+
+def test_val_fraction_zero_trains_on_the_whole_split_and_reports_no_val(capsys, tmp_path):
+    """mnist-lenet trains on the whole split, as seed 004 did: no validation passes, val accuracy
+    null per seed and over seeds, and the summary, the graph and the report still work."""
+    assert get_preset("mnist-lenet").config.data.val_fraction == 0
+    assert main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "20", "--seeds", "2",
+                 "--out", str(tmp_path / "runs"), "--no-progress", "--set", "train.eval_every=10"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["val_accuracy"] is None and results["val_accuracy_std"] is None
+    assert all(r["val_accuracy"] is None for r in results["per_seed"])
+    assert results["per_seed"][0]["train_accuracy_n"] == 1797 - 450       # every digits train image
+    rows = [json.loads(l) for l in (run_dir / "seed-0" / "metrics.jsonl").read_text().splitlines()]
+    assert rows and not [r for r in rows if r["kind"] == "val"]
+    assert "test" in capsys.readouterr().out and (run_dir / "training.png").stat().st_size > 0
+    assert main(["report", str(run_dir)]) == 0
+    assert "trained on the whole training split" in (run_dir / "report.html").read_text()
+
+
+def test_per_batch_spread_is_over_shuffled_batches_not_stored_order():
+    """A folder set is stored class by class. A classifier right on 90 % of every class (its
+    errors, as they may well be, stored together) has per-batch accuracies whose spread is the
+    binomial sqrt(0.9 x 0.1 / 100) = 0.03 over random batches of 100; in stored order each batch
+    is one class's first or second half, 80 % or 100 % right, and the spread would be 0.10."""
+    from torch import nn
+
+    from budgetvision.evaluation.classification import evaluate_classifier
+
+    classes, per_class = 10, 200
+    y = torch.arange(classes).repeat_interleave(per_class)
+    wrong = (torch.arange(len(y)) % per_class) < per_class // 10   # each class's first 20 images
+    x = torch.zeros(len(y), 1, 2, 2, dtype=torch.uint8)
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = y.to(torch.uint8), wrong.to(torch.uint8)
+
+    class Oracle(nn.Module):  # reads the label and whether to miss it from the pixels
+        def forward(self, xb):
+            label, miss = xb[:, 0, 0, 0].round().long(), xb[:, 0, 0, 1] > 0.5
+            return nn.functional.one_hot(torch.where(miss, (label + 1) % classes, label), classes).float()
+
+    kw = dict(mean=(0.0,), std=(1 / 255,), device="cpu", num_classes=classes, batch_size=100)
+    out = evaluate_classifier(Oracle(), x, y, **kw)
+    assert out["accuracy"] == pytest.approx(0.9, abs=1e-12)
+    assert 0.015 < out["batch_accuracy_std"] < 0.045            # the binomial 0.03, from 20 batches
+    assert evaluate_classifier(Oracle(), x, y, **kw)["batch_accuracy_std"] == out["batch_accuracy_std"]  # seeded
+    stored = evaluate_classifier(Oracle(), x, y, spread_seed=None, **kw)["batch_accuracy_std"]
+    assert stored == pytest.approx(0.1026, abs=1e-3)             # std of ten 0.8s and ten 1.0s (n - 1)

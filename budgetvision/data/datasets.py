@@ -42,13 +42,14 @@ class DataSpec:
     mean: tuple[float, ...]             # per channel, of pixel/255, on the train split
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    train_size: int = 0                 # images in the train split; 0 where only the shapes are known
 
 
 @dataclass
 class Splits:
     spec: DataSpec
     train: tuple[Tensor, Tensor]        # x uint8 (N, C, H, W) contiguous, y int64 (N,)
-    val: tuple[Tensor, Tensor]
+    val: tuple[Tensor, Tensor]          # empty where data.val_fraction = 0 (training on the whole split)
     test: tuple[Tensor, Tensor]
 
 
@@ -415,7 +416,8 @@ def load_splits(name: str, root: Path | None = None, *, val_fraction: float = 0.
     """Load a data set as uint8 train / val / test tensors and its DataSpec.
 
     val is carved from train (stratified, `seed`), except for AddNIST, whose official valid split
-    is used as it is. The test split is never touched for selection."""
+    is used as it is; val_fraction 0 leaves train whole and val empty. The test split is never
+    touched for selection."""
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     root = Path(root).expanduser() if root is not None else data_root()
@@ -447,7 +449,7 @@ def load_splits(name: str, root: Path | None = None, *, val_fraction: float = 0.
         raise DataError(f"data set {name} has no training images left after carving val_fraction={val_fraction}")
     mean, std = channel_stats(xtr)
     spec = DataSpec(name=name, channels=int(xtr.shape[1]), image_size=int(xtr.shape[2]),
-                    num_classes=len(names), mean=mean, std=std, class_names=tuple(names))
+                    num_classes=len(names), mean=mean, std=std, class_names=tuple(names), train_size=len(ytr))
     return Splits(spec, (xtr.contiguous(), ytr), val, (xte.contiguous(), yte))
 
 

@@ -52,6 +52,21 @@ class Classifier(nn.Module, ABC):
         return self.head(self.features(x))
 
 
+class StemBlocksHead(Classifier):
+    """stem -> blocks -> global pool -> linear head: the shape of the ResNet-style networks here."""
+
+    def __init__(self, stem: nn.Module, blocks: list[nn.Module], width: int, num_classes: int,
+                 pool: nn.Module):
+        super().__init__()
+        self.stem = stem
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = pool
+        self.head = nn.Linear(width, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.blocks(self.stem(x))).flatten(1)
+
+
 # --------------------------------------------------------------------------- seed 000
 class PerChannelMobileNet(Classifier):
     def __init__(self, in_channels: int, num_classes: int,
@@ -115,23 +130,15 @@ class DSCResidualBlock(nn.Module):
         return self.act(self.branch(x) + self.shortcut(x))
 
 
-class DSCResNet(Classifier):
+class DSCResNet(StemBlocksHead):
     def __init__(self, in_channels: int, num_classes: int,
                  stem: int = 32,                                   # initial conv channels
                  widths: tuple[int, ...] = (32, 64, 96, 128),      # one residual block each
                  strides: tuple[int, ...] = (1, 2, 2, 2)):         # 32 -> 32 -> 16 -> 8 -> 4
-        super().__init__()
-        self.stem = ConvBNAct(in_channels, stem, 3)
-        blocks, prev = [], stem
-        for width, stride in zip(widths, strides, strict=True):
-            blocks.append(DSCResidualBlock(prev, width, stride))
-            prev = width
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(prev, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.blocks(self.stem(x))).flatten(1)
+        ins = (stem, *widths[:-1])
+        super().__init__(ConvBNAct(in_channels, stem, 3),
+                         [DSCResidualBlock(a, b, s) for a, b, s in zip(ins, widths, strides, strict=True)],
+                         widths[-1], num_classes, nn.AdaptiveAvgPool2d(1))
 
 
 @register("dsc_resnet")
@@ -375,7 +382,7 @@ class ConvPoolBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class SpeedrunConvNet(Classifier):
+class SpeedrunConvNet(StemBlocksHead):
     """A width-scaled airbench: full 3x3 convolutions (no depthwise factorisation: at this width
     the dense convs are both faster on a CPU and better per step), three conv-pool blocks, global
     max-pool, linear head."""
@@ -384,19 +391,10 @@ class SpeedrunConvNet(Classifier):
                  stem: int = 24,                                  # airbench's whitening width
                  widths: tuple[int, int, int] = (32, 48, 80),     # per block; 32 -> 16 -> 8 -> 4
                  second: tuple[bool, bool, bool] = (True, True, False)):  # blocks with a 2nd conv
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, stem, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(stem), nn.GELU())
-        blocks, prev = [], stem
-        for width, has_second in zip(widths, second, strict=True):
-            blocks.append(ConvPoolBlock(prev, width, has_second))
-            prev = width
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveMaxPool2d(1)
-        self.head = nn.Linear(prev, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.blocks(self.stem(x))).flatten(1)
+        ins = (stem, *widths[:-1])
+        super().__init__(ConvBNAct(in_channels, stem, 3, act=nn.GELU),
+                         [ConvPoolBlock(a, b, two) for a, b, two in zip(ins, widths, second, strict=True)],
+                         widths[-1], num_classes, nn.AdaptiveMaxPool2d(1))
 
 
 @register("speedrun_convnet")

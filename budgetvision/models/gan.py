@@ -86,16 +86,20 @@ class ClassBatchNorm2d(nn.Module):
 
 
 class HalfBatchNorm(nn.BatchNorm2d):
-    """Seed 004's "virtual batch normalisation": in training, statistics come from one random
-    half of the batch (its first half; batches arrive shuffled) and normalise the whole batch,
-    so no sample is normalised only by itself. Evaluation uses running statistics as BN does.
-    Takes (B, C) as well as (B, C, H, W)."""
+    """Seed 004's "virtual batch normalisation": in training, statistics come from a reference at
+    the start of the batch and normalise the whole batch, so no sample is normalised only by
+    itself. The reference is the first `reference` rows where `with_reference` prepends one (the
+    GAN objective's, drawn once per epoch as the paper did), else the batch's first half (batches
+    arrive shuffled). Evaluation uses running statistics as BN does. Takes (B, C) as well as
+    (B, C, H, W)."""
+
+    reference: int | None = None   # rows at the batch's start that normalise it; None: the first half
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.dim() == 2
         h = x[:, :, None, None] if flat else x
         if self.training:
-            ref = h[: max(2, h.shape[0] // 2)].float()
+            ref = h[: self.reference or max(2, h.shape[0] // 2)].float()
             mean = ref.mean((0, 2, 3))
             var = ref.var((0, 2, 3), unbiased=False)
             with torch.no_grad():
@@ -109,6 +113,21 @@ class HalfBatchNorm(nn.BatchNorm2d):
         else:
             out = super().forward(h)
         return out[:, :, 0, 0] if flat else out
+
+
+def with_reference(net: nn.Module, ref: Tensor, ref_y: Tensor | None, x: Tensor, y: Tensor | None) -> Tensor:
+    """net(x, y) with every HalfBatchNorm in it normalising by the statistics of the reference
+    (ref, ref_y) instead: the reference goes through the network in front of x, as in Salimans et
+    al.'s VBN, and its rows are dropped from the output."""
+    norms = [m for m in net.modules() if isinstance(m, HalfBatchNorm)]
+    for m in norms:
+        m.reference = len(ref)
+    try:
+        out = net(torch.cat([ref.to(x.dtype), x]), None if y is None else torch.cat([ref_y, y]))
+    finally:
+        for m in norms:
+            m.reference = None
+    return out[len(ref):]
 
 
 class Generator(nn.Module):

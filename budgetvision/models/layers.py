@@ -134,6 +134,7 @@ class FlipAveraged(nn.Module):
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
+        self.train(network.training)   # a wrapper of an eval-mode network is in eval mode
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.network.features(x)

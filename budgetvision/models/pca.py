@@ -59,12 +59,14 @@ class PCAGenerator(nn.Module):
         x = self.mean[labels] + torch.einsum("bk,bkd->bd", coeff, self.basis[labels])
         return x.clamp(-1, 1).reshape(len(z), *self.shape)
 
-    def reconstruct(self, x: Tensor, labels: Tensor) -> Tensor:
-        """Project onto each image's class components and back (exact with all components)."""
+    def reconstruct(self, x: Tensor, labels: Tensor, k: int | None = None) -> Tensor:
+        """Project onto each image's class components (the leading k; all by default) and back
+        (exact with all the pixels' components)."""
         self.fit()
+        basis = self.basis[labels][:, :k]
         centred = x.flatten(1) - self.mean[labels]
-        coeff = torch.einsum("bd,bkd->bk", centred, self.basis[labels])
-        return (self.mean[labels] + torch.einsum("bk,bkd->bd", coeff, self.basis[labels])).reshape(x.shape)
+        coeff = torch.einsum("bd,bkd->bk", centred, basis)
+        return (self.mean[labels] + torch.einsum("bk,bkd->bd", coeff, basis)).reshape(x.shape)
 
 
 @register("pca")

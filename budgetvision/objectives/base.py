@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..config import INTERPOLATION_LABELS, INTERPOLATIONS
 from ..errors import BudgetVisionError
 
 
@@ -82,13 +83,28 @@ class GenerativeObjective(Objective):
         `network` replaces ema_target() (e.g. by its EMA copy)."""
         raise NotImplementedError
 
+    interpolation: str = "slerp"           # the recipe's latent path (objective.interpolation)
+    interpolation_labels: str = "blend"    # and its classes along it (objective.interpolation_labels)
+
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
-                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str = "slerp",
-                    network: nn.Module | None = None) -> Tensor:
-        """(pairs, steps, C, H, W) in [-1, 1]: lerp or slerp between the pairs' latents (and class
-        embeddings for conditional models); endpoints equal sample() of each seed."""
+                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str | None = None,
+                    label_mode: str | None = None, network: nn.Module | None = None) -> Tensor:
+        """(pairs, steps, C, H, W) in [-1, 1]: lerp or slerp between the pairs' latents and, for
+        conditional models, blended class embeddings or the closer end's label (label_mode blend |
+        nearest); endpoints equal sample() of each seed. None: the recipe's own (`_paths`)."""
         raise NotImplementedError
+
+    def _paths(self, mode: str | None, label_mode: str | None):
+        """(latent blend function, label_mode) of an interpolation; None takes the recipe's."""
+        mode = self.interpolation if mode is None else mode
+        label_mode = self.interpolation_labels if label_mode is None else label_mode
+        if mode not in INTERPOLATIONS:
+            raise ValueError(f"interpolation mode must be one of {', '.join(INTERPOLATIONS)}, got {mode!r}")
+        if label_mode not in INTERPOLATION_LABELS:
+            raise ValueError(f"interpolation labels must be one of {', '.join(INTERPOLATION_LABELS)}, "
+                             f"got {label_mode!r}")
+        return (slerp if mode == "slerp" else lerp), label_mode
 
 
 def default_labels(seeds: Sequence[int], num_classes: int) -> Tensor:
@@ -123,3 +139,10 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     t = t.reshape(-1, *([1] * (a.dim() - 1))) if t.dim() else t
     return a + (b - a) * t
+
+
+def nearest_end(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Per row, a where t <= 1/2, else b: the closer end point (seed 002: "Label of the closer image
+    is used to condition the sampling of interpolation"; the exact midpoint keeps the first)."""
+    t = t.reshape(-1, *([1] * (a.dim() - 1))) if t.dim() else t
+    return torch.where(t > 0.5, b, a)

@@ -1,8 +1,8 @@
 """Diffusion: noise schedules, targets, guidance and samplers as pure functions, and the two
 seed objectives built on them.
 
-- `DDPM` (seed 002, Ho et al. 2020): discrete T steps, linear or sigmoid betas, epsilon
-  prediction.
+- `DDPM` (seed 002, Ho et al. 2020): discrete T steps, linear or sigmoid betas (Jabri et al.'s,
+  or the Annotated Diffusion Model's), epsilon prediction.
 - `VDiffusion` (seed 003, after Crowson's v-diffusion): continuous-time variance-preserving
   process parameterised by the log-SNR, Sobol-sampled t, v-objective (Salimans & Ho 2022),
   classifier-free guidance with a null label (Ho & Salimans 2022).
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..config import DDPMConfig, RunConfig, VDiffusionConfig
 from ..errors import ConfigError
 from ..models import build_model
-from .base import GenerativeObjective, default_labels, lerp, optimizer_step, slerp
+from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step
 
 # The log-SNR range of the continuous schedules: at +-20, alpha or sigma is 4.5e-5, the data or
 # the noise is invisible in float32, and the truncated cosine stays finite at both ends
@@ -62,7 +62,19 @@ def sigmoid_betas(timesteps: int, start: float = -3.0, end: float = 3.0, tau: fl
     return betas.clamp(1e-8, 0.999)
 
 
-BETA_SCHEDULES: dict[str, Callable[[int], Tensor]] = {"linear": linear_betas, "sigmoid": sigmoid_betas}
+def sigmoid_tutorial_betas(timesteps: int) -> Tensor:
+    """The sigmoid betas of Rogge & Rasul's "The Annotated Diffusion Model" (Hugging Face blog, 2022,
+    `sigmoid_beta_schedule`), the code seed 002 names first: beta_i = sigmoid(linspace(-6, 6, T)_i)
+    (0.02 - 1e-4) + 1e-4. Unlike Jabri's, the betas (not alpha-bar) follow the sigmoid, between the
+    linear schedule's ends, so the total noise is near linear's. Exactly the blog's at T = 1000; other
+    T scaled by 1000/T as `linear_betas` is. float64, (T,)."""
+    scale = 1000.0 / timesteps
+    start, end = scale * 1e-4, min(scale * 0.02, 0.999)
+    return torch.linspace(-6, 6, timesteps, dtype=torch.float64).sigmoid() * (end - start) + start
+
+
+BETA_SCHEDULES: dict[str, Callable[[int], Tensor]] = {
+    "linear": linear_betas, "sigmoid": sigmoid_betas, "sigmoid-tutorial": sigmoid_tutorial_betas}
 
 
 # --------------------------------------------------------------- continuous log-SNR schedules
@@ -217,6 +229,7 @@ class _Diffusion(GenerativeObjective):
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
         self.conditional = conditional
+        self.interpolation, self.interpolation_labels = cfg.interpolation, cfg.interpolation_labels
         if not conditional and (cfg.cond_drop > 0 or cfg.cfg_scale > 0):
             raise ConfigError("objective.cond_drop and objective.cfg_scale need model.conditional=true")
         if cfg.cfg_scale > 0 and cfg.cond_drop == 0:
@@ -327,17 +340,16 @@ class _Diffusion(GenerativeObjective):
 
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
-                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str = "slerp",
-                    network: nn.Module | None = None) -> Tensor:
+                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str | None = None,
+                    label_mode: str | None = None, network: nn.Module | None = None) -> Tensor:
         """(pairs, steps, C, H, W): deterministic DDIM from slerped (or lerped) initial noise and,
-        for a conditional model, equally interpolated class embeddings (seed 003). DDIM because a
-        stochastic sampler strays from its start noise. The endpoints equal sample() of each seed
-        when objective.sampler is ddim."""
-        if mode not in ("slerp", "lerp"):
-            raise ValueError(f"mode must be slerp or lerp, got {mode!r}")
+        for a conditional model, equally interpolated class embeddings (seed 003) or the closer
+        end's (label_mode nearest, seed 002). None: the recipe's own. DDIM because a stochastic
+        sampler strays from its start noise. The endpoints equal sample() of each seed when
+        objective.sampler is ddim."""
+        mix, label_mode = self._paths(mode, label_mode)
         if steps < 2:
             raise ValueError("interpolate needs steps >= 2 (the two endpoints)")
-        mix = slerp if mode == "slerp" else lerp
         firsts, seconds = [int(a) for a, _ in seed_pairs], [int(b) for _, b in seed_pairs]
         if labels is None:
             labels_a, labels_b = self._labels(firsts, None), self._labels(seconds, None)
@@ -362,7 +374,7 @@ class _Diffusion(GenerativeObjective):
                 if labels_a is not None:
                     ea = net.class_embed(labels_a[ps].to(device))
                     eb = net.class_embed(labels_b[ps].to(device))
-                    cond = mix(ea, eb, t)
+                    cond = (mix if label_mode == "blend" else nearest_end)(ea, eb, t)
                 denoise, alphas, sigmas = self._denoiser(net, cond, self.cfg.sample_steps)
                 out.append(ddim_sample(denoise, x, alphas, sigmas, threshold=self.cfg.threshold))
         return torch.cat(out).reshape(len(firsts), steps, *self.image_shape)

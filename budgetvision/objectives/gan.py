@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import DIFFAUGMENT_OPS
+from ..config import DIFFAUGMENT_OPS, VBN_MODES
 from ..data.augment import cutout, random_crop
 from ..errors import ConfigError
-from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator
+from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator, with_reference
 from ..models.registry import MODELS, build_model, count_params
-from .base import GenerativeObjective, default_labels, lerp, optimizer_step, seeded_normal, slerp
+from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step, seeded_normal
 
 # --------------------------------------------------------------------------- losses
 
@@ -170,6 +170,35 @@ def aw_optimizer_step(l_r: Tensor, l_f: Tensor, real_score: Tensor, fake_score: 
 # --------------------------------------------------------------------------- objective
 
 
+class VBNReference(nn.Module):
+    """Seed 004's VBN reference, "we randomly choose half of the batch size in every epoch and
+    normalize the other half corresponding to the previously chosen half": at the first step of
+    each epoch, the first half of that step's (shuffled) real batch for D and as many fresh latents
+    and labels for G; every step of the epoch then normalises by them. Kept in the checkpoint
+    (extra state), so a resumed run normalises by the same reference."""
+
+    def __init__(self, epoch_steps: int):
+        super().__init__()
+        self.epoch_steps = epoch_steps   # optimisation steps per epoch; 0: drawn once, never redrawn
+        self.step = 0
+        self.real: tuple[Tensor, Tensor | None] | None = None   # (images, labels) for D
+        self.latent: tuple[Tensor, Tensor | None] | None = None  # (z, labels) for G
+
+    def advance(self, x: Tensor, y: Tensor | None, gan: GAN) -> None:
+        """Called once per step with the step's real batch; redraws at an epoch's first step."""
+        if self.real is None or (self.epoch_steps and self.step % self.epoch_steps == 0):
+            n = max(2, len(x) // 2)
+            self.real = (x[:n].detach().clone(), None if y is None else y[:n].clone())
+            self.latent = (torch.randn(n, gan.latent_dim, device=x.device), gan._fake_labels(n, x.device))
+        self.step += 1
+
+    def get_extra_state(self):
+        return {"step": self.step, "real": self.real, "latent": self.latent}
+
+    def set_extra_state(self, state) -> None:
+        self.step, self.real, self.latent = int(state["step"]), state["real"], state["latent"]
+
+
 class GAN(GenerativeObjective):
     """Generator G and discriminator D, trained in alternation: `d_steps` D updates, then one G
     update (together one step of the budget)."""
@@ -179,7 +208,11 @@ class GAN(GenerativeObjective):
                  adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
                  real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
                  d_steps: int = 1,                  # D updates per G update
-                 diffaugment: Sequence[str] = ()):  # DiffAugment ops on everything D sees
+                 diffaugment: Sequence[str] = (),   # DiffAugment ops on everything D sees
+                 vbn: str = "off",                  # seed 004's VBN reference: off | epoch | batch
+                 epoch_steps: int = 0,              # steps per epoch (vbn epoch)
+                 interpolation: str = "slerp",      # the recipe's interpolation path ...
+                 interpolation_labels: str = "blend"):  # ... and its classes along it
         for op in diffaugment:
             if op not in DIFFAUGMENT_OPS:
                 raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
@@ -198,6 +231,11 @@ class GAN(GenerativeObjective):
         self.conditional = generator.conditional
         self.num_classes = generator.num_classes
         self.latent_dim = generator.latent_dim
+        if vbn not in VBN_MODES:
+            raise ConfigError(f"objective.vbn must be one of {', '.join(VBN_MODES)}, got {vbn!r}")
+        # Only an epoch reference is state of its own; "batch" is HalfBatchNorm's own first half.
+        self.vbn_reference = VBNReference(epoch_steps) if vbn == "epoch" else None
+        self.interpolation, self.interpolation_labels = interpolation, interpolation_labels
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -218,19 +256,29 @@ class GAN(GenerativeObjective):
         return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
 
     def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
-        """D's score of x, through DiffAugment when the recipe uses it."""
-        return self.discriminator(diff_augment(x, self.diffaugment) if self.diffaugment else x, y)
+        """D's score of x, through DiffAugment when the recipe uses it (with the VBN reference of
+        real images in front, when the recipe keeps one)."""
+        x = diff_augment(x, self.diffaugment) if self.diffaugment else x
+        if self.vbn_reference is None:
+            return self.discriminator(x, y)
+        return with_reference(self.discriminator, *self.vbn_reference.real, x, y)
+
+    def _g(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """G's images of z in training (with the VBN reference latents in front, when kept)."""
+        if self.vbn_reference is None:
+            return self.generator(z, y)
+        return with_reference(self.generator, *self.vbn_reference.latent, z, y)
 
     def _fake_labels(self, n: int, device) -> Tensor | None:
         # Uniform over classes (seed 004: "l uniformly selected for generator training").
         return torch.randint(0, self.num_classes, (n,), device=device) if self.conditional else None
 
     def _d_update(self, x: Tensor, y: Tensor | None, opt, grad_clip: float) -> dict[str, Tensor]:
-        G, D = self.generator, self.discriminator
+        D = self.discriminator
         y_fake = self._fake_labels(len(x), x.device)
         with self.autocast(x):
             with torch.no_grad():
-                fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+                fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
             d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
             l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
@@ -252,6 +300,8 @@ class GAN(GenerativeObjective):
         BCE), and with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
         G, D = self.generator, self.discriminator
         y = y if self.conditional else None
+        if self.vbn_reference is not None:
+            self.vbn_reference.advance(x, y, self)
         for _ in range(self.d_steps):
             out = self._d_update(x, y, opts["discriminator"], grad_clip)
         # D's weights need no gradient in G's update: only the path through it to G.
@@ -260,7 +310,7 @@ class GAN(GenerativeObjective):
         try:
             y_fake = self._fake_labels(len(x), x.device)
             with self.autocast(x):
-                fake = G(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
+                fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
                 g_loss = self._g_loss(self._d(fake, y_fake))
             optimizer_step(g_loss, opts["main"], G.parameters(), grad_clip=grad_clip, name="g_loss")
         finally:
@@ -295,22 +345,21 @@ class GAN(GenerativeObjective):
 
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
-                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str = "slerp",
-                    network: nn.Module | None = None) -> Tensor:
+                    labels: tuple[Tensor, Tensor] | None = None, *, mode: str | None = None,
+                    label_mode: str | None = None, network: nn.Module | None = None) -> Tensor:
         """(pairs, steps, C, H, W): slerp or lerp from seed a's latent to seed b's, and for a
         conditional generator from label a's class vector to label b's (default seed % classes)
-        along the same path. The endpoints are exactly sample() of a and of b."""
-        if mode not in ("slerp", "lerp"):
-            raise ValueError(f"interpolation mode must be slerp or lerp, got {mode!r}")
+        along the same path, or (label_mode nearest) the closer end's. None: the recipe's own.
+        The endpoints are exactly sample() of a and of b."""
+        blend, label_mode = self._paths(mode, label_mode)
         if steps < 2:
             raise ValueError(f"interpolation needs steps >= 2, got {steps}")
         G = network if network is not None else self.generator
         device = next(G.parameters()).device
         seeds_a, seeds_b = [int(a) for a, _ in seed_pairs], [int(b) for _, b in seed_pairs]
         t = torch.linspace(0, 1, steps, device=device).repeat(len(seed_pairs))
-        blend = slerp if mode == "slerp" else lerp
 
-        def path(a: Tensor, b: Tensor) -> Tensor:
+        def path(a: Tensor, b: Tensor, blend=blend) -> Tensor:
             a, b = a.repeat_interleave(steps, 0), b.repeat_interleave(steps, 0)
             mid = blend(a, b, t)
             # slerp's sin ratios are 1 and 0 only to rounding; pin the ends to the exact inputs.
@@ -323,7 +372,8 @@ class GAN(GenerativeObjective):
         if self.conditional:
             la, lb = labels if labels is not None else (None, None)
             emb = path(G.embed(self._labels_for(seeds_a, la, device)).float(),
-                       G.embed(self._labels_for(seeds_b, lb, device)).float())
+                       G.embed(self._labels_for(seeds_b, lb, device)).float(),
+                       blend if label_mode == "blend" else nearest_end)
         was_training = G.training
         G.eval()
         try:
@@ -352,12 +402,22 @@ def build_gan(cfg, spec) -> GAN:
                               f"{', '.join(GENERATORS + DISCRIMINATORS)}")
     shape = dict(in_channels=spec.channels, num_classes=spec.num_classes, image_size=spec.image_size,
                  latent_dim=cfg.model.latent_dim, conditional=cfg.model.conditional)
+    if cfg.objective.vbn != "off":
+        for key, name in (("model.name", cfg.model.name), ("model.discriminator", cfg.model.discriminator)):
+            if "virtual_bn" not in inspect.signature(MODELS[name]).parameters:
+                raise ConfigError(f"objective.vbn={cfg.objective.vbn} needs networks with virtual batch norm "
+                                  f"(seed 004's mnist_dcgan_generator / _discriminator); {key}={name!r} has none")
+        shape["virtual_bn"] = True
     G = build_model(cfg.model.name, **shape)
     D = build_model(cfg.model.discriminator, **shape)
     if not isinstance(G, Generator) or not isinstance(D, Discriminator):
         raise ConfigError(f"model.name={cfg.model.name!r} with model.discriminator="
                           f"{cfg.model.discriminator!r} is not a generator/discriminator pair")
     oc = cfg.objective
+    # A VBN epoch is the loader's: its train split in whole batches (0 where only shapes are known).
+    epoch_steps = getattr(spec, "train_size", 0) // cfg.train.batch_size
     return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
                real_label=oc.real_label, d_steps=oc.d_steps,
-               diffaugment=tuple(op for op in oc.diffaugment.split(",") if op))
+               diffaugment=tuple(op for op in oc.diffaugment.split(",") if op),
+               vbn=oc.vbn, epoch_steps=epoch_steps, interpolation=oc.interpolation,
+               interpolation_labels=oc.interpolation_labels)

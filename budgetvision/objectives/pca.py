@@ -14,16 +14,17 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..models import build_model
 from ..models.pca import PCAGenerator
-from .base import GenerativeObjective, default_labels, lerp, seeded_normal, slerp
+from .base import GenerativeObjective, default_labels, nearest_end, seeded_normal
 
 
 class PCA(GenerativeObjective):
     conditional = True
 
-    def __init__(self, generator: PCAGenerator):
+    def __init__(self, generator: PCAGenerator, *, interpolation: str = "slerp", interpolation_labels: str = "blend"):
         super().__init__()
         self.num_classes = generator.num_classes
         self.pca = generator
+        self.interpolation, self.interpolation_labels = interpolation, interpolation_labels
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"pca": self.pca}
@@ -56,17 +57,23 @@ class PCA(GenerativeObjective):
         return pca.generate(z, self._labels(seeds, labels, device))
 
     @torch.no_grad()
-    def interpolate(self, seed_pairs, steps, labels=None, *, mode="slerp", network=None):
-        """Between two seeds' component-space draws, within the first seed's class (the class of a
-        PCA sample is its basis; there is no embedding to blend)."""
+    def interpolate(self, seed_pairs, steps, labels=None, *, mode=None, label_mode=None, network=None):
+        """Between two seeds' component-space draws, within the first seed's class (label_mode blend:
+        the class of a PCA sample is its basis, there is no embedding to blend), or in the closer
+        end's class (nearest)."""
+        mix, label_mode = self._paths(mode, label_mode)
         pca = network or self.pca
         device = pca.mean.device
         a = seeded_normal([p[0] for p in seed_pairs], (pca.components,), device)
         b = seeded_normal([p[1] for p in seed_pairs], (pca.components,), device)
-        lab = self._labels([p[0] for p in seed_pairs], None if labels is None else labels[0], device)
+        lab_a = self._labels([p[0] for p in seed_pairs], None if labels is None else labels[0], device)
+        lab_b = self._labels([p[1] for p in seed_pairs], None if labels is None else labels[1], device)
         t = torch.linspace(0, 1, steps, device=device)
-        mix = slerp if mode == "slerp" else lerp
-        frames = [pca.generate(mix(a, b, t[i].expand(len(a))), lab) for i in range(steps)]
+        frames = []
+        for i in range(steps):
+            ti = t[i].expand(len(a))
+            lab = lab_a if label_mode == "blend" else nearest_end(lab_a, lab_b, ti)
+            frames.append(pca.generate(mix(a, b, ti), lab))
         return torch.stack(frames, 1)
 
 
@@ -83,4 +90,5 @@ def build_pca(cfg, spec) -> PCA:
                             image_size=spec.image_size, components=cfg.objective.components)
     if not isinstance(generator, PCAGenerator):
         raise ConfigError(f"objective pca needs model.name=pca, got {cfg.model.name!r}")
-    return PCA(generator)
+    return PCA(generator, interpolation=cfg.objective.interpolation,
+               interpolation_labels=cfg.objective.interpolation_labels)

@@ -92,8 +92,9 @@ def run_section(run_dir: Path) -> str:
     metrics = [_row(["metric", "value"], header=True)]
     if results["task"] == "classify":
         for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
-            metrics.append(_row([key.replace("_", " ") + " (mean ± std over seeds)",
-                                 _pct(results[key], results[key + "_std"])]))
+            value = (_pct(results[key], results[key + "_std"]) if results.get(key) is not None
+                     else "none: trained on the whole training split (data.val_fraction = 0)")
+            metrics.append(_row([key.replace("_", " ") + " (mean ± std over seeds)", value]))
         metrics.append(_row(["test accuracy, per-batch spread (the papers' ±)",
                              f"± {100 * results['test_accuracy_batch_std']:.2f} %"]))
     for key, value in (evaluation.items() if results["task"] == "generate" else ()):

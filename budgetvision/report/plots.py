@@ -29,8 +29,9 @@ def training_graph(rows_by_seed: dict[int, list[dict]], path: Path, title: str) 
         for ax, key in ((ax_acc, "accuracy"), (ax_loss, "loss")):
             ax.plot([r["step"] for r in train], [r[key] for r in train], color=colour, alpha=0.45, lw=1,
                     label=f"train{label}")
-            ax.plot([r["step"] for r in val], [r[key] for r in val], color=colour, lw=2, marker="o", ms=3,
-                    label=f"validation{label}")
+            if val:  # none where the run trained on the whole split (data.val_fraction = 0)
+                ax.plot([r["step"] for r in val], [r[key] for r in val], color=colour, lw=2, marker="o", ms=3,
+                        label=f"validation{label}")
     ax_acc.set(xlabel="optimisation step", ylabel="accuracy", ylim=(0, 1))
     ax_loss.set(xlabel="optimisation step", ylabel="cross-entropy loss")
     for ax in (ax_acc, ax_loss):
@@ -139,13 +140,16 @@ def fraction_curve(fractions, accuracies, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def components_curve(components, accuracies, gan_accuracy, path: Path, title: str, gan_label: str) -> None:
-    """Judge accuracy of per-class PCA samples against the number of components, the GAN as a line."""
+def components_curve(curves: dict[str, tuple[list, list]], gan_accuracy, path: Path, title: str,
+                     gan_label: str) -> None:
+    """Judge accuracy of per-class PCA against the number of components, one line per way of making
+    its images (label -> (components, accuracies)), the GAN as a line."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(components, accuracies, marker="o", label="per-class PCA")
+    for label, (components, accuracies) in curves.items():
+        ax.plot(components, accuracies, marker="o", label=label)
     if gan_accuracy is not None:
         ax.axhline(gan_accuracy, color="C3", ls="--", label=gan_label)
-    ax.set(xscale="log", xlabel="principal components per class", ylabel="judge accuracy on samples", title=title)
+    ax.set(xscale="log", xlabel="principal components per class", ylabel="judge accuracy", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)

@@ -11,6 +11,7 @@ images a person could look at, on the same footing as the uint8 real images.
 """
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ..evaluation.precision_recall import PRC_K, precision_recall
 from ..io import read_json, write_json
 from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
-from ..train import images_seen, input_stats
+from ..loop import images_seen, input_stats
 from .folder import mean_std, open_run, open_seed, seed_dirs
 from .generate import sample, to_uint8
 
@@ -114,7 +115,50 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     where the Inception weights cannot be found."""
     run_dir = Path(run_dir)
     inception = fid or kid or inception_score
-    if not (inception or prc or judge is not None or lpips):
+    _check_request(inception or prc or judge is not None or lpips, n, prc, batch_size, lpips_n)
+    device = torch.device(device)
+
+    # Everything that can fail on input fails here, before sampling and feature passes that take long.
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
+    cfg, manifest = opened.config, opened.manifest
+    weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
+    inception_net = fidlib.load_inception(weights, device) if weights is not None else None
+    lpips_file = find_lpips_weights(lpips_weights) if lpips else None
+    lpips_net = load_lpips(lpips_file, device) if lpips else None
+    splits = splits_of(cfg.data, data_root)
+    the_judge = None
+    if judge is not None:
+        the_judge = open_judge(Path(judge), device=device, data_root=data_root, run_seed=judge_seed)
+        check_judge_fits(the_judge, splits.spec, f"{cfg.preset} ({run_dir})")
+
+    seeds = list(range(n))
+    conditional = bool(getattr(opened.objective, "conditional", False))
+    labels = default_labels(seeds, splits.spec.num_classes) if conditional else None
+    start = time.perf_counter()
+    images = _draw(opened.objective, opened.network, seeds, None if labels is None else labels.to(device),
+                   batch_size, progress)
+    out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": opened.seed,
+           "step": opened.step, "params": manifest["params"], "over_budget": manifest["over_budget"],
+           "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
+           "seeds": manifest["seeds"], "sampling_images_per_s": n / (time.perf_counter() - start),
+           "sampling_device": str(device),
+           "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)"}
+    if inception_net is not None:
+        out.update(_inception_scores(images, inception_net, weights, splits, cfg, fid=fid, kid=kid, prc=prc,
+                                     inception_score=inception_score, device=device, batch_size=batch_size,
+                                     progress=progress))
+    if the_judge is not None:
+        out.update(_judge_scores(the_judge, images, labels, splits, prc=prc, device=device, batch_size=batch_size,
+                                 confusion_png=run_dir / "judge-confusion.png", preset=cfg.preset))
+    if lpips:
+        out.update(_lpips_scores(images, lpips_net, lpips_file, splits, min(lpips_n, n), device=device,
+                                 batch_size=batch_size))
+    _merge_eval_json(run_dir / "eval.json", out)
+    return out
+
+
+def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: int) -> None:
+    if not anything:
         raise ConfigError("nothing to evaluate: pass --fid, --kid, --is, --prc, --judge RUN or --lpips")
     if n < 2:
         raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
@@ -123,115 +167,92 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                           f"neighbour, k = {PRC_K}), got {n}")
     if batch_size < 1 or lpips_n < 1:
         raise ConfigError("batch size and the LPIPS sample count must be positive")
-    device = torch.device(device)
 
-    # Everything that can fail on input fails here, before sampling and feature passes that take long.
-    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
-    cfg, objective, network, manifest = opened.config, opened.objective, opened.network, opened.manifest
-    seed, step = opened.seed, opened.step
-    weights = None
-    if inception or prc:
-        weights = _find_weights(inception_weights, required=inception or judge is None)
-    inception_net = fidlib.load_inception(weights, device) if weights is not None else None
-    lpips_file = find_lpips_weights(lpips_weights) if lpips else None
-    lpips_net = load_lpips(lpips_file, device) if lpips else None
-    splits = splits_of(cfg.data, data_root)
-    spec = splits.spec
-    the_judge = None
-    if judge is not None:
-        the_judge = open_judge(Path(judge), device=device, data_root=data_root, run_seed=judge_seed)
-        check_judge_fits(the_judge, spec, f"{cfg.preset} ({run_dir})")
 
-    seeds = list(range(n))
-    conditional = bool(getattr(objective, "conditional", False))
-    labels = default_labels(seeds, spec.num_classes) if conditional else None
-    images = _draw(objective, network, seeds, None if labels is None else labels.to(device), batch_size, progress)
+def _inception_scores(images: Tensor, net, weights: Path, splits: Splits, cfg, *, fid: bool, kid: bool, prc: bool,
+                      inception_score: bool, device, batch_size: int, progress: bool) -> dict:
+    n = len(images)
+    feats, logits = fidlib.inception_features(net, images, device=device, batch_size=batch_size, progress=progress)
+    out = {"inception_weights": f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"}
+    if fid or kid or prc:
+        ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=net, device=device,
+                               batch_size=batch_size, val_fraction=cfg.data.val_fraction,
+                               split_seed=cfg.data.split_seed, progress=progress)
+        out["reference"] = f"{cfg.data.name} test split, first {len(ref['features'])} images"
+    # Each metric keeps its own counts: a later call at another n may overwrite some keys only.
+    if fid:
+        out["fid"] = fidlib.frechet_distance(*fidlib.feature_stats(feats), ref["mu"], ref["sigma"])
+        out["fid_n"], out["fid_n_reference"] = n, len(ref["features"])
+    if kid:
+        real_feats = torch.from_numpy(ref["features"])
+        out["kid_mean"], out["kid_std"] = fidlib.kernel_inception_distance(real_feats, feats)
+        out["kid_n"], out["kid_n_reference"] = n, len(real_feats)
+        out["kid_subset_size"] = min(fidlib.KID_SUBSET_SIZE, len(real_feats), len(feats))
+    if inception_score:
+        out["is_mean"], out["is_std"] = fidlib.inception_score(logits)
+        out["is_n"] = n
+    if prc:
+        pr = _prc(torch.from_numpy(ref["features"]), feats, device)
+        out.update({"precision": pr["precision"], "recall": pr["recall"], "prc_k": pr["k"], "prc_n": n,
+                    "prc_n_reference": len(ref["features"])})
+    return out
+
+
+def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Splits, *, prc: bool, device,
+                  batch_size: int, confusion_png: Path, preset: str) -> dict:
+    n = len(images)
     real = splits.test[0][:n]
+    out = {"judge": j.name, "judge_seed": j.seed, "judge_step": j.step, "judge_n": n,
+           "judge_test_accuracy": j.test_accuracy}
+    # The judge on the same number of real test images: the ceiling its sample accuracy is read against.
+    out["judge_real_accuracy"] = judge_scores(j, real, splits.test[1][:n], device=device,
+                                              batch_size=batch_size)["accuracy"]
+    if labels is not None:
+        scores = judge_scores(j, images, labels, device=device, batch_size=batch_size)
+        out.update({"judge_accuracy": scores["accuracy"], "judge_per_class_accuracy": scores["per_class_accuracy"],
+                    "judge_confusion": scores["confusion"]})
+        confusion_matrix(scores["confusion"], j.spec.class_names, confusion_png,
+                         f"{preset} samples judged by {j.name}: {100 * scores['accuracy']:.1f} % (n={n})")
+    else:
+        predicted = judge_predictions(j, images, device=device, batch_size=batch_size)
+        counts = torch.bincount(predicted, minlength=j.spec.num_classes).double() / len(predicted)
+        out["judge_class_fractions"] = counts.tolist()
+    # One feature pass per image set, shared by the judge-feature FID, its floor and precision / recall.
+    fake_feats = judge_features(j, images, device=device, batch_size=batch_size)
+    real_feats = judge_features(j, real, device=device, batch_size=batch_size)
+    out["judge_fid"] = _frechet(fake_feats, real_feats)
+    out["judge_fid_n_reference"] = len(real)
+    # The floor no generator can beat: real train images of the same count against the same test images.
+    out["judge_fid_real_floor"] = _frechet(judge_features(j, splits.train[0][:len(real)], device=device,
+                                                          batch_size=batch_size), real_feats)
+    if prc:
+        pr = _prc(real_feats, fake_feats, device)
+        out.update({"judge_precision": pr["precision"], "judge_recall": pr["recall"], "judge_prc_k": pr["k"]})
+    return out
 
-    out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": seed, "step": step,
-           "params": manifest["params"], "over_budget": manifest["over_budget"], "steps": cfg.train.steps,
-           "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
-           "seeds": manifest["seeds"],
-           "labels": f"seed % {spec.num_classes}" if conditional else "none (unconditional)"}
 
-    if inception_net is not None:
-        feats, logits = fidlib.inception_features(inception_net, images, device=device, batch_size=batch_size,
-                                                  progress=progress)
-        out["inception_weights"] = f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"
-        if fid or kid or prc:
-            ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=inception_net,
-                                   device=device, batch_size=batch_size, val_fraction=cfg.data.val_fraction,
-                                   split_seed=cfg.data.split_seed, progress=progress)
-            out["reference"] = f"{cfg.data.name} test split, first {len(ref['features'])} images"
-        # Each metric keeps its own counts: a later call at another n may overwrite some keys only.
-        if fid:
-            out["fid"] = fidlib.frechet_distance(*fidlib.feature_stats(feats), ref["mu"], ref["sigma"])
-            out["fid_n"], out["fid_n_reference"] = n, len(ref["features"])
-        if kid:
-            real_feats = torch.from_numpy(ref["features"])
-            out["kid_mean"], out["kid_std"] = fidlib.kernel_inception_distance(real_feats, feats)
-            out["kid_n"], out["kid_n_reference"] = n, len(real_feats)
-            out["kid_subset_size"] = min(fidlib.KID_SUBSET_SIZE, len(real_feats), len(feats))
-        if inception_score:
-            out["is_mean"], out["is_std"] = fidlib.inception_score(logits)
-            out["is_n"] = n
-        if prc:
-            pr = _prc(torch.from_numpy(ref["features"]), feats, device)
-            out.update({"precision": pr["precision"], "recall": pr["recall"], "prc_k": pr["k"], "prc_n": n,
-                        "prc_n_reference": len(ref["features"])})
+def _lpips_scores(images: Tensor, net, weights: Path, splits: Splits, m: int, *, device, batch_size: int) -> dict:
+    dist, _ = nearest_lpips(net, images[:m], splits.train[0], device=device, batch_size=batch_size)
+    return {"lpips_nearest_mean": float(dist.mean()), "lpips_nearest_std": float(dist.std()) if m > 1 else 0.0,
+            "lpips_n": m,
+            "lpips_method": f"LPIPS (alex) of samples 0-{m - 1} to the closest of their {LPIPS_CANDIDATES} "
+                            f"pixel-L2 nearest images of the {len(splits.train[0])} training images",
+            "lpips_weights": f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"}
 
-    if the_judge is not None:
-        j = the_judge
-        out.update({"judge": j.name, "judge_seed": j.seed, "judge_step": j.step, "judge_n": n,
-                    "judge_test_accuracy": j.test_accuracy})
-        # The judge on the same number of real test images: the ceiling its sample accuracy is read against.
-        out["judge_real_accuracy"] = judge_scores(j, real, splits.test[1][:n], device=device,
-                                                  batch_size=batch_size)["accuracy"]
-        if conditional:
-            scores = judge_scores(j, images, labels, device=device, batch_size=batch_size)
-            out.update({"judge_accuracy": scores["accuracy"], "judge_per_class_accuracy": scores["per_class_accuracy"],
-                        "judge_confusion": scores["confusion"]})
-            confusion_matrix(scores["confusion"], j.spec.class_names, run_dir / "judge-confusion.png",
-                             f"{cfg.preset} samples judged by {j.name}: {100 * scores['accuracy']:.1f} % "
-                             f"(n={n})")
-        else:
-            predicted = judge_predictions(j, images, device=device, batch_size=batch_size)
-            counts = torch.bincount(predicted, minlength=j.spec.num_classes).double() / len(predicted)
-            out["judge_class_fractions"] = counts.tolist()
-        # One feature pass per image set, shared by the judge-feature FID, its floor and precision / recall.
-        fake_feats = judge_features(j, images, device=device, batch_size=batch_size)
-        real_feats = judge_features(j, real, device=device, batch_size=batch_size)
-        out["judge_fid"] = _frechet(fake_feats, real_feats)
-        out["judge_fid_n_reference"] = len(real)
-        # The floor no generator can beat: real train images of the same count against the same test images.
-        out["judge_fid_real_floor"] = _frechet(judge_features(j, splits.train[0][:len(real)], device=device,
-                                                              batch_size=batch_size), real_feats)
-        if prc:
-            pr = _prc(real_feats, fake_feats, device)
-            out.update({"judge_precision": pr["precision"], "judge_recall": pr["recall"], "judge_prc_k": pr["k"]})
 
-    if lpips:
-        m = min(lpips_n, n)
-        dist, _ = nearest_lpips(lpips_net, images[:m], splits.train[0], device=device, batch_size=batch_size)
-        out.update({"lpips_nearest_mean": float(dist.mean()),
-                    "lpips_nearest_std": float(dist.std()) if m > 1 else 0.0, "lpips_n": m,
-                    "lpips_method": f"LPIPS (alex) of samples 0-{m - 1} to the closest of their {LPIPS_CANDIDATES} "
-                                    f"pixel-L2 nearest images of the {len(splits.train[0])} training images",
-                    "lpips_weights": f"{lpips_file.name} sha256:{fidlib.file_sha256(lpips_file)[:16]}"})
-
-    path = run_dir / "eval.json"
+def _merge_eval_json(path: Path, out: dict) -> None:
     merged = out
     if path.exists():
         try:
             before = read_json(path)
         except BudgetVisionError:
             before = {}
-        if before.get("task") == "generate" and (before.get("run_seed"), before.get("step")) == (seed, step):
+        if before.get("task") == "generate" and (before.get("run_seed"), before.get("step")) == \
+                (out["run_seed"], out["step"]):
             if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}
             merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge
     write_json(path, merged)
-    return out
 
 
 def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:

@@ -19,7 +19,7 @@ from ..errors import BudgetVisionError, ConfigError
 from ..io import load_checkpoint, read_json, write_json
 from ..objectives import Objective, build_objective
 from ..report.plots import confusion_matrix, loss_curves, training_graph
-from ..train import Prepared, fit, for_evaluation, images_seen, shape_spec
+from ..loop import Prepared, fit, for_evaluation, images_seen, shape_spec
 
 RUN_FORMAT = "budgetvision-run-1"
 TASK_NAMES = {"classify": "classifier", "generate": "generator"}
@@ -168,7 +168,9 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
     title = f"{cfg.preset} on {cfg.data.name} ({budget_note})"
     if cfg.task == "classify":
         for key in ("train_accuracy", "val_accuracy", "test_accuracy"):
-            results[key], results[f"{key}_std"] = mean_std([r[key] for r in per_seed])
+            values = [r[key] for r in per_seed]
+            # val is absent (null) where data.val_fraction = 0: the run trained on the whole split.
+            results[key], results[f"{key}_std"] = mean_std(values) if None not in values else (None, None)
         # The papers' "±" is the spread of per-batch accuracy within one run; kept beside the seeds' std.
         results["test_accuracy_batch_std"] = mean_std([r["test_accuracy_batch_std"] for r in per_seed])[0]
         training_graph(rows, run_dir / "training.png", title)

@@ -1,4 +1,5 @@
-"""The training loop: restore, step, log window, checkpoint, finish, each a short method.
+"""The training loop: restore, step, log window, checkpoint, finish, each a short method (`budgetvision.train`
+ is the API function that runs it; see api.py).
 
 `prepare()` does everything that can fail on bad input (data, model, budget) before any file is
 written; `fit()` trains one seed into its own folder and resumes from its checkpoint when one is
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from .budget import enforce_budget
@@ -109,6 +112,8 @@ class _Training:
         self.prep, self.cfg, self.seed, self.dir = prep, prep.config, seed, seed_dir
         self.tc, self.spec, self.device = prep.config.train, prep.splits.spec, prep.device
         self.classify = self.cfg.task == "classify"
+        # data.val_fraction = 0 trains on the whole split: there is nothing to validate on.
+        self.validates = self.classify and len(prep.splits.val[1]) > 0
         self.progress = progress
         self.ckpt_path, self.metrics_path = seed_dir / "checkpoint.pt", seed_dir / "metrics.jsonl"
         torch.manual_seed(seed)
@@ -161,6 +166,8 @@ class _Training:
 
     def checkpoint(self) -> None:
         self.log.flush()
+        if self.board is not None:
+            self.board.flush()
         save_checkpoint(self.ckpt_path, {
             "config": self.cfg.to_dict(), "seed": self.seed, "step": self.step, "skipped": self.skipped,
             "wall_seconds": self.wall(), "objective": self.objective.state_dict(),
@@ -226,7 +233,12 @@ class _Training:
         tqdm.write(f"budgetvision: warning: {self.cfg.preset} seed {self.seed}: {message}", file=sys.stderr)
 
     def write(self, row: dict) -> None:
+        """One row of metrics.jsonl, and its numbers as TensorBoard scalars (train/..., val/...)."""
         self.log.write(json.dumps(row) + "\n")
+        if self.board is not None and row["kind"] in ("train", "val"):
+            for key, value in row.items():
+                if key not in ("kind", "step") and isinstance(value, (int, float)):
+                    self.board.add_scalar(f"{row['kind']}/{key}", value, row["step"])
 
     def status(self, text: str) -> None:
         if not self.progress:
@@ -258,6 +270,9 @@ class _Training:
         path = self.dir / "samples" / f"step-{self.step:06d}.png"
         path.parent.mkdir(exist_ok=True)
         sample_grid(images, path)
+        if self.board is not None:
+            grid = torchvision.utils.make_grid(images.float().clamp(-1, 1).add(1).div(2).cpu(), nrow=8)
+            self.board.add_image("samples", grid, self.step)
         self.status(f"samples {path}")
         return path
 
@@ -265,6 +280,8 @@ class _Training:
     def run(self) -> dict:
         tc = self.tc
         self.log = open(self.metrics_path, "a", buffering=1)  # line-buffered: a reader (or a kill) sees whole rows
+        # TensorBoard events beside metrics.jsonl; a resumed run drops the events logged after its checkpoint.
+        self.board = SummaryWriter(str(self.dir), purge_step=self.step or None) if tc.tensorboard else None
         self.t_start = self.t_log = time.perf_counter()
         self.images_since_log = 0
         self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.cfg.preset} seed {self.seed}", unit="step",
@@ -276,7 +293,7 @@ class _Training:
                 last = self.step == tc.steps
                 if self.step % tc.log_every == 0 or last:
                     self.log_window()
-                if self.classify and (self.step % tc.eval_every == 0 or last):
+                if self.validates and (self.step % tc.eval_every == 0 or last):
                     self.validate()
                 if not self.classify and (self.step % tc.sample_every == 0 or last):
                     self.write_samples()
@@ -285,6 +302,8 @@ class _Training:
         finally:
             self.bar.close()
             self.log.close()
+            if self.board is not None:
+                self.board.close()
         return self.finish()
 
     def finish(self) -> dict:
@@ -301,7 +320,8 @@ class _Training:
             train_eval = self.evaluate(*splits.train, limit=TRAIN_ACCURACY_IMAGES)
             results.update({
                 "train_accuracy": train_eval["accuracy"], "train_accuracy_n": train_eval["n"],
-                "val_accuracy": self.evaluate(*splits.val)["accuracy"], "test_accuracy": test["accuracy"],
+                "val_accuracy": self.evaluate(*splits.val)["accuracy"] if self.validates else None,
+                "test_accuracy": test["accuracy"],
                 "test_loss": test["loss"], "test_accuracy_batch_std": test["batch_accuracy_std"],
                 "test_n": test["n"], "confusion": test["confusion"].tolist(),
             })

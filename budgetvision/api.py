@@ -1,0 +1,128 @@
+"""The Python API: what the command line does, as functions (the command line is built on them).
+
+    import budgetvision as bv
+    run = bv.train("addnist-mobilenet", steps=2000, overrides={"optim.lr": 1e-3}, out="runs")
+    model = bv.load(run.path)            # the trained network (EMA copy when kept), eval mode
+    bv.evaluate(run.path).test_accuracy
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import RunConfig, apply_overrides
+from .data import data_root as default_data_root
+from .device import resolve_device
+from .errors import ConfigError
+from .presets import get_preset
+from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
+                   start_run, summary_line, to_uint8, train_seeds)
+from .loop import prepare
+
+
+@dataclass
+class Run:
+    """A finished (or resumed) run: its folder, resolved config and aggregate results."""
+    path: Path
+    config: RunConfig
+    results: dict
+
+    @property
+    def summary(self) -> str:
+        return summary_line(self.results)
+
+
+def _override_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{key}={'true' if value else 'false'}"
+    if isinstance(value, (tuple, list)):
+        return f"{key}={','.join(str(v) for v in value)}"
+    return f"{key}={value}"
+
+
+def resolve(preset: str, *, dataset: str | None = None, steps: int | None = None, seed: int | None = None,
+            overrides: Mapping[str, Any] | list[str] | None = None) -> RunConfig:
+    """A preset's config with the shorthands and `overrides` ({"optim.lr": 1e-3} or ["optim.lr=1e-3"])
+    applied, strictly (unknown keys, wrong types and out-of-range values raise ConfigError)."""
+    items = [f"data.name={dataset}"] if dataset is not None else []
+    items += [f"train.steps={steps}"] if steps is not None else []
+    items += [f"train.seed={seed}"] if seed is not None else []
+    if isinstance(overrides, Mapping):
+        items += [_override_text(k, v) for k, v in overrides.items()]
+    else:
+        items += list(overrides or [])
+    return apply_overrides(get_preset(preset).config, items)
+
+
+def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | None = None, seed: int | None = None,
+          seeds: int = 1, overrides: Mapping[str, Any] | list[str] | None = None, out: str | Path = "runs",
+          data_root: str | Path | None = None, device: str = "auto", over_budget: bool = False,
+          progress: bool = True, verbose: bool = False) -> Run:
+    """Train `seeds` seeds of a preset (or a RunConfig) into a new run folder under `out`."""
+    cfg = preset if isinstance(preset, RunConfig) else resolve(preset, dataset=dataset, steps=steps, seed=seed,
+                                                                overrides=overrides)
+    if seeds < 1:
+        raise ConfigError("seeds must be >= 1")
+    seed_list = list(range(cfg.train.seed, cfg.train.seed + seeds))
+    dev = resolve_device(device)
+    prep = prepare(cfg, data_root=default_data_root(data_root), device=dev, allow_over=over_budget)
+    if verbose:
+        counts = prep.param_counts
+        parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
+        print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
+              f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
+              f"seeds {seed_list}, device {dev}" + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
+    run_dir = start_run(prep, Path(out), seed_list)
+    if verbose:
+        print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")
+    return Run(run_dir, cfg, train_seeds(prep, run_dir, seed_list, progress=progress))
+
+
+def resume(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
+           progress: bool = True) -> Run:
+    """Continue a killed run from its checkpoints; a finished run returns its results unchanged."""
+    run_dir = Path(path)
+    cfg, manifest = open_run(run_dir)
+    prep = prepare(cfg, data_root=default_data_root(data_root), device=resolve_device(device),
+                   allow_over=manifest["over_budget"])
+    return Run(run_dir, cfg, train_seeds(prep, run_dir, manifest["seeds"], progress=progress))
+
+
+def load(path: str | Path, *, seed: int | None = None, device: str = "cpu",
+         data_root: str | Path | None = None) -> nn.Module:
+    """The trained network of a run's seed (default: its first), in eval mode: the EMA copy when the
+    run kept one, a classifier as the run evaluates it (flip test-time augmentation where it asks).
+    Classifiers take inputs standardised with their train split's statistics (`input_stats`)."""
+    return open_seed(Path(path), device=resolve_device(device), seed=seed,
+                     data_root=default_data_root(data_root)).network
+
+
+def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
+             **generator_metrics) -> SimpleNamespace:
+    """A classifier run's test accuracy over its seeds (`.test_accuracy`, `.test_accuracy_std`,
+    `.per_seed`), or a generator run's metrics as `budgetvision eval` computes them
+    (e.g. `evaluate(run, fid=True, judge="runs/00001-mnist-lenet", n=10_000)`). Writes eval.json."""
+    run_dir = Path(path)
+    cfg, _ = open_run(run_dir)
+    root, dev = default_data_root(data_root), resolve_device(device)
+    if cfg.task == "classify":
+        if generator_metrics:
+            raise ConfigError(f"{run_dir} is a classifier run: {', '.join(generator_metrics)} are for generators")
+        return SimpleNamespace(**evaluate_run(run_dir, data_root=root, device=dev))
+    return SimpleNamespace(**evaluate_generator(run_dir, data_root=root, device=dev, **generator_metrics))
+
+
+def sample(path: str | Path, seeds: str | list[int] = "0-63", *, label: int | None = None, device: str = "cpu",
+           seed: int | None = None) -> torch.Tensor:
+    """uint8 images (N, C, H, W) of a generator run; image k comes from seeds[k] alone."""
+    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
+    dev = resolve_device(device)
+    opened = open_seed(Path(path), device=dev, seed=seed, task="generate")
+    labels = class_labels(opened.objective, seed_list, label, opened.spec.num_classes, dev)
+    return to_uint8(sample_images(opened.objective, opened.network, seed_list, labels))
