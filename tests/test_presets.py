@@ -1,0 +1,43 @@
+"""Every preset, the papers' and ours, in its own setting: builds, is counted by the function that
+enforces the budget, and one training step reaches every trained parameter with a finite gradient."""
+import pytest
+import torch
+
+from budgetvision.budget import enforce_budget
+from budgetvision.config import apply_overrides
+from budgetvision.loop import config_params, input_stats, param_counts, shape_spec
+from budgetvision.objectives import build_objective
+from budgetvision.optim import build_optimizers
+from budgetvision.presets import PRESETS, get_preset
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_builds_within_budget_and_one_step_reaches_every_parameter(name):
+    cfg = apply_overrides(get_preset(name).config, ["train.batch_size=4"])
+    spec = shape_spec(cfg)   # the preset's own data set's shape: no images needed
+    torch.manual_seed(0)
+    objective = build_objective(cfg, spec)
+    counts = param_counts(objective)
+    assert counts == config_params(cfg)
+    assert enforce_budget(counts["total"], cfg.train.steps, cfg.budget, allow_over=False) is False
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+    mean, std = input_stats(cfg, spec)
+    x = torch.rand(4, spec.channels, spec.image_size, spec.image_size)
+    x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    y = torch.arange(4) % spec.num_classes
+    opts = build_optimizers(objective, cfg.optim, CPU)
+    tensors = lambda: {k: v for k, v in objective.state_dict().items() if isinstance(v, torch.Tensor)}  # noqa: E731
+    before = {k: v.detach().clone() for k, v in tensors().items()}
+    out = objective.train_step(x, y, opts, grad_clip=cfg.train.grad_clip)
+    assert all(torch.isfinite(v).all() for v in out.values())
+    changed = [k for k, v in tensors().items() if not torch.equal(v, before[k])]
+    assert changed, "one step changed nothing"
+    for group, params in objective.optimizer_groups().items():
+        for p in params:
+            assert p.grad is not None, f"{name}: a {group} parameter {tuple(p.shape)} got no gradient"
+            assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient in {group}"
+    if not objective.optimizer_groups():   # PCA: fitted in closed form, its statistics move instead
+        assert any("sum" in k or "count" in k for k in changed)
