@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import INTERPOLATION_LABELS, INTERPOLATIONS
-from .errors import BudgetVisionError, ConfigError
+from .errors import BudgetVisionError, ConfigError, StopRequested
 
 DEFAULT_OUT = Path("runs")
 
@@ -510,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except StopRequested as e:   # SIGINT / SIGTERM: the checkpoint is written, the line says how to go on
+        print(f"budgetvision: {e}", file=sys.stderr)
+        return 128 + e.signum
     except BudgetVisionError as e:
         print(f"budgetvision: error: {e}", file=sys.stderr)
         return 2

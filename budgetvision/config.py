@@ -231,6 +231,7 @@ class TrainConfig:
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # steps between validation passes (the training graph's points)
     checkpoint_every: int = 1000     # steps between atomic checkpoints
+    checkpoint_minutes: float = 10.0  # and at most this many minutes of wall time between them
     sample_every: int = 1000         # generators: steps between fixed-seed sample grids
     amp: bool = True                 # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
@@ -245,6 +246,7 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
+        _check(self.checkpoint_minutes > 0, "train.checkpoint_minutes must be > 0")
         for name in ("log_every", "eval_every", "checkpoint_every", "sample_every"):
             _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")

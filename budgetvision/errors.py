@@ -15,3 +15,11 @@ class ConfigError(BudgetVisionError):
 
 class BudgetError(BudgetVisionError):
     """A run that would exceed its parameter or step budget."""
+
+
+class StopRequested(BudgetVisionError):
+    """SIGINT or SIGTERM during training: the step in flight finished and a checkpoint was written."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

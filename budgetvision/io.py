@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -26,10 +27,52 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's 0600 would hide shared run folders from a team
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as one process trains it (`with RunLock(dir):`).
+
+    flock on `<run>/.lock`: the operating system releases it when the holder dies, SIGKILL included,
+    so a killed run resumes at once, while a second live process refuses with one line naming the
+    holder. Where flock does not exist (Windows) runs are not locked."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise BudgetVisionError(f"{self.path.parent} is being trained by {holder}; one process per run "
+                                    f"(wait for it, or stop it and resume)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)   # closing releases the flock
+            self.fd = None
 
 
 def write_json(path: Path, obj) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from .budget import enforce_budget
 from .config import RunConfig
 from .data import BatchLoader, DataSpec, Splits, build_augment, splits_of
 from .data.shapes import data_shape
-from .errors import BudgetVisionError
+from .errors import BudgetVisionError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
 from .models import count_params
@@ -105,6 +107,32 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+class _StopSignals:
+    """While training, SIGINT (Ctrl-C) and SIGTERM (a scheduler's preemption) ask the loop to finish the
+    step in flight, write a checkpoint and stop; a second one stops at once. Only the main thread can
+    hold signal handlers: elsewhere (a thread of the caller's) nothing is installed."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
 class _Training:
     """One seed's training state and the loop's steps over it."""
 
@@ -165,6 +193,7 @@ class _Training:
             f.truncate(state["metrics_bytes"])
 
     def checkpoint(self) -> None:
+        self.t_checkpoint = time.perf_counter()
         self.log.flush()
         if self.board is not None:
             self.board.flush()
@@ -287,24 +316,35 @@ class _Training:
         self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.cfg.preset} seed {self.seed}", unit="step",
                         disable=not self.progress, dynamic_ncols=True, file=sys.stderr)
         self.objective.train()
+        self.t_checkpoint = time.perf_counter()
         try:
-            while self.step < tc.steps:
-                self.train_step()
-                last = self.step == tc.steps
-                if self.step % tc.log_every == 0 or last:
-                    self.log_window()
-                if self.validates and (self.step % tc.eval_every == 0 or last):
-                    self.validate()
-                if not self.classify and (self.step % tc.sample_every == 0 or last):
-                    self.write_samples()
-                if self.step % tc.checkpoint_every == 0 or last:
-                    self.checkpoint()
+            with _StopSignals() as stop:
+                self.loop(stop)
         finally:
             self.bar.close()
             self.log.close()
             if self.board is not None:
                 self.board.close()
         return self.finish()
+
+    def loop(self, stop: _StopSignals) -> None:
+        tc = self.tc
+        while self.step < tc.steps:
+            self.train_step()
+            last = self.step == tc.steps
+            if self.step % tc.log_every == 0 or last:
+                self.log_window()
+            if self.validates and (self.step % tc.eval_every == 0 or last):
+                self.validate()
+            if not self.classify and (self.step % tc.sample_every == 0 or last):
+                self.write_samples()
+            overdue = time.perf_counter() - self.t_checkpoint > 60 * tc.checkpoint_minutes
+            if self.step % tc.checkpoint_every == 0 or last or overdue or stop.signum is not None:
+                self.checkpoint()
+            if stop.signum is not None and not last:
+                name = signal.Signals(stop.signum).name
+                raise StopRequested(f"stopped by {name} after step {self.step} of {tc.steps}; checkpoint written; "
+                                    f"resume with: budgetvision train --resume {self.dir.parent}", stop.signum)
 
     def finish(self) -> dict:
         tc, prep = self.tc, self.prep

@@ -16,7 +16,7 @@ from ..config import RunConfig, load_config
 from ..data import DataSpec, splits_of
 from ..device import versions
 from ..errors import BudgetVisionError, ConfigError
-from ..io import load_checkpoint, read_json, write_json
+from ..io import RunLock, load_checkpoint, read_json, write_json
 from ..objectives import Objective, build_objective
 from ..report.plots import confusion_matrix, loss_curves, training_graph
 from ..loop import Prepared, fit, for_evaluation, images_seen, shape_spec
@@ -141,13 +141,14 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tu
 
 def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True) -> dict:
     """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures."""
-    per_seed = []
-    for seed, sdir in seed_dirs(run_dir, seeds).items():
-        if (sdir / "results.json").exists():
-            per_seed.append(read_json(sdir / "results.json"))
-        else:
-            per_seed.append(fit(prep, seed, sdir, progress=progress))
-    return finish_run(prep, run_dir, per_seed)
+    with RunLock(run_dir):   # one process per run: a second one refuses instead of interleaving the logs
+        per_seed = []
+        for seed, sdir in seed_dirs(run_dir, seeds).items():
+            if (sdir / "results.json").exists():
+                per_seed.append(read_json(sdir / "results.json"))
+            else:
+                per_seed.append(fit(prep, seed, sdir, progress=progress))
+        return finish_run(prep, run_dir, per_seed)
 
 
 def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
