@@ -105,6 +105,47 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .data import data_root
+    from .device import resolve_device
+    from .sweep import open_study, parse_space, run_sweep, write_report
+
+    study = args.study or args.preset
+    if study is None:
+        raise ConfigError("sweep needs --preset NAME (or --study NAME with --report)")
+    out = Path(args.out) / study
+    storage = args.storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
+    if args.report:
+        if args.storage is None and not (out / "sweep.db").exists():
+            raise ConfigError(f"no sweep database at {out / 'sweep.db'}; pass --storage URL")
+        study_obj = open_study(storage, study, preset=args.preset, create=False)
+        report = write_report(study_obj, out)
+        _print_sweep(report)
+        print(f"plots: {', '.join(str(out / p) for p in report['plots']) or 'none'}")
+        return 0
+    if args.preset is None:
+        raise ConfigError("sweep needs --preset NAME")
+    cfg = _resolve(args)
+    space = parse_space(args.space, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_sweep(cfg, space, trials=args.trials, storage=storage, study=study, out=out,
+                       data_root=data_root(args.data_root), device=resolve_device(args.device), grid=args.grid,
+                       pruner=args.pruner, progress=not args.no_progress)
+    _print_sweep(result)
+    print(f"study {study!r} in {storage}; report: budgetvision sweep --report --study {study} --storage {storage}")
+    return 0
+
+
+def _print_sweep(result: dict) -> None:
+    for t in sorted(result["trials"], key=lambda t: (t["value"] is None, -(t["value"] or 0))):
+        value = f"{100 * t['value']:.2f} %" if t["value"] is not None else "-"
+        pruned = f" (pruned at step {t['pruned_at']})" if t["pruned_at"] is not None else ""
+        print(f"trial {t['number']:3d} {t['state']:8s} val {value:>8s}{pruned}  {t['params']}  {t['run_dir'] or ''}")
+    if result["best"]:
+        b = result["best"]
+        print(f"best: trial {b['number']}, validation accuracy {100 * b['value']:.2f} %, {b['params']}")
+
+
 def cmd_export(args) -> int:
     from .data import data_root
     from .export import export_onnx
@@ -455,6 +496,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", default="0-7")
     sp.add_argument("--k", type=int, default=5, help="neighbours per sample")
     sp.set_defaults(func=cmd_neighbours)
+
+    sp = sub.add_parser("sweep", help="an Optuna study over a preset: each trial a run, scored on validation")
+    recipe(sp)
+    sp.add_argument("--space", nargs="+", default=[], metavar="KEY=RANGE",
+                    help="optim.lr=log:1e-4:1e-2  train.label_smoothing=0:0.2  train.batch_size=int:32:256  "
+                         "optim.name=adam|sgd")
+    sp.add_argument("--trials", type=int, default=20, help="trials in the study (shared by all its workers)")
+    sp.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite next to the runs)")
+    sp.add_argument("--study", default=None, help="study name (default: the preset's)")
+    sp.add_argument("--grid", action="store_true", help="every combination of the a|b|c values, once")
+    sp.add_argument("--pruner", default="median", help="median | hyperband | none (on the validation curve)")
+    sp.add_argument("--report", action="store_true", help="the study's trials, best first, and its plots")
+    sp.add_argument("--out", default=str(DEFAULT_OUT / "sweeps"), help="folder for the study's runs")
+    common(sp)
+    sp.set_defaults(func=cmd_sweep)
 
     sp = sub.add_parser("export", help="a classifier run as ONNX, checked against onnxruntime on test images")
     sp.add_argument("run", help="a classifier run folder")

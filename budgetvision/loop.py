@@ -136,8 +136,9 @@ class _StopSignals:
 class _Training:
     """One seed's training state and the loop's steps over it."""
 
-    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool):
+    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool, on_validation=None):
         self.prep, self.cfg, self.seed, self.dir = prep, prep.config, seed, seed_dir
+        self.on_validation = on_validation
         self.tc, self.spec, self.device = prep.config.train, prep.splits.spec, prep.device
         self.classify = self.cfg.task == "classify"
         # data.val_fraction = 0 trains on the whole split: there is nothing to validate on.
@@ -289,6 +290,8 @@ class _Training:
         v = self.evaluate(*self.prep.splits.val)
         self.write({"kind": "val", "step": self.step, "loss": v["loss"], "accuracy": v["accuracy"]})
         self.status(f"val_acc {v['accuracy']:.4f}")
+        if self.on_validation is not None:   # a sweep's pruner reads the curve (and may stop the run)
+            self.on_validation(self.step, v["accuracy"])
 
     def write_samples(self) -> Path:
         net = self.network()
@@ -376,14 +379,15 @@ def images_seen(cfg: RunConfig) -> int:
     return cfg.train.steps * cfg.train.batch_size
 
 
-def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True) -> dict:
+def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True, on_validation=None) -> dict:
     """Train one seed into `seed_dir`, resuming from `seed_dir/checkpoint.pt` when it exists.
+    `on_validation(step, accuracy)` is called after each validation pass (a sweep's pruner).
 
     Returns that seed's results (also written to `seed_dir/results.json`)."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     for stale in seed_dir.glob(".*.tmp"):  # a write a kill interrupted; the renamed file is intact
         stale.unlink()
-    training = _Training(prep, seed, seed_dir, progress)
+    training = _Training(prep, seed, seed_dir, progress, on_validation)
     training.restore()
     return training.run()
 

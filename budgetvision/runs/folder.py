@@ -139,7 +139,8 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tu
     return objective, for_evaluation(network, cfg), int(state["step"])
 
 
-def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True) -> dict:
+def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True,
+                on_validation=None) -> dict:
     """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures."""
     with RunLock(run_dir):   # one process per run: a second one refuses instead of interleaving the logs
         per_seed = []
@@ -147,7 +148,7 @@ def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bo
             if (sdir / "results.json").exists():
                 per_seed.append(read_json(sdir / "results.json"))
             else:
-                per_seed.append(fit(prep, seed, sdir, progress=progress))
+                per_seed.append(fit(prep, seed, sdir, progress=progress, on_validation=on_validation))
         return finish_run(prep, run_dir, per_seed)
 
 

@@ -1,0 +1,194 @@
+"""Hyper-parameter sweeps on Optuna: each trial is an ordinary run folder, trials are coordinated
+through the study's storage (SQLite next to the runs by default; a server database for many
+machines), and the objective is validation accuracy, never the test split.
+
+Search spaces are written as on the command line: `optim.lr=log:1e-4:1e-2` (log-uniform),
+`train.label_smoothing=0:0.2` (uniform), `train.batch_size=int:32:256`, `optim.name=adam|adamw|sgd`
+(categorical; with `grid=True` every combination of categorical values is run once).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig, apply_overrides
+from .errors import BudgetVisionError, ConfigError
+from .loop import prepare
+from .runs import start_run, train_seeds
+
+HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed worker's trial ...
+GRACE_SECONDS = 90        # ... is failed (and retried) once it has been silent this long
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str                      # a config key, e.g. optim.lr
+    kind: str                     # log | float | int | choice
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[str, ...] = ()
+
+    def suggest(self, trial) -> str | float | int:
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.key, int(self.low), int(self.high))
+        return trial.suggest_float(self.key, self.low, self.high, log=self.kind == "log")
+
+
+def parse_space(items: list[str], cfg: RunConfig) -> list[Dimension]:
+    """`key=log:lo:hi`, `key=lo:hi`, `key=int:lo:hi`, `key=a|b|c`; every key and value is checked
+    against the config by applying it, so a bad space fails before any trial starts."""
+    dims = []
+    for item in items:
+        key, sep, spec = item.partition("=")
+        if not sep or not key.strip() or not spec.strip():
+            raise ConfigError(f"malformed search dimension {item!r}: use e.g. optim.lr=log:1e-4:1e-2")
+        key = key.strip()
+        parts = spec.split(":")
+        if "|" in spec:
+            dim = Dimension(key, "choice", choices=tuple(v.strip() for v in spec.split("|")))
+        elif parts[0] in ("log", "int") and len(parts) == 3:
+            dim = Dimension(key, parts[0], *_bounds(parts[1:], item))
+        elif len(parts) == 2:
+            dim = Dimension(key, "float", *_bounds(parts, item))
+        else:
+            raise ConfigError(f"malformed search dimension {item!r}: use log:lo:hi, lo:hi, int:lo:hi or a|b|c")
+        if dim.kind == "log" and dim.low <= 0:
+            raise ConfigError(f"{item!r}: a log range needs lo > 0")
+        for value in (dim.choices or (dim.low, dim.high)):   # every end (or choice) must be a valid config
+            apply_overrides(cfg, [f"{key}={int(value) if dim.kind == 'int' else value}"])
+        dims.append(dim)
+    if not dims:
+        raise ConfigError("a sweep needs at least one --space dimension")
+    if len({d.key for d in dims}) != len(dims):
+        raise ConfigError("a sweep dimension is given twice")
+    return dims
+
+
+def _bounds(parts: list[str], item: str) -> tuple[float, float]:
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ConfigError(f"{item!r}: the range ends must be numbers") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"{item!r}: the range needs lo < hi")
+    return low, high
+
+
+def open_study(storage: str, study: str, *, preset: str, create: bool, grid: list[Dimension] | None = None,
+               pruner: str = "median"):
+    """Create or join a study; a study of another preset is refused (one line)."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna; they are what we need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            store = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                               heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors for a bad or unreachable URL
+        raise BudgetVisionError(f"cannot open study storage {storage}: {str(e).splitlines()[0]}") from None
+    sampler = optuna.samplers.GridSampler({d.key: list(d.choices) for d in grid}) if grid else None
+    pruners = {"median": optuna.pruners.MedianPruner(n_warmup_steps=1), "none": optuna.pruners.NopPruner(),
+               "hyperband": optuna.pruners.HyperbandPruner()}
+    if not create:
+        try:
+            study_obj = optuna.load_study(study_name=study, storage=store)
+        except KeyError:
+            raise BudgetVisionError(f"no study {study!r} in {storage}") from None
+    else:
+        study_obj = optuna.create_study(study_name=study, storage=store, direction="maximize", load_if_exists=True,
+                                        sampler=sampler, pruner=pruners[pruner])
+    theirs = study_obj.user_attrs.get("preset")
+    if theirs is None and create:
+        study_obj.set_user_attr("preset", preset)
+    elif preset is not None and theirs is not None and theirs != preset:
+        raise BudgetVisionError(f"study {study!r} in {storage} sweeps preset {theirs!r}, not {preset!r}")
+    return study_obj
+
+
+def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: str, study: str, out: Path,
+              data_root: Path | None, device, grid: bool = False, pruner: str = "median",
+              progress: bool = False) -> dict:
+    """This worker's share of a study's trials: every trial an ordinary run under `out`, scored by its
+    final validation accuracy (mean over its seeds), pruned on its validation curve."""
+    import optuna
+
+    if cfg.task != "classify":
+        raise ConfigError("sweeps score classifiers by validation accuracy; generator scores are not wired yet")
+    if cfg.data.val_fraction == 0 and cfg.data.name != "addnist":
+        raise ConfigError("a sweep needs a validation split: set data.val_fraction > 0 (the test split "
+                          "never chooses anything)")
+    if grid and any(d.kind != "choice" for d in space):
+        raise ConfigError("--grid runs every combination of a|b|c values; ranges need a search")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}")
+    study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
+                           pruner=pruner)
+
+    def objective(trial) -> float:
+        trial_cfg = apply_overrides(cfg, [f"{d.key}={d.suggest(trial)}" for d in space])
+        prep = prepare(trial_cfg, data_root=data_root, device=device, allow_over=False)
+        run_dir = start_run(prep, out, [trial_cfg.train.seed])
+        trial.set_user_attr("run_dir", str(run_dir))
+
+        def report(step: int, accuracy: float) -> None:
+            trial.report(accuracy, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} (validation accuracy {accuracy:.4f})")
+
+        results = train_seeds(prep, run_dir, [trial_cfg.train.seed], progress=progress, on_validation=report)
+        return results["val_accuracy"]
+
+    # Stop once the study (shared by every worker) holds `trials` finished or pruned trials.
+    callback = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
+                                                              optuna.trial.TrialState.PRUNED))
+    study_obj.optimize(objective, n_trials=trials, callbacks=[callback], catch=())
+    return summary(study_obj)
+
+
+def summary(study_obj) -> dict:
+    import optuna
+
+    done = [t for t in study_obj.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
+             "run_dir": t.user_attrs.get("run_dir"),
+             "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None}
+            for t in study_obj.trials]
+    best = max(done, key=lambda t: t.value) if done else None
+    return {"study": study_obj.study_name, "preset": study_obj.user_attrs.get("preset"), "trials": rows,
+            "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
+                                               "run_dir": best.user_attrs.get("run_dir")}}
+
+
+def write_report(study_obj, folder: Path) -> dict:
+    """Optimisation history and parameter importances as PNGs beside a JSON summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = summary(study_obj)
+    written = []
+    complete = [t for t in study_obj.trials if t.state.name == "COMPLETE"]
+    plots = [("history.png", ovm.plot_optimization_history)]
+    if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
+        plots.append(("importances.png", ovm.plot_param_importances))
+    for name, plot in plots:
+        try:
+            ax = plot(study_obj)
+        except (ValueError, RuntimeError) as e:   # e.g. importances of a parameter that never varied
+            out.setdefault("skipped_plots", []).append(f"{name}: {e}")
+            continue
+        ax.figure.savefig(folder / name, dpi=120, bbox_inches="tight")
+        plt.close(ax.figure)
+        written.append(name)
+    out["plots"] = written
+    return out

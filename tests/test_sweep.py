@@ -1,0 +1,73 @@
+"""Sweeps on Optuna with a real SQLite study: the search-space syntax, two worker processes sharing
+one study, a grid, the report, and one-line refusals."""
+import subprocess
+import sys
+
+import pytest
+
+from budgetvision.cli import main
+from budgetvision.errors import ConfigError
+from budgetvision.presets import get_preset
+from budgetvision.sweep import Dimension, open_study, parse_space
+from test_resume import env
+
+COMMON = ["--preset", "mnist-lenet", "--dataset", "digits", "--steps", "20", "--no-progress",
+          "--set", "train.eval_every=10", "train.log_every=10", "data.val_fraction=0.1"]
+
+
+def test_search_space_syntax():
+    cfg = get_preset("mnist-lenet").config
+    dims = parse_space(["optim.lr=log:1e-4:1e-2", "train.label_smoothing=0:0.2", "train.batch_size=int:16:64",
+                        "optim.name=adam|adamw|sgd"], cfg)
+    assert dims == [Dimension("optim.lr", "log", 1e-4, 1e-2), Dimension("train.label_smoothing", "float", 0, 0.2),
+                    Dimension("train.batch_size", "int", 16, 64), Dimension("optim.name", "choice",
+                                                                             choices=("adam", "adamw", "sgd"))]
+
+
+@pytest.mark.parametrize("item, words", [
+    ("optim.learning_rate=log:1e-4:1e-2", "unknown config key"),
+    ("optim.lr=log:0:1", "lo > 0"),
+    ("optim.lr=1e-2:1e-4", "lo < hi"),
+    ("train.label_smoothing=0:1.5", "label_smoothing must be in"),
+    ("optim.name=adam|lion", "optim.name must be one of"),
+    ("optim.lr", "malformed"),
+    ("optim.lr=fast:slow", "must be numbers"),
+])
+def test_a_bad_space_fails_with_one_line_before_any_trial(item, words):
+    with pytest.raises(ConfigError) as e:
+        parse_space([item], get_preset("mnist-lenet").config)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_two_workers_share_one_study_and_the_report_reads_it(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path / 'sweep.db'}"
+    cmd = [sys.executable, "-m", "budgetvision", "sweep", *COMMON, "--space", "optim.lr=log:1e-4:1e-2",
+           "--trials", "4", "--storage", db, "--study", "lr", "--out", str(tmp_path), "--pruner", "none"]
+    workers = [subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err
+    study = open_study(db, "lr", preset="mnist-lenet", create=False)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert 4 <= len(complete) <= 5        # a worker may start one last trial as the other finishes the 4th
+    runs = [t.user_attrs["run_dir"] for t in complete]
+    assert len(set(runs)) == len(runs)    # no trial run twice, each its own run folder
+    for t in complete:   # the validation curve is reported (for pruners); its last point is the score
+        assert sorted(t.intermediate_values) == [10, 20] and t.intermediate_values[20] == t.value
+    assert main(["sweep", "--report", "--study", "lr", "--storage", db, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    best = max(complete, key=lambda t: t.value)
+    assert f"best: trial {best.number}, validation accuracy {100 * best.value:.2f} %" in out
+    assert (tmp_path / "lr" / "history.png").stat().st_size > 0
+    with pytest.raises(Exception, match="sweeps preset 'mnist-lenet', not 'mnist-pca'"):
+        open_study(db, "lr", preset="mnist-pca", create=True)
+
+
+def test_a_grid_runs_every_combination_once(tmp_path, capsys):
+    assert main(["sweep", *COMMON, "--grid", "--space", "optim.name=adam|sgd", "train.batch_size=16|32",
+                 "--trials", "4", "--out", str(tmp_path), "--study", "grid"]) == 0
+    study = open_study(f"sqlite:///{(tmp_path / 'grid' / 'sweep.db').resolve()}", "grid", preset=None, create=False)
+    combos = sorted((t.params["optim.name"], t.params["train.batch_size"]) for t in study.trials
+                    if t.state.name in ("COMPLETE", "PRUNED"))
+    assert combos == [("adam", "16"), ("adam", "32"), ("sgd", "16"), ("sgd", "32")]
