@@ -75,8 +75,9 @@ def read_result(path: Path) -> dict:
 
 
 def load_rows(folder: Path | None = None) -> list[dict]:
-    """One row per result file with at least one seed, grouped by (task, data set, steps, batch) and
-    best first within a group."""
+    """One row per result file with at least one seed, grouped by (task, data set, step budget) and
+    best first within a group. Batch size is each recipe's own choice (the budget counts steps), so
+    every row carries its batch and the images it saw."""
     folder = Path(folder) if folder is not None else default_results_dir()
     if not folder.is_dir():
         raise BudgetVisionError(f"no results folder at {folder} (benchmarks/compare.py writes it)")
@@ -98,7 +99,7 @@ def load_rows(folder: Path | None = None) -> list[dict]:
             "wall_seconds": sum(s["wall_seconds"] for s in r["per_seed"]), "file": path.name,
         })
     sign = {name: (-1 if m.higher_is_better else 1) for name, m in METRICS.items()}
-    rows.sort(key=lambda r: (r["task"], r["dataset"], r["steps"], r["batch_size"], sign[r["metric"]] * r["mean"]))
+    rows.sort(key=lambda r: (r["task"], r["dataset"], r["steps"], sign[r["metric"]] * r["mean"]))
     return rows
 
 
@@ -123,34 +124,35 @@ def _extra_text(row: dict) -> str:
 def _groups(rows: list[dict]):
     key = None
     for r in rows:
-        k = (r["task"], r["dataset"], r["steps"], r["batch_size"])
+        k = (r["task"], r["dataset"], r["steps"])
         if k != key:
             key = k
-            yield k, [x for x in rows if (x["task"], x["dataset"], x["steps"], x["batch_size"]) == k]
+            yield k, [x for x in rows if (x["task"], x["dataset"], x["steps"]) == k]
 
 
 def format_text(rows: list[dict]) -> str:
     out = []
-    for (task, dataset, steps, batch), group in _groups(rows):
-        out.append(f"{dataset}: {steps:,} steps x batch {batch} ({steps * batch:,} images seen), "
-                   f"{METRICS[group[0]['metric']].label}, mean ± std over seeds")
+    for (task, dataset, steps), group in _groups(rows):
+        out.append(f"{dataset}, {steps:,} steps: {METRICS[group[0]['metric']].label}, mean ± std over seeds")
         for r in group:
             extra = f"  [{_extra_text(r)}]" if r["extra"] else ""
-            out.append(f"  {r['preset']:28} {r['origin']:12} {r['params']:>8,} params  {_value(r):>18}  "
-                       f"{len(r['seeds'])} seed(s){extra}")
+            out.append(f"  {r['preset']:28} {r['origin']:12} {r['params']:>8,} params  batch {r['batch_size']:>4} "
+                       f"({r['images_seen']:>9,} images)  {_value(r):>16}  {len(r['seeds'])} seed(s){extra}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def format_markdown(rows: list[dict]) -> str:
     out = []
-    for (task, dataset, steps, batch), group in _groups(rows):
-        out.append(f"**{dataset}**, {steps:,} steps x batch {batch} ({steps * batch:,} images seen):\n")
-        out.append(f"| preset | origin | params | {METRICS[group[0]['metric']].label} | seeds | also | device | command |")
-        out.append("| --- | --- | ---: | ---: | ---: | --- | --- | --- |")
+    for (task, dataset, steps), group in _groups(rows):
+        out.append(f"**{dataset}**, {steps:,} steps:\n")
+        out.append(f"| preset | origin | params | batch | images seen | {METRICS[group[0]['metric']].label} | seeds "
+                   f"| also | device | command |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
         for r in group:
-            out.append(f"| {r['preset']} | {r['origin']} | {r['params']:,} | {_value(r)} | {len(r['seeds'])} | "
-                       f"{_extra_text(r) or '-'} | {', '.join(r['devices'])} | `{r['command']}` |")
+            out.append(f"| {r['preset']} | {r['origin']} | {r['params']:,} | {r['batch_size']} | {r['images_seen']:,} | "
+                       f"{_value(r)} | {len(r['seeds'])} | {_extra_text(r) or '-'} | {', '.join(r['devices'])} | "
+                       f"`{r['command']}` |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -158,6 +160,7 @@ def format_markdown(rows: list[dict]) -> str:
 def readme_section(rows: list[dict]) -> str:
     """The README's results section: the Markdown tables and where their numbers come from."""
     return ("Every row is a result file in `benchmarks/results/` (its commit, device and per-seed values "
-            "inside), written by `python benchmarks/compare.py`; `budgetvision leaderboard` prints the same. "
+            "inside), written by `python benchmarks/compare.py --data-root DATA` (DATA holding `MNIST/` and the "
+            "unpacked `cifar10-jpeg/`); `budgetvision leaderboard` prints the same. "
             "CIFAR-10-JPEG stands in for CIFAR-100, which these machines cannot download: the CIFAR-100 "
             "presets train on it with a 10-class head.\n\n" + format_markdown(rows))

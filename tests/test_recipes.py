@@ -133,7 +133,7 @@ def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
 
     assert main(["leaderboard", "--results", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "87.00 ± 1.00 %" in text and "73.00 %" in text and "384,000 images seen" in text
+    assert "87.00 ± 1.00 %" in text and "73.00 %" in text and "batch  128 (  384,000 images)" in text
     with pytest.raises(BudgetVisionError, match="holds steps"):
         add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), _header("ours", "budgetvision",
                                                                                     steps=10), _seed(3, 0.9))
