@@ -227,6 +227,7 @@ class TrainConfig:
     label_smoothing: float = 0.0     # cross-entropy label smoothing
     grad_clip: float = 0.0           # max global gradient norm; 0 = off
     ema_decay: float = 0.0           # weight EMA per step; 0 = off (EMA weights are evaluated when on)
+    ema_warmup: bool = True          # EMA decay ramps as min(decay, (1 + step) / (10 + step)) (TF's num_updates)
     flip_tta: bool = False           # classifiers: evaluate on the mean logits of each image and its mirror
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # steps between validation passes (the training graph's points)

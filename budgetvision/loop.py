@@ -156,9 +156,8 @@ class _Training:
                 net.compile()  # in place: state_dict keys stay those of the plain module
         self.opts = build_optimizers(self.objective, self.cfg.optim, self.device)
         self.schedulers = {k: build_scheduler(o, self.cfg.optim, self.tc.steps) for k, o in self.opts.items()}
-        self.ema = (torch.optim.swa_utils.AveragedModel(
-            self.objective.ema_target(), multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(self.tc.ema_decay),
-            use_buffers=True) if self.tc.ema_decay > 0 else None)
+        self.ema = (torch.optim.swa_utils.AveragedModel(self.objective.ema_target(), multi_avg_fn=self._ema_update,
+                                                        use_buffers=True) if self.tc.ema_decay > 0 else None)
         self.mean, self.std = input_stats(self.cfg, self.spec)
         self.loader = BatchLoader(*prep.splits.train, self.tc.batch_size, mean=self.mean, std=self.std,
                                   device=self.device, seed=seed, augment=build_augment(self.cfg.data.augment.as_spec()))
@@ -168,6 +167,19 @@ class _Training:
         self.wall_before = 0.0
         self.collapse: list[bool] = []
         self.warned = False
+
+    @torch.no_grad()
+    def _ema_update(self, ema_params, params, num_averaged) -> None:
+        """ema <- ema + (1 - d) (params - ema); with train.ema_warmup, d = min(decay, (1 + t) / (10 + t)) at
+        step t (TensorFlow's ExponentialMovingAverage with num_updates), so a short run's average is not
+        mostly its random initialisation (0.999 ** 2,000 still weighs the initial weights 13 %)."""
+        decay = self.tc.ema_decay
+        if self.tc.ema_warmup:
+            decay = min(decay, (1 + self.step) / (10 + self.step))
+        if torch.is_floating_point(ema_params[0]):   # AveragedModel groups its lists by dtype
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+        else:                                        # integer buffers (BN's batch counts): the current value
+            torch._foreach_copy_(ema_params, params)
 
     # ------------------------------------------------------------------ restore / checkpoint
     def restore(self) -> None:

@@ -197,3 +197,14 @@ def test_channels_last_changes_speed_not_results(name):
     for (k, a), (_, b) in zip(nets[0].named_parameters(), nets[1].named_parameters()):
         scale = a.grad.abs().max().clamp_min(1e-12)
         assert ((a.grad - b.grad).abs().max() / scale).item() < 1e-4, k
+
+
+@pytest.mark.parametrize("step, warmup, expected_decay", [(0, True, 0.1), (10, True, 11 / 20), (20_000, True, 0.999),
+                                                          (0, False, 0.999)])
+def test_ema_decay_ramps_up_as_tensorflows_num_updates(step, warmup, expected_decay):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(tc=SimpleNamespace(ema_decay=0.999, ema_warmup=warmup), step=step)
+    ema, params = [torch.zeros(3)], [torch.ones(3)]
+    train_mod._Training._ema_update(fake, ema, params, torch.tensor(step))
+    torch.testing.assert_close(ema[0], torch.full((3,), 1 - expected_decay))
