@@ -8,7 +8,9 @@ Search spaces are written as on the command line: `optim.lr=log:1e-4:1e-2` (log-
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,16 +85,20 @@ def open_study(storage: str, study: str, *, preset: str, create: bool, grid: lis
                pruner: str = "median"):
     """Create or join a study; a study of another preset is refused (one line)."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna import storages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna; they are what we need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            store = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                               heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1))
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors for a bad or unreachable URL
-        raise BudgetVisionError(f"cannot open study storage {storage}: {str(e).splitlines()[0]}") from None
+    # Optuna 4.9 renamed the callback that fails (and retries) a dead worker's trial
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
+    with _schema_lock(storage):
+        try:
+            with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna; they are what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                store = storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                            grace_period=GRACE_SECONDS,
+                                            heartbeat_stale_trial_callback=retry(max_retry=1))
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors for a bad or unreachable URL
+            raise BudgetVisionError(f"cannot open study storage {storage}: {str(e).splitlines()[0]}") from None
     sampler = optuna.samplers.GridSampler({d.key: list(d.choices) for d in grid}) if grid else None
     pruners = {"median": optuna.pruners.MedianPruner(n_warmup_steps=1), "none": optuna.pruners.NopPruner(),
                "hyperband": optuna.pruners.HyperbandPruner()}
@@ -102,14 +108,36 @@ def open_study(storage: str, study: str, *, preset: str, create: bool, grid: lis
         except KeyError:
             raise BudgetVisionError(f"no study {study!r} in {storage}") from None
     else:
-        study_obj = optuna.create_study(study_name=study, storage=store, direction="maximize", load_if_exists=True,
-                                        sampler=sampler, pruner=pruners[pruner])
+        with _schema_lock(storage):
+            study_obj = optuna.create_study(study_name=study, storage=store, direction="maximize",
+                                            load_if_exists=True, sampler=sampler, pruner=pruners[pruner])
     theirs = study_obj.user_attrs.get("preset")
     if theirs is None and create:
         study_obj.set_user_attr("preset", preset)
     elif preset is not None and theirs is not None and theirs != preset:
         raise BudgetVisionError(f"study {study!r} in {storage} sweeps preset {theirs!r}, not {preset!r}")
     return study_obj
+
+
+@contextlib.contextmanager
+def _schema_lock(storage: str):
+    """Workers started together on a new SQLite file would race to create its tables (and the
+    loser fails on a UNIQUE constraint): they take turns through flock on `<file>.lock`. Server
+    databases create their schema under their own transactions."""
+    path = storage.removeprefix("sqlite:///")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    if path == storage or path in ("", ":memory:") or fcntl is None:
+        yield
+        return
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing releases the lock
 
 
 def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: str, study: str, out: Path,

@@ -71,3 +71,24 @@ def test_a_grid_runs_every_combination_once(tmp_path, capsys):
     combos = sorted((t.params["optim.name"], t.params["train.batch_size"]) for t in study.trials
                     if t.state.name in ("COMPLETE", "PRUNED"))
     assert combos == [("adam", "16"), ("adam", "32"), ("sgd", "16"), ("sgd", "32")]
+
+
+def _open_after(barrier, db):
+    barrier.wait()
+    open_study(db, "race", preset="mnist-lenet", create=True)
+
+
+def test_workers_started_together_on_a_new_sqlite_file_all_open_it(tmp_path):
+    """Optuna creates a new SQLite file's tables on first open; workers started at the same moment
+    raced there and the loser failed on a UNIQUE constraint (seen in CI)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    db = f"sqlite:///{tmp_path / 'race.db'}"
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_open_after, args=(barrier, db)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert len(open_study(db, "race", preset="mnist-lenet", create=False).trials) == 0
