@@ -229,6 +229,7 @@ class TrainConfig:
     ema_decay: float = 0.0           # weight EMA per step; 0 = off (EMA weights are evaluated when on)
     ema_warmup: bool = True          # EMA decay ramps as min(decay, (1 + step) / (10 + step)) (TF's num_updates)
     flip_tta: bool = False           # classifiers: evaluate on the mean logits of each image and its mirror
+    tta_shift: int = 0               # classifiers: also on copies shifted this many pixels (airbench's TTA)
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # steps between validation passes (the training graph's points)
     checkpoint_every: int = 1000     # steps between atomic checkpoints
@@ -245,6 +246,7 @@ class TrainConfig:
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.seed >= 0, "train.seed must be >= 0")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
+        _check(self.tta_shift >= 0, "train.tta_shift must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
         _check(self.checkpoint_minutes > 0, "train.checkpoint_minutes must be > 0")
@@ -404,4 +406,23 @@ def load_config(path) -> RunConfig:
         raise ConfigError(f"no config file at {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"corrupt config file {path}: {e}") from None
-    return from_dict(RunConfig, data)
+    return saved_config(data)
+
+
+def saved_config(data: dict) -> RunConfig:
+    """The RunConfig a run folder or checkpoint saved, from any budgetvision version's layout
+    (keys added since then take their defaults)."""
+    return from_dict(RunConfig, _upgrade(data))
+
+
+def _upgrade(data: dict) -> dict:
+    """A run folder's config.json from before the per-objective sections (it has a top-level
+    `task` and every objective's keys in one `objective`): the section its objective name picks,
+    so older runs still open, evaluate and resume."""
+    if not isinstance(data, dict) or "task" not in data or not isinstance(data.get("objective"), dict):
+        return data
+    data = {k: v for k, v in data.items() if k != "task"}
+    section = _objective_class(data["objective"], "objective")
+    keep = {f.name for f in fields(section)}
+    data["objective"] = {k: v for k, v in data["objective"].items() if k in keep}
+    return data

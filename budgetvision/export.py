@@ -49,7 +49,7 @@ def export_onnx(run_dir: Path, out: Path, *, seed: int | None = None, data_root:
             "input": "images (N, C, H, W) float32: (pixel / 255 - mean) / std per channel",
             "shape": [splits.spec.channels, splits.spec.image_size, splits.spec.image_size],
             "mean": list(mean), "std": list(std), "classes": list(splits.spec.class_names),
-            "flip_tta": cfg.train.flip_tta}
+            "flip_tta": cfg.train.flip_tta, "tta_shift": cfg.train.tta_shift}
     for key, value in info.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

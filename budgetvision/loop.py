@@ -24,14 +24,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from .budget import enforce_budget
-from .config import RunConfig
-from .data import BatchLoader, DataSpec, Splits, build_augment, splits_of
+from .config import RunConfig, saved_config
+from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
 from .data.shapes import data_shape
-from .errors import BudgetVisionError, StopRequested
+from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
 from .models import count_params
-from .models.layers import FlipAveraged
+from .models.layers import ViewAveraged, init_from_data
 from .objectives import NonFiniteLoss, Objective, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
@@ -90,8 +90,10 @@ def input_stats(cfg: RunConfig, spec: DataSpec) -> tuple[tuple[float, ...], tupl
 
 
 def for_evaluation(network: nn.Module, cfg: RunConfig) -> nn.Module:
-    """The network as a run is evaluated: wrapped in flip test-time augmentation where it asks."""
-    return FlipAveraged(network) if cfg.task == "classify" and cfg.train.flip_tta else network
+    """The network as a run is evaluated: wrapped in test-time augmentation where it asks."""
+    if cfg.task != "classify" or not (cfg.train.flip_tta or cfg.train.tta_shift):
+        return network
+    return ViewAveraged(network, flip=cfg.train.flip_tta, shift=cfg.train.tta_shift)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -147,6 +149,8 @@ class _Training:
         self.ckpt_path, self.metrics_path = seed_dir / "checkpoint.pt", seed_dir / "metrics.jsonl"
         torch.manual_seed(seed)
         self.objective = build_objective(self.cfg, self.spec).to(self.device)
+        self.mean, self.std = input_stats(self.cfg, self.spec)
+        self._init_from_data()
         if self.device.type == "cuda" and self.tc.amp:
             self.objective.amp_dtype = torch.bfloat16   # autocast around forward and loss only
         for net in self.objective.trained_networks().values():
@@ -158,7 +162,6 @@ class _Training:
         self.schedulers = {k: build_scheduler(o, self.cfg.optim, self.tc.steps) for k, o in self.opts.items()}
         self.ema = (torch.optim.swa_utils.AveragedModel(self.objective.ema_target(), multi_avg_fn=self._ema_update,
                                                         use_buffers=True) if self.tc.ema_decay > 0 else None)
-        self.mean, self.std = input_stats(self.cfg, self.spec)
         self.loader = BatchLoader(*prep.splits.train, self.tc.batch_size, mean=self.mean, std=self.std,
                                   device=self.device, seed=seed, augment=build_augment(self.cfg.data.augment.as_spec()))
         # Running sums between log points live on the device: no .item() in the hot loop.
@@ -167,6 +170,16 @@ class _Training:
         self.wall_before = 0.0
         self.collapse: list[bool] = []
         self.warned = False
+
+    INIT_IMAGES = 5_000   # training images that data-dependent layers (PatchWhitening) are set from
+
+    def _init_from_data(self) -> None:
+        """Layers initialised from data see the first training images, normalised as the loader
+        does; before the EMA copy is taken, and a resumed run overwrites them from its checkpoint."""
+        x, _ = next(eval_batches(*self.prep.splits.train, self.INIT_IMAGES, mean=self.mean, std=self.std,
+                                 device=self.device))
+        for net in self.objective.trained_networks().values():
+            init_from_data(net, x)
 
     @torch.no_grad()
     def _ema_update(self, ema_params, params, num_averaged) -> None:
@@ -188,7 +201,11 @@ class _Training:
             self.metrics_path.unlink(missing_ok=True)
             return
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
-        if state.get("config") != self.cfg.to_dict():
+        try:
+            same = saved_config(state.get("config")) == self.cfg
+        except ConfigError:
+            same = False
+        if not same:
             raise BudgetVisionError(f"checkpoint {self.ckpt_path} belongs to another config (preset "
                                     f"'{state.get('config', {}).get('preset')}'); refusing to resume")
         self.objective.load_state_dict(state["objective"])

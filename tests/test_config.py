@@ -168,3 +168,20 @@ def test_each_papers_interpolation_is_its_presets_default():
         apply_overrides(get_preset("mnist-pca").config, ["objective.interpolation=cubic"])
     with pytest.raises(ConfigError, match="objective.vbn must be one of off, epoch, batch"):
         apply_overrides(get_preset("mnist-dcgan").config, ["objective.vbn=sometimes"])
+
+
+@pytest.mark.parametrize("name", ["cifar100-speedrun-convnet", "mnist-ccgan"])
+def test_a_config_file_from_before_the_objective_sections_still_loads(name, tmp_path):
+    """Run folders written before objective sections held a top-level `task` and every objective's
+    keys in one `objective`; they open (to evaluate and resume) as the section their name picks."""
+    cfg = get_preset(name).config
+    old = cfg.to_dict()
+    old["task"] = cfg.task
+    old["objective"] = {"gan_loss": "bce", "adaptive_weighting": False, "real_label": 1.0, "d_steps": 1,
+                        "schedule": "linear", "timesteps": 1000, "cond_drop": 0.0, "components": 64,
+                        **old["objective"]}   # every old key; the objective's own values win
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert load_config(path) == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'task'"):   # partial dicts stay strict
+        from_dict(RunConfig, old)

@@ -10,7 +10,7 @@ from budgetvision.cli import main
 from budgetvision.errors import BudgetVisionError
 from budgetvision.leaderboard import add_seed, load_rows, readme_section, result_path
 from budgetvision.models import build_model, count_params
-from budgetvision.models.layers import FlipAveraged
+from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data
 from budgetvision.presets import PRESETS
 from budgetvision.loop import config_params
 
@@ -68,14 +68,70 @@ def test_digit_sum_net_is_sure_of_the_sum_of_sure_digits():
         build_model("addnist_digit_sum", in_channels=2, num_classes=20, image_size=28)
 
 
-def test_flip_averaged_is_the_mean_of_the_logits_on_the_image_and_its_mirror():
+def test_flip_tta_is_the_mean_of_the_logits_on_the_image_and_its_mirror():
     net = build_model("speedrun_convnet", in_channels=3, num_classes=10, image_size=32).eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(FlipAveraged(net)(x), (net(x) + net(x.flip(-1))) / 2)
+        torch.testing.assert_close(ViewAveraged(net)(x), (net(x) + net(x.flip(-1))) / 2)
         # invariant to mirroring the input, which the bare network is not
-        torch.testing.assert_close(FlipAveraged(net)(x.flip(-1)), FlipAveraged(net)(x))
+        torch.testing.assert_close(ViewAveraged(net)(x.flip(-1)), ViewAveraged(net)(x))
         assert not torch.allclose(net(x.flip(-1)), net(x))
+
+
+class _Pixels(torch.nn.Module):
+    """A 'classifier' whose two logits are the pixels at (row 2, column 2) and (row 2, column 5)."""
+
+    def forward(self, x):
+        return torch.stack([x[:, 0, 2, 2], x[:, 0, 2, 5]], dim=1)
+
+
+def test_shift_tta_weighs_the_image_half_and_each_diagonal_shift_a_quarter():
+    x = torch.arange(36.0).view(1, 1, 6, 6)    # pixel (r, c) holds 6r + c
+    shifted = ViewAveraged(_Pixels(), flip=False, shift=1)(x)
+    # (2,2): itself, (1,1) moved down-right onto it, (3,3) moved up-left. (2,5) is on the right
+    # edge: down-right brings (1,4); up-left brings the border's reflection of (3,6), which is (3,4)
+    assert shifted.tolist() == [[0.5 * 14 + 0.25 * (7 + 21), 0.5 * 17 + 0.25 * (10 + 22)]]
+    both = ViewAveraged(_Pixels(), flip=True, shift=1)(x)
+    mirrored = x.flip(-1)                       # (2,2) <- (2,3), (2,5) <- (2,0)
+    expected = (ViewAveraged(_Pixels(), flip=False, shift=1)(x)
+                + ViewAveraged(_Pixels(), flip=False, shift=1)(mirrored)) / 2
+    torch.testing.assert_close(both, expected)
+
+
+def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():
+    torch.manual_seed(0)
+    x = torch.randn(400, 3, 12, 12) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    x[:, 1] += 0.8 * x[:, 0]                           # correlated channels
+    x = x + 0.6 * x.roll(1, dims=-1)                   # correlated neighbouring pixels
+    layer = PatchWhitening(3, size=2, eps=0.0)
+    assert init_from_data(torch.nn.Sequential(layer), x)
+    out = torch.nn.functional.conv2d(x, layer.weight)  # (N, 24, 11, 11)
+    half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    torch.testing.assert_close(half.T @ half / len(half), torch.eye(12), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[:, 12:], -out[:, :12])                   # each filter and its negation
+    assert [n for n, p in layer.named_parameters()] == ["bias"]             # filters: a buffer, not a parameter
+    assert "weight" in layer.state_dict()                                   # ... saved with the network
+
+
+def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):
+    from budgetvision.data import eval_batches, splits_of
+    from budgetvision.io import load_checkpoint
+    from budgetvision.loop import input_stats
+    from budgetvision.presets import get_preset
+    from budgetvision.config import apply_overrides
+    code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
+                 "--out", str(tmp_path), "--no-progress", "--set", "model.name=whitened_speedrun_convnet",
+                 "train.batch_size=16"])
+    assert code == 0
+    saved = load_checkpoint(next(tmp_path.glob("*/seed-0/checkpoint.pt")))["objective"]
+    cfg = apply_overrides(get_preset("cifar100-speedrun-convnet").config, ["data.name=digits"])
+    splits = splits_of(cfg.data, None)
+    mean, std = input_stats(cfg, splits.spec)
+    x, _ = next(eval_batches(*splits.train, 5_000, mean=mean, std=std, device="cpu"))
+    expected = PatchWhitening(splits.spec.channels)
+    expected.init_from_data(x)
+    (key,) = [k for k in saved if k.endswith("stem.0.weight")]
+    torch.testing.assert_close(saved[key], expected.weight)   # frozen: one step did not move it
 
 
 def test_speedrun_convnet_recipe_learns_the_digits(tmp_path):

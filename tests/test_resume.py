@@ -106,3 +106,31 @@ def test_sigkill_and_resume_matches_uninterrupted(case, tmp_path):
         final = f"step-{steps:06d}.png"
         assert (ref / "seed-0" / "samples" / final).read_bytes() == (run / "seed-0" / "samples" / final).read_bytes()
     assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def _as_old_layout(config: dict) -> dict:
+    """A config as budgetvision wrote it before objective sections (and before train.tta_shift)."""
+    old = {"task": "classify", **config}
+    old["objective"] = {"gan_loss": "bce", "timesteps": 1000, "components": 64, **config["objective"]}
+    old["train"] = {k: v for k, v in config["train"].items() if k != "tta_shift"}
+    return old
+
+
+def test_a_run_killed_under_an_older_config_layout_resumes(tmp_path):
+    preset, steps, overrides = "mnist-lenet", 24, ["train.batch_size=32"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(train_cmd(straight, preset, steps, overrides, 10), env=env(), check=True, capture_output=True)
+    kill_at(train_cmd(killed, preset, steps, overrides, 10), killed, 13, steps)
+    (run,) = killed.iterdir()
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(_as_old_layout(config)))
+    ckpt = load_checkpoint(run / "seed-0" / "checkpoint.pt")
+    assert ckpt["step"] == 10
+    ckpt["config"] = _as_old_layout(ckpt["config"])
+    torch.save(ckpt, run / "seed-0" / "checkpoint.pt")
+    done = subprocess.run([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"],
+                          env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (ref,) = straight.iterdir()
+    assert_same(load_checkpoint(ref / "seed-0" / "checkpoint.pt")["objective"],
+                load_checkpoint(run / "seed-0" / "checkpoint.pt")["objective"])

@@ -18,6 +18,7 @@ from budgetvision.errors import ConfigError
 from budgetvision.models.layers import (
     ConvBNAct,
     DepthwiseSeparable,
+    PatchWhitening,
     TransformerBlock,
     fourier_positions_2d,
 )
@@ -385,14 +386,21 @@ class ConvPoolBlock(nn.Sequential):
 class SpeedrunConvNet(StemBlocksHead):
     """A width-scaled airbench: full 3x3 convolutions (no depthwise factorisation: at this width
     the dense convs are both faster on a CPU and better per step), three conv-pool blocks, global
-    max-pool, linear head."""
+    max-pool, linear head. `whiten`: airbench's frozen 2x2 patch-whitening stem (2 * 12 channels,
+    set from the training images) instead of a trained 3x3 conv."""
 
     def __init__(self, in_channels: int, num_classes: int,
                  stem: int = 24,                                  # airbench's whitening width
                  widths: tuple[int, int, int] = (32, 48, 80),     # per block; 32 -> 16 -> 8 -> 4
-                 second: tuple[bool, bool, bool] = (True, True, False)):  # blocks with a 2nd conv
+                 second: tuple[bool, bool, bool] = (True, True, False),   # blocks with a 2nd conv
+                 whiten: bool = False):
+        if whiten:
+            first = nn.Sequential(PatchWhitening(in_channels, 2), nn.GELU())
+            stem = first[0].bias.numel()
+        else:
+            first = ConvBNAct(in_channels, stem, 3, act=nn.GELU)
         ins = (stem, *widths[:-1])
-        super().__init__(ConvBNAct(in_channels, stem, 3, act=nn.GELU),
+        super().__init__(first,
                          [ConvPoolBlock(a, b, two) for a, b, two in zip(ins, widths, second, strict=True)],
                          widths[-1], num_classes, nn.AdaptiveMaxPool2d(1))
 
@@ -401,3 +409,9 @@ class SpeedrunConvNet(StemBlocksHead):
 def speedrun_convnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     _require_min_size("speedrun_convnet", image_size, 8)
     return SpeedrunConvNet(in_channels, num_classes)
+
+
+@register("whitened_speedrun_convnet")
+def whitened_speedrun_convnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    _require_min_size("whitened_speedrun_convnet", image_size, 9)
+    return SpeedrunConvNet(in_channels, num_classes, whiten=True)

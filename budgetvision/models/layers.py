@@ -127,17 +127,73 @@ def fourier_positions_2d(height: int, width: int, dim: int, *, device=None,
     return torch.cat([row_code, col_code], dim=2).reshape(height * width, dim).to(dtype)
 
 
-class FlipAveraged(nn.Module):
-    """Test-time augmentation by horizontal flips: the mean of a classifier's logits on the image
-    and on its mirror (as airbench evaluates). For evaluation only; `features` passes through."""
+class PatchWhitening(nn.Module):
+    """airbench's first layer (Jordan 2024, after tysam-code's hlb-CIFAR10): a frozen `size` x `size`
+    convolution (no padding) whose filters whiten the image's patches, each filter followed by its
+    negation so a GELU after it keeps both signs: 2 * C * size**2 output channels.
 
-    def __init__(self, network: nn.Module):
+    The filters are the eigenvectors of the (uncentred) covariance of the training images' patches,
+    each divided by sqrt(eigenvalue + eps), so the outputs have unit variance along every patch
+    direction from the first step. They are set from data by `init_from_data` (the training loop
+    calls it with normalised training images before the first step) and kept as a buffer: not
+    trained, not counted against the parameter budget, saved in checkpoints. The bias is trained."""
+
+    def __init__(self, in_channels: int, size: int = 2, eps: float = 5e-4):
+        super().__init__()
+        self.size, self.eps = size, eps
+        dims = in_channels * size * size
+        self.register_buffer("weight", torch.zeros(2 * dims, in_channels, size, size))
+        self.bias = nn.Parameter(torch.zeros(2 * dims))
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        patches = F.unfold(x.float(), self.size).transpose(1, 2).reshape(-1, self.weight.shape[0] // 2)
+        covariance = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance.double())    # columns, ascending
+        filters = (eigenvectors / torch.sqrt(eigenvalues + self.eps)).T.float()   # one filter per row
+        filters = filters.flip(0).reshape(-1, *self.weight.shape[1:])         # largest variance first
+        self.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+
+def init_from_data(network: nn.Module, x: torch.Tensor) -> bool:
+    """Data-dependent initialisation: every submodule with `init_from_data(x)` is set from the
+    normalised training images `x`, in module order. True when any was."""
+    found = False
+    for module in network.modules():
+        if module is not network and hasattr(module, "init_from_data"):
+            module.init_from_data(x)
+            found = True
+    return found
+
+
+class ViewAveraged(nn.Module):
+    """A classifier evaluated on several views of each image, as airbench does: the mean logits of
+    the image and its mirror (`flip`); with `shift`, half the weight goes to the image and a
+    quarter to each of two copies translated by `shift` pixels down-right and up-left (reflected
+    borders), each flip-averaged in turn. For evaluation only; `features` passes through."""
+
+    def __init__(self, network: nn.Module, flip: bool = True, shift: int = 0):
         super().__init__()
         self.network = network
+        self.flip = flip
+        self.shift = shift
         self.train(network.training)   # a wrapper of an eval-mode network is in eval mode
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.network.features(x)
 
+    def _mirrored(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.network(x) + self.network(x.flip(-1))) if self.flip else self.network(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.network(x) + self.network(x.flip(-1)))
+        logits = self._mirrored(x)
+        if not self.shift:
+            return logits
+        s, (h, w) = self.shift, x.shape[-2:]
+        padded = F.pad(x, (s, s, s, s), mode="reflect")
+        down_right = padded[..., :h, :w]            # content moves s pixels down and right
+        up_left = padded[..., 2 * s:, 2 * s:]
+        return 0.5 * logits + 0.25 * (self._mirrored(down_right) + self._mirrored(up_left))
