@@ -35,6 +35,10 @@ class AugmentConfig:
     """Batched, on-device augmentations (see data/augment.py); 0 / False means off."""
 
     crop: int = 0                    # random-crop padding, pixels
+    rotate: float = 0.0              # random affine: rotation range, degrees
+    scale: float = 0.0               # random affine: zoom range, fraction (0.1 -> 0.9..1.1)
+    shift: float = 0.0               # random affine: translation range, pixels
+    affine_per_channel: bool = False  # random affine drawn per channel (AddNIST: three digits), else per image
     hflip: float = 0.0               # probability of a horizontal flip
     vflip: float = 0.0               # probability of a vertical flip
     jitter: float = 0.0              # brightness/contrast/saturation jitter strength, fraction
@@ -48,8 +52,9 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name in ("hflip", "vflip", "noise_p"):
             _check(0.0 <= getattr(self, name) <= 1.0, f"data.augment.{name} must be in [0, 1]")
-        for name in ("crop", "cutout", "randaugment", "jitter", "noise"):
+        for name in ("crop", "cutout", "randaugment", "jitter", "noise", "rotate", "shift"):
             _check(getattr(self, name) >= 0, f"data.augment.{name} must be >= 0")
+        _check(0 <= self.scale < 1, "data.augment.scale must be in [0, 1)")
         _check(0 <= self.randaugment_magnitude <= 30, "data.augment.randaugment_magnitude must be in [0, 30]")
 
     def as_spec(self) -> dict:

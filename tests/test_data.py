@@ -430,6 +430,8 @@ OPS = {
     "jitter": lambda x, g: A.color_jitter(x, 0.4, 0.4, 0.4, g),
     "noise": lambda x, g: A.gaussian_noise(x, 0.1, 0.7, g),
     "cutout": lambda x, g: A.cutout(x, 5, g),
+    "affine": lambda x, g: A.random_affine(x, 15, 0.1, 2, g),
+    "affine_per_channel": lambda x, g: A.random_affine(x, 15, 0.1, 2, g, per_channel=True),
     "randaugment": lambda x, g: A.rand_augment(x, 2, 9, g),
     "trivialaugment": A.trivial_augment,
 }
@@ -456,6 +458,25 @@ def test_crop_is_a_shifted_window():
     for i in range(len(x)):
         assert any(torch.equal(out[i], padded[i, :, dy:dy + 10, dx:dx + 10]) for dy in range(5) for dx in range(5))
     assert torch.equal(A.random_crop(x, 2, _gen(), p=0.0), x)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_affine_is_torchvisions_affine_with_the_drawn_angle_zoom_and_shift(per_channel):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+    x = _batch(3, b=4, size=20)
+    out = A.random_affine(x, 20, 0.2, 3, _gen(5), per_channel=per_channel)
+    planes = x.reshape(12, 1, 20, 20) if per_channel else x
+    g, n = _gen(5), len(planes)
+    angle, zoom, tx, ty = (torch.rand(n, generator=g) * (hi - lo) + lo
+                           for lo, hi in ((-20, 20), (0.8, 1.2), (-3, 3), (-3, 3)))
+    expected = torch.stack([TF.affine(planes[i], angle=float(angle[i]), translate=[float(tx[i]), float(ty[i])],
+                                      scale=float(zoom[i]), shear=[0.0, 0.0],
+                                      interpolation=InterpolationMode.BILINEAR) for i in range(n)])
+    torch.testing.assert_close(out, expected.reshape(x.shape), atol=1e-5, rtol=0)
+    if per_channel:   # three channels, three different transforms
+        assert len({float(angle[i]) for i in range(3)}) == 3
+    assert A.random_affine(x, 0, 0, 0, _gen()) is x
 
 
 def test_flips_and_cutout():

@@ -50,6 +50,31 @@ def random_crop(x: Tensor, padding: int, g: torch.Generator, *, mode: str = "zer
                   rows, cols]
 
 
+def random_affine(x: Tensor, degrees: float, scale: float, shift: float, g: torch.Generator, *,
+                  per_channel: bool = False) -> Tensor:
+    """Rotate by U(-degrees, degrees) (anticlockwise positive, as torchvision), zoom by U(1 - scale, 1 + scale) and translate by U(-shift, shift)
+    pixels along each axis, about the image centre, bilinear, zeros outside the image (the classic
+    MNIST distortions). `per_channel` draws every channel its own transform (AddNIST's three
+    channels are three unrelated digits)."""
+    if not (degrees or scale or shift):
+        return x
+    b, c, h, w = x.shape
+    planes = x.reshape(b * c, 1, h, w) if per_channel else x
+    n = len(planes)
+    angle = _uniform(n, -degrees, degrees, x, g) * (math.pi / 180)
+    zoom = _uniform(n, 1 - scale, 1 + scale, x, g)
+    # affine_grid maps output to input coordinates in [-1, 1]: the inverse transform, translation in
+    # half-widths (2 / size per pixel)
+    tx, ty = _uniform(n, -shift, shift, x, g) * (2 / w), _uniform(n, -shift, shift, x, g) * (2 / h)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    inverse = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)   # (n, 2, 2)
+    offset = -inverse @ torch.stack([tx, ty], 1).unsqueeze(-1)          # input = inverse (output - t)
+    theta = torch.cat([inverse, offset], dim=2)
+    grid = torch.nn.functional.affine_grid(theta, list(planes.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(b, c, h, w)
+
+
 def hflip(x: Tensor, p: float, g: torch.Generator) -> Tensor:
     """Mirror left-right with probability p per sample."""
     return torch.where(_mask(len(x), p, x, g), x.flip(-1), x)
@@ -226,6 +251,10 @@ _DEFAULTS = {
     "crop": 0,                    # random-crop padding, pixels (0 = off)
     "crop_p": 1.0,                # probability a sample is cropped (seed 002 uses 0.7)
     "crop_mode": "zero",          # padding: "zero" (torchvision RandomCrop) or "reflect" (airbench)
+    "rotate": 0.0,                # random affine: rotation range, degrees
+    "scale": 0.0,                 # random affine: zoom range, fraction (0.1 -> 0.9..1.1)
+    "shift": 0.0,                 # random affine: translation range, pixels (sub-pixel, bilinear)
+    "affine_per_channel": False,  # random affine: one draw per channel (AddNIST's digits), else per image
     "hflip": 0.0,                 # probability of a left-right flip
     "vflip": 0.0,                 # probability of a top-bottom flip
     "jitter": 0.0,                # brightness = contrast = saturation strength, fraction (0.2 -> factors 0.8..1.2)
@@ -262,7 +291,9 @@ def build_augment(spec: dict) -> Callable[[Tensor, torch.Generator], Tensor] | N
     for k in ("crop_p", "hflip", "vflip", "noise_p"):
         if not 0.0 <= float(s[k]) <= 1.0:
             raise ConfigError(f"augmentation {k} must be a probability in [0, 1], got {s[k]}")
-    for k in ("crop", "cutout", "randaugment", "jitter", "noise"):
+    if not 0 <= float(s["scale"]) < 1:
+        raise ConfigError(f"augmentation scale must be in [0, 1), got {s['scale']}")
+    for k in ("crop", "cutout", "randaugment", "jitter", "noise", "rotate", "shift"):
         if float(s[k]) < 0:
             raise ConfigError(f"augmentation {k} must be >= 0, got {s[k]}")
     if s["crop_mode"] not in ("zero", "reflect"):
@@ -276,6 +307,10 @@ def build_augment(spec: dict) -> Callable[[Tensor, torch.Generator], Tensor] | N
     if s["crop"]:
         pad, mode, p = int(s["crop"]), s["crop_mode"], float(s["crop_p"])
         steps.append((f"crop({pad}, {mode}, p={p})", lambda x, g: random_crop(x, pad, g, mode=mode, p=p)))
+    if s["rotate"] or s["scale"] or s["shift"]:
+        deg, sc, sh, per = float(s["rotate"]), float(s["scale"]), float(s["shift"]), bool(s["affine_per_channel"])
+        steps.append((f"affine({deg} deg, {sc}, {sh} px{', per channel' if per else ''})",
+                      lambda x, g: random_affine(x, deg, sc, sh, g, per_channel=per)))
     if s["hflip"]:
         ph = float(s["hflip"])
         steps.append((f"hflip({ph})", lambda x, g: hflip(x, ph, g)))
