@@ -120,8 +120,7 @@ def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):
     from budgetvision.presets import get_preset
     from budgetvision.config import apply_overrides
     code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
-                 "--out", str(tmp_path), "--no-progress", "--set", "model.name=whitened_speedrun_convnet",
-                 "train.batch_size=16"])
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.batch_size=16"])
     assert code == 0
     saved = load_checkpoint(next(tmp_path.glob("*/seed-0/checkpoint.pt")))["objective"]
     cfg = apply_overrides(get_preset("cifar100-speedrun-convnet").config, ["data.name=digits"])
