@@ -104,6 +104,11 @@ def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():
     x[:, 1] += 0.8 * x[:, 0]                           # correlated channels
     x = x + 0.6 * x.roll(1, dims=-1)                   # correlated neighbouring pixels
     layer = PatchWhitening(3, size=2, eps=0.0)
+    # before any data: the whitening of white noise, i.e. each filter picks one pixel of the patch
+    before = torch.nn.functional.conv2d(x, layer.weight)
+    torch.testing.assert_close(before[:, 0], x[:, 0, :-1, :-1])      # channel 0, top-left pixel
+    torch.testing.assert_close(before[:, 11], x[:, 2, 1:, 1:])       # channel 2, bottom-right pixel
+    torch.testing.assert_close(before[:, 12:], -before[:, :12])
     assert init_from_data(torch.nn.Sequential(layer), x)
     out = torch.nn.functional.conv2d(x, layer.weight)  # (N, 24, 11, 11)
     half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)

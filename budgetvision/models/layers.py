@@ -136,13 +136,17 @@ class PatchWhitening(nn.Module):
     each divided by sqrt(eigenvalue + eps), so the outputs have unit variance along every patch
     direction from the first step. They are set from data by `init_from_data` (the training loop
     calls it with normalised training images before the first step) and kept as a buffer: not
-    trained, not counted against the parameter budget, saved in checkpoints. The bias is trained."""
+    trained, not counted against the parameter budget, saved in checkpoints. The bias is trained.
+    Until then the filters are those that whiten white noise (covariance I): each picks out one
+    pixel of the patch, scaled by 1 / sqrt(1 + eps), so an uninitialised layer is still a
+    faithful function of its input."""
 
     def __init__(self, in_channels: int, size: int = 2, eps: float = 5e-4):
         super().__init__()
         self.size, self.eps = size, eps
         dims = in_channels * size * size
-        self.register_buffer("weight", torch.zeros(2 * dims, in_channels, size, size))
+        pixels = (torch.eye(dims) / (1 + eps) ** 0.5).reshape(dims, in_channels, size, size)
+        self.register_buffer("weight", torch.cat([pixels, -pixels]))
         self.bias = nn.Parameter(torch.zeros(2 * dims))
 
     @torch.no_grad()
