@@ -75,8 +75,10 @@ def cmd_train(args) -> int:
     from . import api
     from .budget import enforce_budget
     from .data import data_root
+    from .device import set_threads
     from .loop import config_params, images_seen
 
+    threads = set_threads(args.threads)
     if args.resume is not None:
         run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
         print(run.summary)
@@ -96,7 +98,7 @@ def cmd_train(args) -> int:
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
         print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
               f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
-              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}"
+              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {threads}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
     run = api.train(cfg, seeds=args.seeds, out=args.out, data_root=args.data_root, device=args.device,
@@ -401,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="data folder (else $BUDGETVISION_DATA, else the user cache)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar (status lines instead)")
 
+    def threads(sp):
+        sp.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's own, which follows $OMP_NUM_THREADS); "
+                             "two processes on one machine should each take half its cores, or both slow down")
+
     def recipe(sp):
         sp.add_argument("--preset", help="a preset name (budgetvision presets)")
         sp.add_argument("--dataset", help="run the preset on another data set: addnist, cifar100, digits, "
@@ -429,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
     sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
     sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints")
+    threads(sp)
     common(sp)
     sp.set_defaults(func=cmd_train)
 
