@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("bench", help="training images/s of the tool beside a plain PyTorch loop, GFLOP per image")
     sp.add_argument("--preset", help="a preset name (budgetvision presets)")
-    sp.add_argument("--all", action="store_true", help="every preset whose data set is here")
+    sp.add_argument("--all", action="store_true", help="every preset; those that cannot run here (no data set, shapes "
+                                                    "that do not fit) are named and skipped")
     sp.add_argument("--dataset", help="measure on another data set (e.g. digits, offline, or folder:PATH) where "
                                       "a preset's own is absent")
     sp.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
@@ -487,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--window", type=int, help="steps per timed window; the tool's and the plain loop's windows "
                                                "alternate (default 10)")
     sp.add_argument("--warmup", type=int, help="untimed steps per loop first (default 5)")
-    sp.add_argument("--samples", type=int, help="generators: images drawn for the sampling rate (default 64)")
+    sp.add_argument("--samples", type=int, help="generators: images drawn for the sampling rate (default 64 on "
+                                                  "a GPU, 4 on the CPU)")
     sp.add_argument("--workers", type=int, help="the plain loop's DataLoader workers (default 0: its data work "
                                                 "stays inside its own windows)")
     sp.add_argument("--json", action="store_true", help="a JSON list of rows instead of a table")
