@@ -77,7 +77,9 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
         print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
               f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
-              f"seeds {seed_list}, device {dev}" + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
+              f"seeds {seed_list}, device {dev}"
+              + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")
+              + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
     run_dir = start_run(prep, Path(out), seed_list)
     if verbose:
         print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")

@@ -71,12 +71,49 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import BenchOptions, bench_preset, format_text, speed_dir, write_rows
+    from .data import data_root
+    from .device import resolve_device, set_threads
+    from .errors import DataError
+    from .presets import PRESETS
+
+    if args.all == (args.preset is not None):
+        raise ConfigError("bench needs one of --preset NAME and --all")
+    set_threads(args.threads)
+    given = {k: getattr(args, k) for k in ("steps", "window", "warmup", "samples", "workers")}
+    options = BenchOptions(**{k: v for k, v in given.items() if v is not None})
+    device, root = resolve_device(args.device), data_root(args.data_root)
+    rows, skipped = [], []
+    for name in list(PRESETS) if args.all else [args.preset]:
+        if not args.no_progress:
+            print(f"bench: {name} on {device}", file=sys.stderr)
+        try:
+            rows.append(bench_preset(name, dataset=args.dataset, overrides=args.set, options=options,
+                                     data_root=root, device=device))
+        except BudgetVisionError as e:   # --all measures every preset that can run here (its data, its shapes)
+            if not args.all:
+                raise
+            skipped.append(f"{name} ({e})")
+            print(f"bench: skipped {name}: {e}", file=sys.stderr)
+    if not rows:
+        raise DataError(f"no preset could be measured (first: {skipped[0]}); --dataset digits needs no download")
+    out = Path(args.out) if args.out else speed_dir()
+    paths = write_rows(rows, out)
+    print(json.dumps(rows, indent=2) if args.json else format_text(rows), end="\n" if args.json else "")
+    print(f"bench: {len(paths)} result file(s) in {out}" + (f"; skipped {len(skipped)}" if skipped else ""),
+          file=sys.stderr)
+    return 0
+
+
 def cmd_train(args) -> int:
     from . import api
     from .budget import enforce_budget
     from .data import data_root
+    from .device import set_threads
     from .loop import config_params, images_seen
 
+    threads = set_threads(args.threads)
     if args.resume is not None:
         run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
         print(run.summary)
@@ -96,7 +133,7 @@ def cmd_train(args) -> int:
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
         print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
               f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
-              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}"
+              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {threads}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
     run = api.train(cfg, seeds=args.seeds, out=args.out, data_root=args.data_root, device=args.device,
@@ -401,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="data folder (else $BUDGETVISION_DATA, else the user cache)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar (status lines instead)")
 
+    def threads(sp):
+        sp.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's own, which follows $OMP_NUM_THREADS); "
+                             "two processes on one machine should each take half its cores, or both slow down")
+
     def recipe(sp):
         sp.add_argument("--preset", help="a preset name (budgetvision presets)")
         sp.add_argument("--dataset", help="run the preset on another data set: addnist, cifar100, digits, "
@@ -429,8 +471,33 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
     sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
     sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints")
+    threads(sp)
     common(sp)
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("bench", help="training images/s of the tool beside a plain PyTorch loop, GFLOP per image")
+    sp.add_argument("--preset", help="a preset name (budgetvision presets)")
+    sp.add_argument("--all", action="store_true", help="every preset; those that cannot run here (no data set, shapes "
+                                                    "that do not fit) are named and skipped")
+    sp.add_argument("--dataset", help="measure on another data set (e.g. digits, offline, or folder:PATH) where "
+                                      "a preset's own is absent")
+    sp.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config overrides, e.g. train.batch_size=512 train.compile=true")
+    # Unset options take BenchOptions' defaults (bench.py); importing it here would slow every command.
+    sp.add_argument("--steps", type=int, help="timed training steps per loop (default 60)")
+    sp.add_argument("--window", type=int, help="steps per timed window; the tool's and the plain loop's windows "
+                                               "alternate (default 10)")
+    sp.add_argument("--warmup", type=int, help="untimed steps per loop first (default 5)")
+    sp.add_argument("--samples", type=int, help="generators: images drawn for the sampling rate (default 64 on "
+                                                  "a GPU, 4 on the CPU)")
+    sp.add_argument("--workers", type=int, help="the plain loop's DataLoader workers (default 0: its data work "
+                                                "stays inside its own windows)")
+    sp.add_argument("--json", action="store_true", help="a JSON list of rows instead of a table")
+    sp.add_argument("--out", default=None, help="folder for the result files, one per preset, device and data "
+                    "set (default: the repository's benchmarks/results/speed, which the README's table is from)")
+    threads(sp)
+    common(sp)
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("eval", help="classifier: re-evaluate on the test split; generator: FID/KID/IS, judge, LPIPS")
     sp.add_argument("run", help="a run folder")

@@ -14,7 +14,7 @@ LAYERS = [
     {"evaluation"},                      # pure metrics over tensors and networks
     {"loop", "lr_find"},                 # the training loop (loop.py; `train` is the API function)
     {"runs"},                            # run folders, opening seeds, run-level evaluation and sampling
-    {"experiments", "leaderboard", "export", "sweep"},
+    {"experiments", "leaderboard", "export", "sweep", "bench"},  # bench: the tool's loop beside a plain one
     {"report", "report.html"},
     {"demo"},                            # the whole pipeline, report included
     {"api"},                             # the Python API: what the command line does, as functions
