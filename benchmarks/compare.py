@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,8 +32,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import torch  # noqa: E402
+
+from budgetvision.device import device_name  # noqa: E402
 from budgetvision.leaderboard import add_seed, read_result, result_path  # noqa: E402
 from budgetvision.presets import get_preset  # noqa: E402
+from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
 
@@ -74,31 +77,6 @@ JOBS = [
 ]
 
 
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    model = ""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "cpu"
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def _budgetvision(args: list[str], data_root: Path, log: Path, threads: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "budgetvision", *args, "--data-root", str(data_root), "--no-progress"]
@@ -127,7 +105,8 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     per = res["per_seed"][0]
     row = {"seed": seed, "value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
            "val_accuracy": per["val_accuracy"], "wall_seconds": per["wall_seconds"],
-           "commit": git_commit(), "device": per["device"], "device_name": device_name(),
+           "commit": source_commit() or "unknown", "device": per["device"],
+           "device_name": device_name(torch.device(per["device"])),
            "threads": threads, "torch": res["versions"]["torch"],
            "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}", "extra": {}}
     if job.dataset == "addnist" and addnist_sample is not None:

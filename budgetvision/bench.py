@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from .objectives.base import default_labels
 from .optim import build_optimizers, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import draw_timed
-from .version import __version__
+from .version import __version__, source_commit
 
 SPEED_FORMAT = "budgetvision-speed-1"
 SAMPLE_BATCH = 250    # images per sampling call, as `budgetvision eval` draws them
@@ -277,22 +276,6 @@ def command_line(preset: str, device: torch.device, dataset: str | None, overrid
     parts += [f"--dataset {dataset_label(dataset)}"] if dataset else []
     parts += [f"--set {' '.join(overrides)}"] if overrides else []
     return " ".join(parts + options.args() + [f"--threads {threads}"])
-
-
-def source_commit() -> str | None:
-    """The checkout's commit ("-dirty" with uncommitted changes), or None outside a git checkout."""
-    repo = Path(__file__).resolve().parent.parent
-    if not (repo / ".git").exists():
-        return None
-    try:
-        git = ["git", "-C", str(repo)]
-        commit = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
 
 
 def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str] = (),

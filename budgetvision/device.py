@@ -51,5 +51,5 @@ def versions(device: torch.device) -> dict:
         out["torchvision"] = torchvision.__version__
     except ImportError:  # pragma: no cover - torchvision is a dependency
         pass
-    out["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    out["device_name"] = device_name(device)
     return out

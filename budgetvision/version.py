@@ -1,2 +1,25 @@
-"""The package version, in a module of its own so that every layer can read it."""
+"""The package version, in a module of its own so that every layer can read it, and the checkout's
+commit for result files."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def source_commit() -> str | None:
+    """The checkout's commit ("-dirty" with uncommitted changes to tracked files), or None outside
+    a git checkout."""
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / ".git").exists():
+        return None
+    try:
+        git = ["git", "-C", str(repo)]
+        commit = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
