@@ -158,7 +158,8 @@ def reseed(seed: int) -> None:
     """Ranks other than 0 move to a random stream of their own (a GAN's latents, diffusion noise,
     dropout), so shards are not drawn the same noise; rank 0 keeps the one-process stream."""
     if rank() > 0:
-        torch.manual_seed(int(np.random.SeedSequence([seed, _RANK_STREAM, rank()]).generate_state(1, np.uint64)[0] >> 1))
+        state = np.random.SeedSequence([seed, _RANK_STREAM, rank()]).generate_state(1, np.uint64)
+        torch.manual_seed(int(state[0]) >> 1)
 
 
 def average_gradients(params: Sequence[Tensor], loss: Tensor) -> Tensor:
