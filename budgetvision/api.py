@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .config import RunConfig, apply_overrides
 from .data import data_root as default_data_root
 from .device import resolve_device
@@ -64,36 +65,43 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
           seeds: int = 1, overrides: Mapping[str, Any] | list[str] | None = None, out: str | Path = "runs",
           data_root: str | Path | None = None, device: str = "auto", over_budget: bool = False,
           progress: bool = True, verbose: bool = False) -> Run:
-    """Train `seeds` seeds of a preset (or a RunConfig) into a new run folder under `out`."""
+    """Train `seeds` seeds of a preset (or a RunConfig) into a new run folder under `out`. Under
+    torchrun every process calls this and all train one run (rank 0 writes it); each gets the Run."""
     cfg = preset if isinstance(preset, RunConfig) else resolve(preset, dataset=dataset, steps=steps, seed=seed,
                                                                 overrides=overrides)
     if seeds < 1:
         raise ConfigError("seeds must be >= 1")
     seed_list = list(range(cfg.train.seed, cfg.train.seed + seeds))
-    dev = resolve_device(device)
-    prep = prepare(cfg, data_root=default_data_root(data_root), device=dev, allow_over=over_budget)
-    if verbose:
-        counts = prep.param_counts
-        parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
-        print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
-              f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}, "
-              f"seeds {seed_list}, device {dev}"
-              + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")
-              + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
-    run_dir = start_run(prep, Path(out), seed_list)
-    if verbose:
-        print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")
-    return Run(run_dir, cfg, train_seeds(prep, run_dir, seed_list, progress=progress))
+    with distributed.group(resolve_device(device)) as dev:
+        prep = distributed.everywhere(lambda: prepare(cfg, data_root=default_data_root(data_root), device=dev,
+                                                      allow_over=over_budget))
+        verbose = verbose and distributed.is_main()
+        if verbose:
+            counts = prep.param_counts
+            parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
+            world = distributed.world_size()
+            procs = f" over {world} processes ({cfg.train.batch_size // world} each)" if world > 1 else ""
+            print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
+                  f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}"
+                  f"{procs}, seeds {seed_list}, device {dev}"
+                  + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")
+                  + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
+        run_dir = distributed.from_main(lambda: start_run(prep, Path(out), seed_list))
+        if verbose:
+            print(f"run folder: {run_dir}  (resume with: budgetvision train --resume {run_dir})")
+        return Run(run_dir, cfg, train_seeds(prep, run_dir, seed_list, progress=progress))
 
 
 def resume(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
            progress: bool = True) -> Run:
-    """Continue a killed run from its checkpoints; a finished run returns its results unchanged."""
+    """Continue a killed run from its checkpoints; a finished run returns its results unchanged.
+    Under torchrun, with as many processes as trained it."""
     run_dir = Path(path)
-    cfg, manifest = open_run(run_dir)
-    prep = prepare(cfg, data_root=default_data_root(data_root), device=resolve_device(device),
-                   allow_over=manifest["over_budget"])
-    return Run(run_dir, cfg, train_seeds(prep, run_dir, manifest["seeds"], progress=progress))
+    with distributed.group(resolve_device(device)) as dev:
+        cfg, manifest = distributed.from_main(lambda: open_run(run_dir))
+        prep = distributed.everywhere(lambda: prepare(cfg, data_root=default_data_root(data_root), device=dev,
+                                                      allow_over=manifest["over_budget"]))
+        return Run(run_dir, cfg, train_seeds(prep, run_dir, manifest["seeds"], progress=progress))
 
 
 def load(path: str | Path, *, seed: int | None = None, device: str = "cpu",

@@ -116,8 +116,8 @@ def cmd_train(args) -> int:
     threads = set_threads(args.threads)
     if args.resume is not None:
         run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
-        print(run.summary)
-        print(f"run folder: {run.path}")
+        _say(run.summary)
+        _say(f"run folder: {run.path}")
         return 0
     if args.preset is None:
         raise ConfigError("train needs --preset NAME (or --resume RUN); see 'budgetvision presets'")
@@ -138,7 +138,7 @@ def cmd_train(args) -> int:
         return 0
     run = api.train(cfg, seeds=args.seeds, out=args.out, data_root=args.data_root, device=args.device,
                     over_budget=args.over_budget, progress=not args.no_progress, verbose=True)
-    print(run.summary)
+    _say(run.summary)
     return 0
 
 
@@ -626,6 +626,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _say(line: str, file=None) -> None:
+    """Print, from one process: under torchrun rank 0 speaks for the group (another rank's refusal
+    reaches rank 0 and is printed there)."""
+    from .distributed import is_main
+
+    if is_main():
+        print(line, file=file)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "command", None) == "lr-find" and args.preset is None:
@@ -634,17 +643,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except StopRequested as e:   # SIGINT / SIGTERM: the checkpoint is written, the line says how to go on
-        print(f"budgetvision: {e}", file=sys.stderr)
+        _say(f"budgetvision: {e}", file=sys.stderr)
         return 128 + e.signum
     except BudgetVisionError as e:
-        print(f"budgetvision: error: {e}", file=sys.stderr)
+        _say(f"budgetvision: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a vanished or read-only folder: say which file, once
         where = f" ({e.filename})" if e.filename else ""
-        print(f"budgetvision: error: {e.strerror or e}{where}", file=sys.stderr)
+        _say(f"budgetvision: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("budgetvision: interrupted; continue with 'budgetvision train --resume RUN'", file=sys.stderr)
+        _say("budgetvision: interrupted; continue with 'budgetvision train --resume RUN'", file=sys.stderr)
         return 130
 
 

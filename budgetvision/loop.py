@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from . import distributed
 from .budget import enforce_budget
 from .config import RunConfig, saved_config
 from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
@@ -31,7 +32,7 @@ from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
 from .models import count_params
-from .models.layers import ViewAveraged, init_from_data
+from .models.layers import ViewAveraged, init_from_data, sync_batchnorm
 from .objectives import NonFiniteLoss, Objective, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
@@ -75,11 +76,23 @@ def prepare(cfg: RunConfig, *, data_root: Path | None, device: torch.device, all
     # The budget is checked before the data is loaded: an over-budget run fails fast, even offline.
     counts = config_params(cfg, data_root)
     over = enforce_budget(counts["total"], cfg.train.steps, cfg.budget, allow_over=allow_over)
+    check_world(cfg, distributed.world_size())
     splits = splits_of(cfg.data, data_root)
     if cfg.train.batch_size > len(splits.train[1]):
         raise BudgetVisionError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(splits.train[1])} "
                                 f"training images of '{cfg.data.name}'")
     return Prepared(cfg, splits, device, counts["total"], counts, over)
+
+
+def check_world(cfg: RunConfig, world: int) -> None:
+    """A run on `world` processes (torchrun) splits the global batch train.batch_size evenly."""
+    if world == 1:
+        return
+    if cfg.train.batch_size % world:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is the global batch and does not split over "
+                          f"{world} processes; use a multiple of {world}")
+    if cfg.objective.name == "pca":
+        raise ConfigError("PCA fits its statistics in one pass on one process; train it without torchrun")
 
 
 def input_stats(cfg: RunConfig, spec: DataSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -122,7 +135,11 @@ class _StopSignals:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            # Under torchrun a signal can come twice, from the terminal and forwarded by torchrun, which
+            # itself kills its processes (SIGKILL) when they outlast its grace period.
+            if distributed.world_size() == 1:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
 
     def __enter__(self) -> "_StopSignals":
@@ -146,11 +163,16 @@ class _Training:
         # data.val_fraction = 0 trains on the whole split: there is nothing to validate on.
         self.validates = self.classify and len(prep.splits.val[1]) > 0
         self.progress = progress
+        self.main = distributed.is_main()   # the process (rank 0 under torchrun) that writes and prints
         self.ckpt_path, self.metrics_path = seed_dir / "checkpoint.pt", seed_dir / "metrics.jsonl"
         torch.manual_seed(seed)
-        self.objective = build_objective(self.cfg, self.spec).to(self.device)
+        objective = build_objective(self.cfg, self.spec)
+        # Under torchrun BatchNorm normalises over the global batch, as on one process (models/layers.py).
+        self.objective = (sync_batchnorm(objective) if distributed.active() else objective).to(self.device)
         self.mean, self.std = input_stats(self.cfg, self.spec)
         self._init_from_data()
+        distributed.broadcast_state(self.objective)   # every rank starts from rank 0's weights, as DDP does
+        distributed.reseed(seed)
         if self.device.type == "cuda" and self.tc.amp:
             self.objective.amp_dtype = torch.bfloat16   # autocast around forward and loss only
         for net in self.objective.trained_networks().values():
@@ -163,7 +185,8 @@ class _Training:
         self.ema = (torch.optim.swa_utils.AveragedModel(self.objective.ema_target(), multi_avg_fn=self._ema_update,
                                                         use_buffers=True) if self.tc.ema_decay > 0 else None)
         self.loader = BatchLoader(*prep.splits.train, self.tc.batch_size, mean=self.mean, std=self.std,
-                                  device=self.device, seed=seed, augment=build_augment(self.cfg.data.augment.as_spec()))
+                                  device=self.device, seed=seed, augment=build_augment(self.cfg.data.augment.as_spec()),
+                                  rank=distributed.rank(), world_size=distributed.world_size())
         # Running sums between log points live on the device: no .item() in the hot loop.
         self.sums: dict[str, torch.Tensor] = {}
         self.seen = self.step = self.skipped = 0
@@ -196,11 +219,33 @@ class _Training:
 
     # ------------------------------------------------------------------ restore / checkpoint
     def restore(self) -> None:
-        """Continue from the checkpoint when there is one (dropping metrics logged after it)."""
+        """Continue from the checkpoint when there is one (dropping metrics logged after it). Under
+        torchrun rank 0 reads it for every rank, and each rank takes its own part (`_rank_state`)."""
+        state = distributed.from_main(self._read_checkpoint)
+        if state is None:
+            return
+        self.objective.load_state_dict(state["objective"])
+        for name, opt in self.opts.items():
+            opt.load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        mine = state if distributed.rank() == 0 else state["other_ranks"][distributed.rank() - 1]
+        self.loader.load_state_dict(mine["loader"])
+        self.sums = {k: v.to(self.device) for k, v in mine["sums"].items()}
+        self.seen = mine["seen"]
+        _set_rng_state(mine["rng"], self.device)
+        self.step, self.skipped, self.wall_before = state["step"], state["skipped"], state["wall_seconds"]
+        if self.main:
+            with open(self.metrics_path, "r+b") as f:
+                f.truncate(state["metrics_bytes"])
+
+    def _read_checkpoint(self) -> dict | None:
         if not self.ckpt_path.exists():
             self.metrics_path.unlink(missing_ok=True)
-            return
-        state = load_checkpoint(self.ckpt_path, map_location=self.device)
+            return None
+        # On the CPU: RNG states must be CPU tensors, and rank 0 hands the state on to the other ranks.
+        state = load_checkpoint(self.ckpt_path, map_location="cpu")
         try:
             same = saved_config(state.get("config")) == self.cfg
         except ConfigError:
@@ -208,22 +253,24 @@ class _Training:
         if not same:
             raise BudgetVisionError(f"checkpoint {self.ckpt_path} belongs to another config (preset "
                                     f"'{state.get('config', {}).get('preset')}'); refusing to resume")
-        self.objective.load_state_dict(state["objective"])
-        for name, opt in self.opts.items():
-            opt.load_state_dict(state["optimizers"][name])
-            self.schedulers[name].load_state_dict(state["schedulers"][name])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.loader.load_state_dict(state["loader"])
-        self.sums = {k: v.to(self.device) for k, v in state["sums"].items()}
-        self.seen = state["seen"]
-        _set_rng_state(state["rng"], self.device)
-        self.step, self.skipped, self.wall_before = state["step"], state["skipped"], state["wall_seconds"]
-        with open(self.metrics_path, "r+b") as f:
-            f.truncate(state["metrics_bytes"])
+        written, now = state.get("world_size", 1), distributed.world_size()
+        if written != now:
+            raise BudgetVisionError(f"checkpoint {self.ckpt_path} was written by {written} training process(es) "
+                                    f"(torchrun's world size), not {now}; resume it with {written}")
+        return state
+
+    def _rank_state(self) -> dict:
+        """What each rank of a torchrun group has of its own: its shard's augmentation generator (and
+        the data position, the same on every rank), its random stream and its metric sums since the
+        last log. The checkpoint keeps rank 0's at the top level, as one process writes them."""
+        return {"loader": self.loader.state_dict(), "sums": {k: v.detach().cpu() for k, v in self.sums.items()},
+                "seen": self.seen, "rng": _rng_state(self.device)}
 
     def checkpoint(self) -> None:
         self.t_checkpoint = time.perf_counter()
+        ranks = distributed.gather(self._rank_state())
+        if not self.main:
+            return
         self.log.flush()
         if self.board is not None:
             self.board.flush()
@@ -232,9 +279,9 @@ class _Training:
             "wall_seconds": self.wall(), "objective": self.objective.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "ema": self.ema.state_dict() if self.ema is not None else None, "loader": self.loader.state_dict(),
-            "sums": {k: v.detach().cpu() for k, v in self.sums.items()}, "seen": self.seen,
-            "rng": _rng_state(self.device), "metrics_bytes": self.metrics_path.stat().st_size,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            **ranks[0], "world_size": len(ranks), "other_ranks": ranks[1:],
+            "metrics_bytes": self.metrics_path.stat().st_size,
         })
 
     def wall(self) -> float:
@@ -266,19 +313,33 @@ class _Training:
     # ------------------------------------------------------------------ log window
     def log_window(self) -> None:
         now = time.perf_counter()
+        sums, seen, images = self._window_totals()
         row = {"kind": "train", "step": self.step,
-               **{k: v.item() / max(self.seen, 1) for k, v in self.sums.items()},
-               "images_per_s": self.images_since_log / (now - self.t_log)}
+               **{k: v.item() / max(seen, 1) for k, v in sums.items()},
+               "images_per_s": images / (now - self.t_log)}
         if "main" in self.schedulers:
             row["lr"] = self.schedulers["main"].get_last_lr()[0]
         if "correct" in row:
             row["accuracy"] = row.pop("correct")
         self.sums, self.seen = {}, 0
         self.t_log, self.images_since_log = now, 0
+        if not self.main:
+            return
         self.write(row)
         self.watch_collapse(row)
         self.bar.set_postfix({k: f"{row[k]:.3g}" for k in row if k not in ("kind", "step", "lr")}, refresh=False)
         self.bar.update(self.step - self.bar.n)
+
+    def _window_totals(self) -> tuple[dict[str, torch.Tensor], int, int]:
+        """The log window's metric sums, images its metrics count and images trained on; under
+        torchrun summed over the ranks in one all_reduce, so a logged row is the global batch's."""
+        if not distributed.active():
+            return self.sums, self.seen, self.images_since_log
+        keys = sorted(self.sums)
+        counts = torch.tensor([self.seen, self.images_since_log], dtype=torch.float64, device=self.device)
+        *sums, seen, images = distributed.all_sum(torch.cat([
+            torch.stack([self.sums[k].double() for k in keys]) if keys else counts[:0], counts])).unbind()
+        return dict(zip(keys, sums)), int(seen.item()), int(images.item())
 
     def watch_collapse(self, row: dict) -> None:
         """A GAN whose discriminator loss sits at ~0 for a stretch has likely collapsed: say so once."""
@@ -300,7 +361,7 @@ class _Training:
                     self.board.add_scalar(f"{row['kind']}/{key}", value, row["step"])
 
     def status(self, text: str) -> None:
-        if not self.progress:
+        if self.main and not self.progress:
             print(f"{self.cfg.preset} seed {self.seed} step {self.step}/{self.tc.steps} {text}", file=sys.stderr)
 
     # ------------------------------------------------------------------ evaluation while training
@@ -340,13 +401,15 @@ class _Training:
     # ------------------------------------------------------------------ the loop and its end
     def run(self) -> dict:
         tc = self.tc
-        self.log = open(self.metrics_path, "a", buffering=1)  # line-buffered: a reader (or a kill) sees whole rows
+        # Line-buffered: a reader (or a kill) sees whole rows. Only rank 0 of a torchrun group writes.
+        self.log = open(self.metrics_path, "a", buffering=1) if self.main else None
         # TensorBoard events beside metrics.jsonl; a resumed run drops the events logged after its checkpoint.
-        self.board = SummaryWriter(str(self.dir), purge_step=self.step or None) if tc.tensorboard else None
+        self.board = (SummaryWriter(str(self.dir), purge_step=self.step or None)
+                      if tc.tensorboard and self.main else None)
         self.t_start = self.t_log = time.perf_counter()
         self.images_since_log = 0
         self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.cfg.preset} seed {self.seed}", unit="step",
-                        disable=not self.progress, dynamic_ncols=True, file=sys.stderr)
+                        disable=not (self.progress and self.main), dynamic_ncols=True, file=sys.stderr)
         self.objective.train()
         self.t_checkpoint = time.perf_counter()
         try:
@@ -354,10 +417,11 @@ class _Training:
                 self.loop(stop)
         finally:
             self.bar.close()
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
             if self.board is not None:
                 self.board.close()
-        return self.finish()
+        return distributed.from_main(self.finish)   # rank 0 evaluates; the others wait for its results
 
     def loop(self, stop: _StopSignals) -> None:
         tc = self.tc
@@ -366,17 +430,19 @@ class _Training:
             last = self.step == tc.steps
             if self.step % tc.log_every == 0 or last:
                 self.log_window()
-            if self.validates and (self.step % tc.eval_every == 0 or last):
+            if self.main and self.validates and (self.step % tc.eval_every == 0 or last):
                 self.validate()
-            if not self.classify and (self.step % tc.sample_every == 0 or last):
+            if self.main and not self.classify and (self.step % tc.sample_every == 0 or last):
                 self.write_samples()
             overdue = time.perf_counter() - self.t_checkpoint > 60 * tc.checkpoint_minutes
-            if self.step % tc.checkpoint_every == 0 or last or overdue or stop.signum is not None:
+            # Under torchrun a signal or the wall clock may reach one rank first: all stop at the same step.
+            signum, overdue = distributed.agree(stop.signum or 0, overdue)
+            if self.step % tc.checkpoint_every == 0 or last or overdue or signum:
                 self.checkpoint()
-            if stop.signum is not None and not last:
-                name = signal.Signals(stop.signum).name
+            if signum and not last:
+                name = signal.Signals(signum).name
                 raise StopRequested(f"stopped by {name} after step {self.step} of {tc.steps}; checkpoint written; "
-                                    f"resume with: budgetvision train --resume {self.dir.parent}", stop.signum)
+                                    f"resume with: budgetvision train --resume {self.dir.parent}", signum)
 
     def finish(self) -> dict:
         tc, prep = self.tc, self.prep
@@ -384,7 +450,8 @@ class _Training:
             "preset": self.cfg.preset, "task": self.cfg.task, "seed": self.seed, "params": prep.params,
             "param_counts": prep.param_counts, "steps": tc.steps, "batch_size": tc.batch_size,
             "images_seen": images_seen(self.cfg), "nonfinite_skipped": self.skipped, "wall_seconds": self.wall(),
-            "device": str(self.device), "over_budget": prep.over_budget, "ema": self.ema is not None,
+            "device": str(self.device), "world_size": distributed.world_size(), "over_budget": prep.over_budget,
+            "ema": self.ema is not None,
         }
         if self.classify:
             splits = prep.splits
@@ -408,14 +475,18 @@ def images_seen(cfg: RunConfig) -> int:
     return cfg.train.steps * cfg.train.batch_size
 
 
+def _open_seed_dir(seed_dir: Path) -> None:
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    for stale in seed_dir.glob(".*.tmp"):  # a write a kill interrupted; the renamed file is intact
+        stale.unlink()
+
+
 def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True, on_validation=None) -> dict:
     """Train one seed into `seed_dir`, resuming from `seed_dir/checkpoint.pt` when it exists.
     `on_validation(step, accuracy)` is called after each validation pass (a sweep's pruner).
 
     Returns that seed's results (also written to `seed_dir/results.json`)."""
-    seed_dir.mkdir(parents=True, exist_ok=True)
-    for stale in seed_dir.glob(".*.tmp"):  # a write a kill interrupted; the renamed file is intact
-        stale.unlink()
+    distributed.from_main(lambda: _open_seed_dir(seed_dir))
     training = _Training(prep, seed, seed_dir, progress, on_validation)
     training.restore()
     return training.run()

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "budgetvision"
 # layer may draw; report (the HTML) reads finished runs and sits near the top.
 LAYERS = [
     {"version", "errors", "io", "config", "report.plots"},
-    {"data", "models", "budget", "presets", "device", "optim"},
+    {"data", "models", "budget", "presets", "device", "optim", "distributed"},   # distributed: the torchrun group
     {"objectives"},
     {"evaluation"},                      # pure metrics over tensors and networks
     {"loop", "lr_find"},                 # the training loop (loop.py; `train` is the API function)

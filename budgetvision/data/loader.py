@@ -4,6 +4,10 @@ converted, augmented and normalised there, with no workers and no per-sample Pyt
 Batch order comes from a per-epoch permutation that is a pure function of (seed, epoch), so it is
 the same on every device; augmentation draws from one generator on the device whose state is
 saved, so a resumed run reproduces the same future batches and the same augmentations.
+
+Under torchrun each of the `world_size` processes serves its `rank`'s slice of every global batch:
+the same permutation split by rank, so a step's shards together are exactly the one-process batch.
+Each rank augments with a generator of its own (rank 0 keeps the one-process one).
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ class BatchLoader:
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, mean, std, device, seed: int,
                  augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-                 shuffle: bool = True, drop_last: bool = True):
+                 shuffle: bool = True, drop_last: bool = True, rank: int = 0, world_size: int = 1):
         if x.dtype != torch.uint8 or x.ndim != 4 or y.shape != (len(x),):
             raise ValueError(f"BatchLoader wants uint8 (N, C, H, W) images and N labels, got {tuple(x.shape)} "
                              f"{x.dtype} and {tuple(y.shape)}")
@@ -47,14 +51,15 @@ class BatchLoader:
         self.device = torch.device(device)
         self.x = x.to(self.device).contiguous()
         self.y = y.to(self.device, torch.int64)
-        self.batch_size = batch_size
+        self.batch_size = batch_size   # the global batch: every rank's shard of it together
+        self.rank, self.world_size = rank, world_size
         self.mean, self.std = _stats(mean, self.device), _stats(std, self.device)
         self.seed = seed
         self.augment = augment
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(_derived_seed(seed, _AUGMENT))
+        self.generator.manual_seed(_derived_seed(seed, _AUGMENT, *([rank] if rank else [])))
         self.epoch = 0          # epochs started so far minus one; the current epoch's index
         self.position = 0       # samples of the current epoch already served
         self._order = self._permutation(0)
@@ -84,6 +89,8 @@ class BatchLoader:
             self._order = self._permutation(self.epoch)
         idx = self._order[self.position:self.position + self.batch_size]
         self.position += len(idx)
+        if self.world_size > 1:
+            idx = idx.tensor_split(self.world_size)[self.rank]
         x = self.x[idx].to(torch.float32).div_(255.0)
         if self.augment is not None:
             x = self.augment(x, self.generator)

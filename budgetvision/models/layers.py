@@ -201,3 +201,77 @@ class ViewAveraged(nn.Module):
         down_right = padded[..., :h, :w]            # content moves s pixels down and right
         up_left = padded[..., 2 * s:, 2 * s:]
         return 0.5 * logits + 0.25 * (self._mirrored(down_right) + self._mirrored(up_left))
+
+
+class _GatherOverRanks(torch.autograd.Function):
+    """(ranks, *x.shape): every rank's x, on every rank. Every rank's loss depends on all of them, so
+    the gradient of a rank's x is the sum over the ranks of the gradients of its row."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        rows = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(rows, x.contiguous())
+        return torch.stack(rows)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        return grad[torch.distributed.get_rank()]
+
+
+class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch of a torchrun group: in training each rank's batch mean and
+    sum of squared deviations are gathered from every rank and combined (Chan et al.'s parallel
+    variance, as torch.nn.SyncBatchNorm does; free of the cancellation in E[x^2] - E[x]^2), and
+    gradients flow back through the gathering, so B/N images on each of N processes normalise as B
+    images on one and the running statistics stay equal on every rank. torch.nn.SyncBatchNorm does
+    this on GPUs only (it has no CPU kernel); this one runs on Gloo and NCCL alike. On one process,
+    and in evaluation, it is plain BatchNorm."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"SyncedBatchNorm expects (B, C, ...) input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+            return super().forward(x)
+        c, dims = x.shape[1], [0, *range(2, x.dim())]
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        xf = x.float()
+        local_mean = xf.mean(dims)
+        local_m2 = (xf - local_mean.view(shape)).pow(2).sum(dims)
+        parts = _GatherOverRanks.apply(torch.cat([local_mean, local_m2, xf.new_full((1,), x.numel() // c)]))
+        counts, means, m2s = parts[:, -1:], parts[:, :c], parts[:, c:2 * c]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s.sum(0) + (counts * (means - mean).pow(2)).sum(0)) / n   # biased, as BatchNorm normalises
+        out = (xf - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * (n / (n - 1)), factor)   # unbiased, as BatchNorm keeps
+        return out.to(x.dtype)
+
+
+def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Every plain BatchNorm1d/2d/3d inside `module` replaced, in place, by a SyncedBatchNorm that
+    shares its parameters and buffers (state_dict keys unchanged). Subclasses are left alone: seed
+    004's HalfBatchNorm normalises by a reference of its own."""
+    for name, child in module.named_children():
+        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+            synced = SyncedBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                     child.track_running_stats, device=None)
+            for key in ("weight", "bias"):
+                setattr(synced, key, getattr(child, key))
+            for key in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(synced, key, getattr(child, key))
+            synced.train(child.training)
+            setattr(module, name, synced)
+        else:
+            sync_batchnorm(child)
+    return module

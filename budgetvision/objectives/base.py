@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import INTERPOLATION_LABELS, INTERPOLATIONS
+from ..distributed import average_gradients
 from ..errors import BudgetVisionError
 
 
@@ -25,10 +26,13 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
     """zero_grad, backward, optional global-norm clip, step; a non-finite loss or gradient is
     refused before it reaches the weights (the gradients are cleared and NonFiniteLoss raised).
 
-    The test is one device sync per call: a NaN must stop (or skip) the step at once."""
+    The test is one device sync per call: a NaN must stop (or skip) the step at once. Under torchrun
+    the gradients are first averaged over the processes (DDP's step), and so is the loss tested, so
+    every process clips by the same norm and takes the same decision."""
     params = [p for p in params if p.requires_grad]
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    loss = average_gradients(params, loss)
     if grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
     else:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..config import DIFFAUGMENT_OPS, VBN_MODES
 from ..data.augment import cutout, random_crop
+from ..distributed import all_mean
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator, with_reference
 from ..models.registry import MODELS, build_model, count_params
@@ -160,6 +161,9 @@ def aw_optimizer_step(l_r: Tensor, l_f: Tensor, real_score: Tensor, fake_score: 
     g_f = torch.autograd.grad(l_f, params, allow_unused=True)
     g_r = [torch.zeros_like(p) if g is None else g for g, p in zip(g_r, params)]
     g_f = [torch.zeros_like(p) if g is None else g for g, p in zip(g_f, params)]
+    # Under torchrun the weights come from the global batch's gradients and scores, as on one process.
+    *grads, real_score, fake_score = all_mean([*g_r, *g_f, real_score, fake_score])
+    g_r, g_f = grads[:len(params)], grads[len(params):]
     w_r, w_f = aw_weights(g_r, g_f, real_score, fake_score, **aw_options)
     aw_loss = w_r * l_r.detach() + w_f * l_f.detach()
     linear = sum((p * (w_r * a + w_f * b)).sum() for p, a, b in zip(params, g_r, g_f))

@@ -6,12 +6,14 @@ import json
 import math
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .. import distributed
 from ..config import RunConfig, load_config
 from ..data import DataSpec, splits_of
 from ..device import versions
@@ -141,15 +143,34 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tu
 
 def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True,
                 on_validation=None) -> dict:
-    """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures."""
-    with RunLock(run_dir):   # one process per run: a second one refuses instead of interleaving the logs
+    """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures. Under
+    torchrun every rank trains; rank 0 alone reads and writes the run folder."""
+    with _locked(run_dir):   # one process per run: a second one refuses instead of interleaving the logs
         per_seed = []
         for seed, sdir in seed_dirs(run_dir, seeds).items():
-            if (sdir / "results.json").exists():
-                per_seed.append(read_json(sdir / "results.json"))
-            else:
-                per_seed.append(fit(prep, seed, sdir, progress=progress, on_validation=on_validation))
-        return finish_run(prep, run_dir, per_seed)
+            done = distributed.from_main(lambda: _finished(sdir))
+            per_seed.append(done or fit(prep, seed, sdir, progress=progress, on_validation=on_validation))
+        return distributed.from_main(lambda: finish_run(prep, run_dir, per_seed))
+
+
+@contextmanager
+def _locked(run_dir: Path):
+    """The run's lock, held by rank 0 for a whole torchrun group; its refusal stops every rank."""
+    lock = RunLock(run_dir)
+
+    def take() -> None:
+        lock.__enter__()
+
+    distributed.from_main(take)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)   # a no-op on the ranks that never took it
+
+
+def _finished(seed_dir: Path) -> dict | None:
+    path = seed_dir / "results.json"
+    return read_json(path) if path.exists() else None
 
 
 def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
@@ -162,6 +183,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
         "images_seen": images_seen(cfg),   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
         "device": str(prep.device), "versions": versions(prep.device),
+        "world_size": max(r.get("world_size", 1) for r in per_seed),   # training processes (torchrun)
         "wall_seconds": sum(r["wall_seconds"] for r in per_seed),
     }
     results["nonfinite_skipped"] = sum(r["nonfinite_skipped"] for r in per_seed)
