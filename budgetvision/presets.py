@@ -387,6 +387,33 @@ _add(Preset(
 ))
 
 
+_add(Preset(
+    name="mnist-projection-gan",
+    source="budgetvision: class-conditional SN-GAN (conditional BN, projection D, hinge) with DiffAugment "
+           "and a generator EMA",
+    paper_params=None,
+    paper_result="to beat: seed 004's CCGAN LeNet score 97.6 %; ours: judge accuracy in the issue notes "
+                 "(no generator leaderboard rows yet)",
+    origin="budgetvision",
+    config=_generator(
+        "mnist-projection-gan",
+        data=DataConfig(name="mnist", val_fraction=0.0),   # as mnist-ccgan: all 60,000 training images
+        model=ModelConfig(name="sngan_cbn_generator",       # seed 001's Table 1 nets, which fit the
+                          discriminator="sngan_projection_discriminator",  # budget at 28x28x1: 881,950
+                          latent_dim=128,
+                          conditional=True),                # class BN in G, projection in D (Miyato & Koyama)
+        objective=GANConfig(gan_loss="hinge",               # CHOICE: SN-GAN's hinge loss
+                            diffaugment="translation,cutout"),  # CHOICE: DiffAugment's pair for
+                                                            #   digits (colour is meaningless on grey)
+        optim=OptimConfig(name="adam", lr=1e-4, d_lr=4e-4,  # CHOICE: two time-scale rates (Heusel et al.;
+                          betas=(0.0, 0.9)),                #   SAGAN/BigGAN's 1e-4 / 4e-4, betas 0 / 0.9)
+        train=TrainConfig(steps=10_000,                     # the issue's MNIST budget
+                          batch_size=64,
+                          ema_decay=0.999,                  # CHOICE: generator EMA, 1,000-step horizon
+                          eval_every=2_500, sample_every=1_000),
+    ),
+))
+
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; known: {', '.join(sorted(PRESETS))}")

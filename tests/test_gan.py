@@ -74,7 +74,7 @@ def real_batch(channels=1, size=16, n=8):
 
 def test_every_gan_network_is_registered():
     assert set(GENERATORS) | set(DISCRIMINATORS) <= set(MODELS)
-    assert len(GAN_PRESETS) == 5
+    assert len(GAN_PRESETS) == 6
 
 
 @pytest.mark.parametrize("name", GAN_PRESETS)
@@ -441,6 +441,23 @@ def test_discriminator_learns_a_fixed_batch_against_a_frozen_generator(name):
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
 
 
+def test_projection_gan_discriminator_learns_a_fixed_batch_with_the_presets_own_rates():
+    """Our MNIST recipe with its own optimisers (two time-scale rates, betas 0 / 0.9) and its
+    DiffAugment on: against a frozen generator the hinge D loss (2 at the start) falls below half
+    in 30 steps (measured: 0.14, 0.0, 0.04 of the first over seeds 0-2)."""
+    from budgetvision.optim import build_optimizers
+    torch.manual_seed(0)
+    cfg = get_preset("mnist-projection-gan").config
+    obj = preset_gan("mnist-projection-gan", data=(1, 16, 10))
+    opts = build_optimizers(obj, cfg.optim, torch.device("cpu"))
+    assert opts["discriminator"].param_groups[0]["lr"] == 4 * opts["main"].param_groups[0]["lr"]
+    for group in opts["main"].param_groups:
+        group["lr"] = 0.0
+    x, y = real_batch()
+    losses = [obj.train_step(x, y, opts)["d_loss"].item() for _ in range(30)]
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
+
+
 def test_generator_learns_against_a_frozen_discriminator():
     cfg = get_preset("cifar100-sn-dcgan").config
     obj = preset_gan("cifar100-sn-dcgan", data=(1, 16, 10))
@@ -487,7 +504,7 @@ def test_build_gan_rejects_a_missing_or_wrong_discriminator():
 # --------------------------------------------------------------------------- sampling
 
 
-@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan"])
+@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan", "mnist-projection-gan"])
 def test_samples_depend_only_on_their_seed(name):
     obj = preset_gan(name, data=(1, 16, 10))
     opts = optimizers(obj)
@@ -512,7 +529,7 @@ def test_samples_depend_only_on_their_seed(name):
         assert not torch.allclose(batch, obj.sample(seeds, labels=torch.zeros(8, dtype=torch.long)))
 
 
-@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan"])
+@pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan", "mnist-projection-gan"])
 @pytest.mark.parametrize("mode", ["slerp", "lerp"])
 def test_interpolation_endpoints_are_the_samples(name, mode):
     obj = preset_gan(name, data=(1, 16, 10))
