@@ -13,6 +13,12 @@ there) and cifar10-jpeg/ (../shared/data/cifar10-jpeg.tar.gz unpacked: the CIFAR
 stand in for CIFAR-100, which these machines cannot download). With --addnist-sample DIR (the
 official AddNIST sample), each AddNIST seed is also scored on that sample's test images.
 
+Class-conditional MNIST generators are trained at the same step budget and scored by a judge: the
+`mnist-lenet` preset (seed 0, trained here once, or --judge RUN) reads 10,000 samples, ten per
+seed's labels, for its accuracy on their labels (the row's value), the judge-feature FID and its
+real-data floor, and improved precision and recall in the judge's features
+(`budgetvision eval RUN --judge JUDGE --prc --n 10000`).
+
 With --jobs N, N trainings run side by side, each on one CPU thread (OMP_NUM_THREADS=1): on the
 2-core development machine two processes with torch's default threads slow each other ~10x.
 """
@@ -24,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -40,6 +47,10 @@ from budgetvision.presets import get_preset  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
+MNIST_GAN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is both recipes' own
+JUDGE_PRESET = "mnist-lenet"
+JUDGE_SAMPLES = 10_000
+GENERATOR_EXTRAS = ("judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall")
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,7 @@ class Job:
     dataset_arg: str | None       # --dataset for train (None: the preset's own)
     steps: int
     batch_size: int
+    metric: str = "test_accuracy"   # classifiers; class-conditional generators: judge_accuracy
 
     @property
     def args(self) -> list[str]:
@@ -74,6 +86,8 @@ JOBS = [
     Job("addnist-digit-sum", "addnist", None, *_own("addnist-digit-sum")),
     *[Job(p, "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET) for p in CIFAR],
     Job("addnist-mobilenet", "addnist", None, *_own("addnist-mobilenet")),
+    *[Job(p, "mnist", None, *MNIST_GAN_BUDGET, metric="judge_accuracy")
+      for p in ("mnist-projection-gan", "mnist-ccgan")],
 ]
 
 
@@ -103,21 +117,27 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     run_dir = existing[0]
     res = json.loads((run_dir / "results.json").read_text())
     per = res["per_seed"][0]
-    row = {"seed": seed, "value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
-           "val_accuracy": per["val_accuracy"], "wall_seconds": per["wall_seconds"],
+    if job.metric == "judge_accuracy":
+        scores = {"value": _judged(run_dir, judge(), data_root, log, threads)}
+        scores["extra"] = {k: scores["value"][k] for k in GENERATOR_EXTRAS}
+        scores["value"] = scores["value"]["judge_accuracy"]
+    else:
+        scores = {"value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
+                  "val_accuracy": per["val_accuracy"], "extra": {}}
+    row = {"seed": seed, **scores, "wall_seconds": per["wall_seconds"],
            "commit": source_commit() or "unknown", "device": per["device"],
            "device_name": device_name(torch.device(per["device"])),
            "threads": threads, "torch": res["versions"]["torch"],
-           "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}", "extra": {}}
+           "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}"}
     if job.dataset == "addnist" and addnist_sample is not None:
         row["extra"]["official_sample"] = _score_on_sample(run_dir, addnist_sample, log, threads)
     params = res["params"]
     header = {"preset": job.preset, "origin": get_preset(job.preset).origin, "task": res["task"],
               "dataset": job.dataset, "steps": job.steps, "batch_size": job.batch_size,
-              "images_seen": job.steps * job.batch_size, "params": params, "metric": "test_accuracy",
+              "images_seen": job.steps * job.batch_size, "params": params, "metric": job.metric,
               "command": "budgetvision train " + " ".join(job.args) + " --seeds 3"}
     add_seed(result_path(results, job.preset, job.dataset, job.steps, job.batch_size), header, row)
-    print(f"{job.preset} on {job.dataset} seed {seed}: test {100 * row['value']:.2f} % "
+    print(f"{job.preset} on {job.dataset} seed {seed}: {job.metric} {100 * row['value']:.2f} % "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return row
 
@@ -130,6 +150,34 @@ def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> fl
     return json.loads((run_dir / "eval.json").read_text())["test_accuracy"]
 
 
+def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int) -> dict:
+    """The judge's scores of the generator's 10,000 samples (eval.json's judge_* keys)."""
+    _budgetvision(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES)],
+                  data_root, log, threads)
+    return json.loads((run_dir / "eval.json").read_text())
+
+
+_JUDGE: dict = {}
+_JUDGE_LOCK = threading.Lock()
+
+
+def judge() -> Path:
+    """The judge run (--judge, or the mnist-lenet preset trained once under --runs, seed 0)."""
+    with _JUDGE_LOCK:
+        if "dir" not in _JUDGE:
+            given, runs, data_root, threads = _JUDGE["args"]
+            if given is not None:
+                _JUDGE["dir"] = given
+            else:
+                out = runs / "judge"
+                out.mkdir(parents=True, exist_ok=True)
+                found = sorted(out.glob(f"*-{JUDGE_PRESET}"))
+                args = ["--resume", str(found[0])] if found else ["--preset", JUDGE_PRESET, "--out", str(out)]
+                _budgetvision(["train", *args], data_root, out / "log.txt", threads)
+                _JUDGE["dir"] = sorted(out.glob(f"*-{JUDGE_PRESET}"))[0]
+        return _JUDGE["dir"]
+
+
 def done_seeds(job: Job, results: Path) -> set[int]:
     path = result_path(results, job.preset, job.dataset, job.steps, job.batch_size)
     return set(read_result(path)["seeds"]) if path.exists() else set()
@@ -139,6 +187,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None, help="holds MNIST/ and cifar10-jpeg/")
     p.add_argument("--addnist-sample", type=Path, default=None, help="official AddNIST sample folder (*.npy)")
+    p.add_argument("--judge", type=Path, default=None, help=f"a trained {JUDGE_PRESET} run to judge generators "
+                   "(default: train one under --runs)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds per preset")
     p.add_argument("--only", nargs="+", default=None, metavar="PRESET", help="just these presets")
     p.add_argument("--jobs", type=int, default=1, help="trainings side by side, one thread each")
@@ -167,6 +217,7 @@ def main() -> int:
     if args.data_root is None:
         p.error("--data-root is required to train")
     threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
+    _JUDGE["args"] = (args.judge, args.runs, args.data_root, threads)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_seed, j, s, data_root=args.data_root, runs=args.runs, results=args.results,
                                threads=threads, addnist_sample=args.addnist_sample) for j, s in queue]

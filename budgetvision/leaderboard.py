@@ -30,6 +30,8 @@ class Metric:
 
 METRICS = {
     "test_accuracy": Metric("test accuracy", higher_is_better=True, percent=True),
+    # a class-conditional generator's samples, read by a judge classifier as their labels
+    "judge_accuracy": Metric("judge accuracy", higher_is_better=True, percent=True),
 }
 
 
@@ -118,7 +120,9 @@ def _value(row: dict) -> str:
 
 
 def _extra_text(row: dict) -> str:
-    return "; ".join(f"{k.replace('_', ' ')} {100 * m:.1f} %" for k, (m, _) in row["extra"].items())
+    """Fractions as percentages; FIDs (distances) as they are."""
+    return "; ".join(f"{k.replace('_', ' ')} {m:.2f}" if "fid" in k else f"{k.replace('_', ' ')} {100 * m:.1f} %"
+                     for k, (m, _) in row["extra"].items())
 
 
 def _groups(rows: list[dict]):

@@ -1,6 +1,7 @@
 """budgetvision's own classifier recipes and the leaderboard that compares them with the papers'."""
 import itertools
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -211,3 +212,37 @@ def test_readme_results_are_the_leaderboard_of_the_committed_files():
     assert rows, "no committed result files under benchmarks/results"
     assert section.strip() == readme_section(rows).strip(), "README.md is stale: run benchmarks/update_readme.py"
     assert all(math.isfinite(r["mean"]) for r in rows)
+
+
+def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_row(tmp_path, shared_data):
+    """benchmarks/compare.py on a class-conditional MNIST generator, end to end at 20 steps: the row's
+    value is the judge's accuracy on the samples' labels, read from the eval that wrote it, with the
+    judge-feature FID, its floor and precision / recall beside it."""
+    import subprocess
+    import sys
+    from budgetvision.leaderboard import format_text
+
+    repo = Path(__file__).resolve().parent.parent
+    judge = tmp_path / "judge"
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "30", "--data-root", str(shared_data),
+                 "--out", str(judge), "--no-progress"]) == 0
+    (judge_run,) = judge.iterdir()
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "--data-root", str(shared_data),
+                           "--only", "mnist-projection-gan", "--seeds", "0", "--steps", "20", "--threads", "1",
+                           "--judge", str(judge_run), "--runs", str(runs), "--results", str(results)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = runs.glob("mnist-projection-gan--mnist--20x64/seed-0/*-mnist-projection-gan")
+    scores = json.loads((run_dir / "eval.json").read_text())
+    assert scores["judge_n"] == 10_000
+    (row,) = load_rows(results)
+    assert (row["preset"], row["task"], row["metric"], row["steps"], row["seeds"]) == \
+        ("mnist-projection-gan", "generate", "judge_accuracy", 20, [0])
+    assert row["mean"] == scores["judge_accuracy"]
+    assert row["extra"]["judge_fid"][0] == scores["judge_fid"]
+    assert row["extra"]["judge_fid_real_floor"][0] == scores["judge_fid_real_floor"]
+    assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
+    text = format_text([row])
+    assert "mnist, 20 steps: judge accuracy" in text
+    assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
