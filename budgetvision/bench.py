@@ -253,7 +253,7 @@ def sampling_rate(training: _Training, n: int) -> float:
     if getattr(objective, "conditional", False):
         labels = default_labels(seeds, training.spec.num_classes).to(training.device)
     # One untimed image first, as the loops warm up: allocation, caches, and work a network does once
-    # on its first draw (PCA fits its components then: 2.3 s of mnist-pca's 4-image rate on the CPU).
+    # on its first draw (PCA fits its components then; with the fit timed, mnist-pca read 1.8 images/s).
     draw_timed(objective, network, seeds[:1], None if labels is None else labels[:1], batch_size=SAMPLE_BATCH)
     return draw_timed(objective, network, seeds, labels, batch_size=SAMPLE_BATCH)[1]
 
