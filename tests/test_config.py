@@ -131,6 +131,11 @@ WHOLE_SPLIT = {
 }
 
 
+# Our own generators choose nothing on a validation split, so they train on the whole of it, as the
+# seed-004 generators they are compared with do; our classifiers choose on validation and keep it.
+OURS_WHOLE_SPLIT = {"mnist-projection-gan"}
+
+
 def test_presets_hold_out_validation_except_where_the_paper_trained_on_the_whole_split():
     from pathlib import Path
 
@@ -138,6 +143,9 @@ def test_presets_hold_out_validation_except_where_the_paper_trained_on_the_whole
     text = " ".join(" ".join(f.read_text().split()) for f in seeds.glob("*.txt")) if seeds.is_dir() else None
     for name, p in PRESETS.items():
         whole = p.config.data.val_fraction == 0
+        if p.origin != "paper":
+            assert whole == (name in OURS_WHOLE_SPLIT), name
+            continue
         assert whole == (name in WHOLE_SPLIT), name
         if whole and text is not None:
             assert WHOLE_SPLIT[name] in text, name   # the words the choice rests on are the paper's
