@@ -1,0 +1,60 @@
+"""The optimisers and schedules built from an OptimConfig, against torch's own implementations."""
+import copy
+
+import pytest
+import torch
+
+from budgetvision.config import OptimConfig
+from budgetvision.optim import ConvMuon, build_optimizer, build_scheduler
+
+CPU = torch.device("cpu")
+
+
+def _step_both(mine, ours_params, ref, ref_params, shapes, steps=3):
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        for p, q, shape in zip(ours_params, ref_params, shapes, strict=True):
+            g = torch.randn(shape, generator=gen)
+            p.grad, q.grad = g.reshape(p.shape).clone(), g.reshape(q.shape).clone()
+        mine.step()
+        ref.step()
+
+
+def test_conv_muon_steps_every_non_filter_parameter_as_torch_nesterov_sgd():
+    torch.manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(5))]
+    qs = copy.deepcopy(ps)
+    mine = ConvMuon(ps, lr=0.1, momentum=0.9, weight_decay=1e-2, muon_lr=0.02)
+    ref = torch.optim.SGD(qs, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2)
+    _step_both(mine, ps, ref, qs, [(5, 3), (5,)])
+    for p, q in zip(ps, qs):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(8, 4, 3, 3), (40, 2, 1, 1)])   # wide and tall once flattened
+def test_conv_muon_steps_a_filter_as_torch_muon_steps_its_flattened_matrix(shape):
+    torch.manual_seed(0)
+    conv = torch.nn.Parameter(torch.randn(shape))
+    flat = torch.nn.Parameter(conv.detach().reshape(shape[0], -1).clone())
+    mine = ConvMuon([conv], lr=0.1, momentum=0.95, weight_decay=0.1, muon_lr=0.05)
+    ref = torch.optim.Muon([flat], lr=0.05, momentum=0.95, weight_decay=0.1)
+    before = flat.detach().clone()
+    _step_both(mine, [conv], ref, [flat], [flat.shape])
+    torch.testing.assert_close(conv.detach().reshape(flat.shape), flat.detach(), rtol=0, atol=0)
+    assert (flat - before).abs().max() > 1e-3   # the steps moved the weights
+
+
+def test_muon_builds_two_groups_and_onecycle_peaks_each_at_its_own_rate():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 5, 5))
+    cfg = OptimConfig(name="muon", lr=0.2, muon_lr=0.03, schedule="onecycle")
+    opt = build_optimizer(net.parameters(), cfg, CPU)
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 5]   # the filter; bias, BN x2, head x2
+    sched = build_scheduler(opt, cfg, steps=10)
+    peaks = [0.0, 0.0]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        peaks = [max(a, g["lr"]) for a, g in zip(peaks, opt.param_groups)]
+    assert peaks == pytest.approx([0.03, 0.2], rel=1e-6)
