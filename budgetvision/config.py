@@ -80,9 +80,15 @@ class ModelConfig:
     discriminator: str = ""          # GANs: registry name of the discriminator
     latent_dim: int = 100            # GANs: size of z
     conditional: bool = False        # generators: condition on class labels
+    capacity: int = 1                # seed 004's F: channel multiplier of mnist_dcgan_generator and
+                                     # _discriminator (the paper's grid: 1..3); other networks refuse != 1
+    depth: int = 1                   # seed 004's D: convs per stage of mnist_dcgan_discriminator (the
+                                     # paper's grid: 1..3); other networks refuse != 1
 
     def __post_init__(self) -> None:
         _check(self.latent_dim >= 1, "model.latent_dim must be >= 1")
+        _check(self.capacity >= 1, f"model.capacity must be >= 1, got {self.capacity}")
+        _check(self.depth >= 1, f"model.depth must be >= 1, got {self.depth}")
 
 
 @dataclass(frozen=True)

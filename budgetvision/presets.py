@@ -214,7 +214,8 @@ _add(Preset(
         data=DataConfig(name="mnist", val_fraction=0.0),  # paper: "60,000 examples ... for training phase"
         model=ModelConfig(name="mnist_dcgan_generator",    # paper: dense/BN/ReLU, dense, upsample + conv
                           discriminator="mnist_dcgan_discriminator",  # paper: conv/BN/ELU, pool, dense
-                          latent_dim=100),                 # paper: 100-dimensional N(0, 1) noise
+                          latent_dim=100,                  # paper: 100-dimensional N(0, 1) noise
+                          capacity=1, depth=1),            # paper: "F=D=1, and B=32" best of F, D in 1..3
         # paper: the minimax value function. Its VBN variant ("no considerable improvement") is
         # --set objective.vbn=epoch: a half-batch reference "in every epoch", as the paper drew it.
         objective=GANConfig(gan_loss="bce"),
@@ -238,7 +239,8 @@ _add(Preset(
         model=ModelConfig(name="mnist_dcgan_generator",    # paper: the DCGAN with the label concatenated
                           discriminator="mnist_dcgan_discriminator",  # paper: label -> dense 784 -> extra channel
                           latent_dim=100,                  # paper: 100-dimensional noise
-                          conditional=True),               # paper: CCGAN, labels into G and D
+                          conditional=True,                # paper: CCGAN, labels into G and D
+                          capacity=1, depth=1),            # paper: "D=1, F=1, and B=64" best of F, D in 1..3
         objective=GANConfig(gan_loss="bce",  # paper: the conditional minimax value function
                                   real_label=0.9),         # paper: label smoothing (+3 %); CHOICE: one-sided 0.9
                                                            # (Salimans et al. 2016; the paper gives no value)

@@ -30,6 +30,9 @@ def test_overrides_apply_with_types():
     ("optim.name=lion", "optim.name must be one of"),
     ("data.val_fraction=1.5", "data.val_fraction must be in [0, 1)"),
     ("data.val_fraction=-0.1", "data.val_fraction must be in [0, 1)"),
+    ("model.capacity=0", "model.capacity must be >= 1, got 0"),
+    ("model.depth=-1", "model.depth must be >= 1, got -1"),
+    ("model.depth=1.5", "model.depth must be an integer"),
     ("optim", "malformed override"),
     ("=3", "empty key"),
     ("optim=3", "is a section"),
@@ -176,6 +179,26 @@ def test_each_papers_interpolation_is_its_presets_default():
         apply_overrides(get_preset("mnist-pca").config, ["objective.interpolation=cubic"])
     with pytest.raises(ConfigError, match="objective.vbn must be one of off, epoch, batch"):
         apply_overrides(get_preset("mnist-dcgan").config, ["objective.vbn=sometimes"])
+
+
+def test_seed004_capacity_and_depth_are_the_papers_best_and_other_presets_keep_one():
+    """Seed 004's grid is F, D in 1..3; F=D=1 was best for both its GANs (presets.py cites it).
+    Every other network takes neither, so every other preset stays at 1."""
+    for name, p in PRESETS.items():
+        assert (p.config.model.capacity, p.config.model.depth) == (1, 1), name
+    cfg = apply_overrides(get_preset("mnist-ccgan").config, ["model.capacity=3", "model.depth=2"])
+    assert (cfg.model.capacity, cfg.model.depth) == (3, 2)
+
+
+def test_a_config_file_from_before_capacity_and_depth_loads_as_one(tmp_path):
+    """Run folders written before model.capacity / model.depth existed built F = D = 1 (the
+    builders' defaults then); they open (to evaluate and resume) as exactly that."""
+    cfg = get_preset("mnist-ccgan").config
+    old = cfg.to_dict()
+    del old["model"]["capacity"], old["model"]["depth"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert load_config(path) == cfg
 
 
 @pytest.mark.parametrize("name", ["cifar100-speedrun-convnet", "mnist-ccgan"])

@@ -234,6 +234,49 @@ def test_seed004_multipliers_and_virtual_bn():
         build_model("mnist_dcgan_discriminator", depth=0, **kw)
 
 
+@pytest.mark.parametrize("overrides, g_kw, d_kw", [
+    (["model.capacity=2"], dict(capacity=2), dict(capacity=2)),        # F widens both networks
+    (["model.depth=2"], {}, dict(depth=2)),                            # D deepens the discriminator only
+    (["model.capacity=2", "model.depth=3"], dict(capacity=2), dict(capacity=2, depth=3)),
+])
+@pytest.mark.parametrize("name", ["mnist-dcgan", "mnist-ccgan"])
+def test_seed004_config_capacity_and_depth_reach_the_builders(name, overrides, g_kw, d_kw):
+    """model.capacity / model.depth build exactly what the builders' F / D keywords build."""
+    data = (1, 16, 10)   # digits-sized: the counts differ from MNIST's only in the dense layers
+    cfg = get_preset(name).config
+    kw = dict(in_channels=1, image_size=16, num_classes=10, latent_dim=100, conditional=cfg.model.conditional)
+    base = gan_param_counts(preset_gan(name, data=data))
+    counts = gan_param_counts(preset_gan(name, overrides, data=data))
+    assert counts["generator"] == count_params(build_model("mnist_dcgan_generator", **g_kw, **kw))
+    assert counts["discriminator"] == count_params(build_model("mnist_dcgan_discriminator", **d_kw, **kw))
+    assert counts["discriminator"] > base["discriminator"]
+    assert (counts["generator"] > base["generator"]) == ("capacity" in g_kw)
+
+
+@pytest.mark.parametrize("name, override, words", [
+    ("mnist-lenet", "model.capacity=2",
+     "model.capacity=2 (seed 004's capacity F) does not apply to model.name='lenet5'"),
+    ("mnist-lenet", "model.depth=3",
+     "model.depth=3 (seed 004's discriminator depth D) does not apply to model.name='lenet5'"),
+    ("cifar100-sn-dcgan", "model.capacity=2",
+     "model.capacity=2 (seed 004's capacity F) does not apply to model.name='sn_dcgan_generator'"),
+    ("cifar100-sn-dcgan", "model.depth=2", "does not apply to model.discriminator='sn_dcgan_discriminator'"),
+    # seed 004's generator with another discriminator: F must reach both networks, so it is refused
+    ("mnist-dcgan", "model.discriminator=sn_dcgan_discriminator model.capacity=2",
+     "does not apply to model.discriminator='sn_dcgan_discriminator'"),
+    ("cifar100-ddpm", "model.depth=2", "does not apply to model.name='ddpm_dsc_unet'"),
+    ("mnist-pca", "model.capacity=3", "does not apply to model.name='pca'"),
+])
+def test_other_networks_refuse_capacity_and_depth_with_one_line(name, override, words):
+    from budgetvision.objectives import build_objective
+
+    cfg = apply_overrides(get_preset(name).config, override.split())
+    channels, size, classes = DATA.get(cfg.data.name, (1, 28, 10))
+    with pytest.raises(ConfigError) as e:
+        build_objective(cfg, spec(channels, size, classes))
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
 def _reference_bn(x, ref, weight, bias, eps=1e-5):
     """(x - mean(ref)) / sqrt(var(ref) + eps) * weight + bias per channel, numpy, biased variance."""
     r = ref.double().numpy()

@@ -394,8 +394,8 @@ class ConvPoolDiscriminator(Discriminator):
 @register("mnist_dcgan_generator")
 def mnist_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                           conditional: bool = False, capacity: int = 1, virtual_bn: bool = False) -> Generator:
-    """Seed 004's DCGAN / CCGAN generator; `capacity` is the paper's F (best: 1), `virtual_bn`
-    its half-batch reference normalisation (which it found no better)."""
+    """Seed 004's DCGAN / CCGAN generator; `capacity` is the paper's F (model.capacity; best: 1),
+    `virtual_bn` its half-batch reference normalisation (which it found no better)."""
     _check_size("mnist_dcgan_generator", image_size)
     if capacity < 1:
         raise ConfigError(f"model 'mnist_dcgan_generator': capacity F must be >= 1, got {capacity}")
@@ -408,7 +408,8 @@ def mnist_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int
 def mnist_dcgan_discriminator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                               conditional: bool = False, capacity: int = 1, depth: int = 1,
                               virtual_bn: bool = False) -> Discriminator:
-    """Seed 004's discriminator; `capacity` is F and `depth` is D (best: both 1)."""
+    """Seed 004's discriminator; `capacity` is F and `depth` is D (model.capacity, model.depth;
+    best: both 1)."""
     _check_size("mnist_dcgan_discriminator", image_size)
     if capacity < 1 or depth < 1:
         raise ConfigError(f"model 'mnist_dcgan_discriminator': capacity F and depth D must be >= 1, "

@@ -1,4 +1,5 @@
 """Name -> builder registry, so configs and tests refer to networks by name only."""
+import inspect
 from collections.abc import Callable
 
 from torch import nn
@@ -35,6 +36,32 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"model '{name}': {key} must be a positive integer, got {value!r}")
     return builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
+
+
+# ModelConfig fields that only some builders take, under a keyword of the same name: seed 004's
+# capacity F and discriminator depth D. The value 1 is every other network's only shape, so it
+# passes silently; any other value they refuse, or a sweep over model.depth would train one
+# network three times and report three results.
+ARCHITECTURE_FIELDS = {"capacity": "seed 004's capacity F", "depth": "seed 004's discriminator depth D"}
+
+
+def config_options(model_cfg, key: str, name: str, fields=tuple(ARCHITECTURE_FIELDS)) -> dict[str, int]:
+    """The ModelConfig `fields` that network `name` (found under config key `key`) receives as
+    builder keywords; a field it does not take must be 1, else one ConfigError line."""
+    builder = MODELS.get(name)
+    if builder is None:
+        return {}   # build_model names the unknown model and the known ones
+    takes = inspect.signature(builder).parameters
+    options = {}
+    for field in fields:
+        value = getattr(model_cfg, field)
+        if field in takes:
+            options[field] = value
+        elif value != 1:
+            takers = [n for n in model_names() if field in inspect.signature(MODELS[n]).parameters]
+            raise ConfigError(f"model.{field}={value} ({ARCHITECTURE_FIELDS[field]}) does not apply to "
+                              f"{key}={name!r}, which has no {field}; networks with one: {', '.join(takers)}")
+    return options
 
 
 def count_params(module: nn.Module) -> int:
