@@ -4,11 +4,13 @@ machines), and the objective is validation accuracy, never the test split.
 
 Search spaces are written as on the command line: `optim.lr=log:1e-4:1e-2` (log-uniform),
 `train.label_smoothing=0:0.2` (uniform), `train.batch_size=int:32:256`, `optim.name=adam|adamw|sgd`
-(categorical; with `grid=True` every combination of categorical values is run once).
+(categorical, each value typed as its config field, so `model.capacity=1|2|3` is three ints; with
+`grid=True` every combination of categorical values is run once).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import warnings
@@ -31,7 +33,7 @@ class Dimension:
     kind: str                     # log | float | int | choice
     low: float = 0.0
     high: float = 0.0
-    choices: tuple[str, ...] = ()
+    choices: tuple[str | int | float | bool, ...] = ()
 
     def suggest(self, trial) -> str | float | int:
         if self.kind == "choice":
@@ -52,7 +54,7 @@ def parse_space(items: list[str], cfg: RunConfig) -> list[Dimension]:
         key = key.strip()
         parts = spec.split(":")
         if "|" in spec:
-            dim = Dimension(key, "choice", choices=tuple(v.strip() for v in spec.split("|")))
+            dim = Dimension(key, "choice", choices=tuple(_typed(cfg, key, v.strip()) for v in spec.split("|")))
         elif parts[0] in ("log", "int") and len(parts) == 3:
             dim = Dimension(key, parts[0], *_bounds(parts[1:], item))
         elif len(parts) == 2:
@@ -69,6 +71,14 @@ def parse_space(items: list[str], cfg: RunConfig) -> list[Dimension]:
     if len({d.key for d in dims}) != len(dims):
         raise ConfigError("a sweep dimension is given twice")
     return dims
+
+
+def _typed(cfg: RunConfig, key: str, raw: str) -> str | int | float | bool:
+    """A choice as the config holds it once applied (model.capacity=1|2|3 gives 1, 2, 3), so trials
+    record ints as ints and a grid over them is a grid of numbers; a value Optuna's categorical
+    cannot hold (a tuple such as optim.betas) stays as written, and applies the same from there."""
+    value = functools.reduce(getattr, key.split("."), apply_overrides(cfg, [f"{key}={raw}"]))
+    return value if isinstance(value, (str, int, float, bool)) else raw
 
 
 def _bounds(parts: list[str], item: str) -> tuple[float, float]:

@@ -24,6 +24,21 @@ def test_search_space_syntax():
                                                                              choices=("adam", "adamw", "sgd"))]
 
 
+def test_choices_arrive_typed_as_their_config_fields():
+    """Seed 004's grid: F, D in 1..3 and B in 32, 64, 128 are ints to Optuna, not strings."""
+    dims = parse_space(["model.capacity=1|2|3", "model.depth=1|2|3", "train.batch_size=32|64|128",
+                        "optim.lr=1e-3|1e-2", "train.amp=true|false", "optim.betas=0.5,0.999|0.9,0.999"],
+                       get_preset("mnist-ccgan").config)
+    capacity, depth, batch, lr, amp, betas = (d.choices for d in dims)
+    assert capacity == depth == (1, 2, 3) and batch == (32, 64, 128)
+    assert all(type(v) is int for v in capacity + depth + batch)
+    assert lr == (1e-3, 1e-2) and all(type(v) is float for v in lr)
+    assert amp == (True, False)
+    assert betas == ("0.5,0.999", "0.9,0.999")   # a tuple is no Optuna categorical: as written
+    with pytest.raises(ConfigError, match="model.capacity must be >= 1, got 0"):
+        parse_space(["model.capacity=0|1"], get_preset("mnist-ccgan").config)
+
+
 @pytest.mark.parametrize("item, words", [
     ("optim.learning_rate=log:1e-4:1e-2", "unknown config key"),
     ("optim.lr=log:0:1", "lo > 0"),
@@ -70,7 +85,7 @@ def test_a_grid_runs_every_combination_once(tmp_path, capsys):
     study = open_study(f"sqlite:///{(tmp_path / 'grid' / 'sweep.db').resolve()}", "grid", preset=None, create=False)
     combos = sorted((t.params["optim.name"], t.params["train.batch_size"]) for t in study.trials
                     if t.state.name in ("COMPLETE", "PRUNED"))
-    assert combos == [("adam", "16"), ("adam", "32"), ("sgd", "16"), ("sgd", "32")]
+    assert combos == [("adam", 16), ("adam", 32), ("sgd", 16), ("sgd", 32)]
 
 
 def _open_after(barrier, db):
