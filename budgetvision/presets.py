@@ -375,8 +375,10 @@ _add(Preset(
             crop=2,                             # CHOICE: airbench's 2-pixel translation
             hflip=0.5)),                        # CHOICE: airbench's flips
         model="speedrun_convnet",
-        optim=OptimConfig(name="sgd", lr=0.2,   # CHOICE: Nesterov SGD as the CIFAR speed runs
-                          weight_decay=5e-4,
+        optim=OptimConfig(name="muon",          # CHOICE: Muon on the conv filters, as airbench's Muon
+                          muon_lr=0.05,         #   variant: +0.86 validation points over Nesterov SGD
+                          lr=0.2,               # CHOICE: Nesterov SGD, as the speed runs, on biases,
+                          weight_decay=5e-4,    #   norms and the head
                           schedule="onecycle"),
         train=TrainConfig(steps=10_000, batch_size=128,
                           label_smoothing=0.2,  # CHOICE: airbench's 0.2
@@ -385,7 +387,8 @@ _add(Preset(
                           eval_every=1_000),    #     on seed 0 of the 3,000 x 128 CIFAR-10-JPEG run
         # Tried, not kept (seed 0, validation, 3,000 x 128 CIFAR-10-JPEG, flip TTA): lr 0.4 (82.58 vs
         # 82.78 %), weight decay 2e-4 (82.94 %, within seed noise: seed 1 gave 83.42 %), 8-pixel cutout
-        # on the whitened net (82.86 vs 83.34 %). Kept: the whitening stem (82.78 -> 83.34 %).
+        # on the whitened net (82.86 vs 83.34 %), Muon at muon_lr 0.02 (84.24 vs 84.42 % at 0.05).
+        # Kept: the whitening stem (82.78 -> 83.34 %), Muon over SGD (83.56 -> 84.42 %).
     ),
 ))
 
