@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,9 +103,14 @@ def _budgetvision(args: list[str], data_root: Path, log: Path, threads: int) -> 
         raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}); see {log}")
 
 
+def job_runs(runs: Path, job: Job) -> Path:
+    """The folder holding a job's run folders, one `seed-N` each."""
+    return runs / f"{job.preset}--{job.dataset}--{job.steps}x{job.batch_size}"
+
+
 def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path, threads: int,
              addnist_sample: Path | None) -> dict:
-    out = runs / f"{job.preset}--{job.dataset}--{job.steps}x{job.batch_size}" / f"seed-{seed}"
+    out = job_runs(runs, job) / f"seed-{seed}"
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     existing = sorted(out.glob("*-" + job.preset))
@@ -199,14 +205,18 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None, help="every job at this many steps instead "
                    "(a quick check or another budget; results go to their own files)")
     p.add_argument("--list", action="store_true", help="print the queue and exit")
+    p.add_argument("--redo", action="store_true", help="with --only: a recipe changed, so drop those presets' "
+                   "result files (and run folders) and measure them again")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [j for j in JOBS if args.only is None or j.preset in args.only]
     if args.steps is not None:
         jobs = [replace(j, steps=args.steps) for j in jobs]
+    if args.redo and args.only is None:
+        p.error("--redo needs --only: it discards those presets' measurements")
     # Every preset's first seed, then our other seeds, then the papers' (a short session measures the
     # comparison first, then the spread of our claims).
-    queue = sorted(((j, s) for s in seeds for j in jobs if s not in done_seeds(j, args.results)),
+    queue = sorted(((j, s) for s in seeds for j in jobs if args.redo or s not in done_seeds(j, args.results)),
                    key=lambda js: (js[1] != seeds[0], get_preset(js[0].preset).origin != "budgetvision",
                                    seeds.index(js[1]), jobs.index(js[0])))
     if args.list or not queue:
@@ -216,6 +226,10 @@ def main() -> int:
         return 0
     if args.data_root is None:
         p.error("--data-root is required to train")
+    if args.redo:   # the old rows stay in git history; the file is rewritten as the new seeds finish
+        for j in jobs:
+            result_path(args.results, j.preset, j.dataset, j.steps, j.batch_size).unlink(missing_ok=True)
+            shutil.rmtree(job_runs(args.runs, j), ignore_errors=True)
     threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
     _JUDGE["args"] = (args.judge, args.runs, args.data_root, threads)
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -200,6 +200,26 @@ def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
                                                                                     steps=10), _seed(3, 0.9))
 
 
+def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp_path):
+    import subprocess
+    import sys
+
+    header = _header("cifar100-speedrun-convnet", "budgetvision")
+    for seed in (0, 1):
+        add_seed(result_path(tmp_path, "cifar100-speedrun-convnet", "cifar10-jpeg", 3000, 128), header,
+                 _seed(seed, 0.8))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+
+    def queue(*extra):
+        out = subprocess.run([sys.executable, str(script), "--results", str(tmp_path), "--list", "--seeds", "0,1,2",
+                              "--only", "cifar100-speedrun-convnet", *extra], capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()
+
+    assert queue() == ["cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 128, seed 2", "1 training(s) to run"]
+    assert queue("--redo")[-1] == "3 training(s) to run"
+    assert len(json.loads(next(tmp_path.glob("*.json")).read_text())["per_seed"]) == 2   # --list deletes nothing
+
+
 def test_readme_results_are_the_leaderboard_of_the_committed_files():
     """No hand-written number: the README's results section is `leaderboard --markdown`, verbatim."""
     from budgetvision.leaderboard import REPO_RESULTS
