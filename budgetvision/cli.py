@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import INTERPOLATION_LABELS, INTERPOLATIONS
+from .config import INTERPOLATION_LABELS, INTERPOLATIONS, SAMPLERS
 from .errors import BudgetVisionError, ConfigError, StopRequested
 
 DEFAULT_OUT = Path("runs")
@@ -207,9 +207,10 @@ def cmd_eval(args) -> int:
     if cfg.task == "generate":
         return _eval_generator(args)
     generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
-        (["judge"] if args.judge else [])
+        [f for f in ("judge", "sampler", "sample_steps") if getattr(args, f) is not None]
     if generator_flags:
-        raise ConfigError(f"{args.run} is a classifier run; --{generator_flags[0].replace('inception_score', 'is')} "
+        flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
+        raise ConfigError(f"{args.run} is a classifier run; --{flag} "
                           "is for generator runs")
     out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device))
     for r in out["per_seed"]:
@@ -234,7 +235,7 @@ def _eval_generator(args) -> int:
                              inception_weights=_opt_path(args.inception_weights),
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
-                             progress=not args.no_progress)
+                             sampler=args.sampler, sample_steps=args.sample_steps, progress=not args.no_progress)
     for key, value in out.items():
         if isinstance(value, float):
             print(f"{key}: {value:.6g}")
@@ -513,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     sp.add_argument("--lpips-weights", default=None, metavar="PATH", help="alexnet-owt-7be5be79.pth")
     sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
+    sp.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion: sample with this instead of "
+                    "the run's objective.sampler (dpmpp2m: DPM-Solver++(2M), second order, ~25 steps)")
+    sp.add_argument("--sample-steps", type=int, default=None, metavar="N", help="diffusion: sampler steps "
+                    "(network calls per image; twice that under guidance) instead of the run's")
     common(sp)
     sp.set_defaults(func=cmd_eval)
 

@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m")    # diffusion: ancestral, deterministic DDIM, DPM-Solver++(2M)
 TASKS = ("classify", "generate")
 OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")   # objectives/gan.py implements each
@@ -144,7 +145,7 @@ class _DiffusionConfig(_GenerativeConfig):
 
     cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
     cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
-    sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic)
+    sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic) | dpmpp2m (DPM-Solver++(2M))
     sample_steps: int = 1000         # sampler steps
     threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
 
@@ -152,7 +153,7 @@ class _DiffusionConfig(_GenerativeConfig):
         super().__post_init__()
         _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
         _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")
-        _check(self.sampler in ("ddpm", "ddim"), "objective.sampler must be ddpm or ddim")
+        _check(self.sampler in SAMPLERS, f"objective.sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
         _check(self.sample_steps >= 1, "objective.sample_steps must be >= 1")
         _check(0 <= self.threshold < 1, "objective.threshold must be in [0, 1)")
 

@@ -398,8 +398,7 @@ _add(Preset(
     source="budgetvision: class-conditional SN-GAN (conditional BN, projection D, hinge) with DiffAugment "
            "and a generator EMA",
     paper_params=None,
-    paper_result="to beat: seed 004's CCGAN LeNet score 97.6 %; ours: judge accuracy in the issue notes "
-                 "(no generator leaderboard rows yet)",
+    paper_result="to beat: seed 004's CCGAN LeNet score 97.6 %; ours: budgetvision leaderboard (judge accuracy)",
     origin="budgetvision",
     config=_generator(
         "mnist-projection-gan",

@@ -23,6 +23,7 @@ from budgetvision.objectives.diffusion import (
     cfg_combine,
     ddim_sample,
     ddpm_sample,
+    dpmpp_2m_sample,
     dynamic_threshold,
     eps_from_v,
     linear_betas,
@@ -613,6 +614,64 @@ def test_many_step_samplers_draw_the_data_distribution(sampler):
     assert out.mean().item() == pytest.approx(MU, abs=5 * math.sqrt(v / n) + 1e-3)
     assert out.var().item() == pytest.approx(S * S, rel=0.03 + 5 * math.sqrt(2 / n))
     assert out.var().item() == pytest.approx(v, rel=5 * math.sqrt(2 / n))
+
+
+@pytest.mark.parametrize("grid", ["uniform", "square"])
+def test_dpm_solver_pp_2m_is_second_order_where_ddim_is_first(grid):
+    """The probability-flow ODE of N(MU, S^2) data has a closed-form solution: each pixel keeps its
+    standardised value xi = (x - a MU) / sqrt(a^2 S^2 + s^2), so x_0 = MU + S xi. On levels from
+    log-SNR -12 to 24 (a last level so clean that the final x0 step adds no error), doubling the
+    steps must halve DDIM's error (first order) and quarter DPM-Solver++(2M)'s (second order): on a
+    lambda-uniform grid and on a squared one, where r = h_prev / h != 1 tests the multistep weights."""
+    warp = {"uniform": lambda u: u, "square": lambda u: u * u}[grid]
+
+    def error(sampler, steps):
+        log_snr = [2 * (-6 + 18 * warp(i / (steps - 1))) for i in range(steps)]
+        alphas = [math.sqrt(_sigmoid(v)) for v in log_snr]
+        sigmas = [math.sqrt(_sigmoid(-v)) for v in log_snr]
+        net, levels = GaussianDenoiser([MU, MU]), torch.tensor(log_snr, dtype=torch.float64)
+
+        def denoise(x, i):
+            return x0_from_v(x, net(x, levels[i].expand(len(x))), alphas[i], sigmas[i])
+
+        x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)).double()
+        exact = MU + S * (x - alphas[0] * MU) / math.sqrt(alphas[0] ** 2 * S ** 2 + sigmas[0] ** 2)
+        return (sampler(denoise, x, alphas, sigmas) - exact).abs().max().item()
+
+    ddim = [error(ddim_sample, n) for n in (80, 160)]
+    dpm = [error(dpmpp_2m_sample, n) for n in (80, 160)]
+    assert ddim[0] / ddim[1] == pytest.approx(2.0, rel=0.1)
+    assert dpm[0] / dpm[1] == pytest.approx(4.0, rel=0.12)
+    assert dpm[0] < ddim[0] / 8
+
+
+def test_dpm_solver_pp_2m_multistep_weights_give_third_order_local_error_on_uneven_steps():
+    """DPM-Solver++ steps x_t = (sigma_t / sigma_s) x_s + sigma_t int e^lambda x0(lambda) dlambda
+    (Lu et al. 2022, eq. 9) with x0 extrapolated from its last two values, D = (1 + 1/(2r)) x0_i
+    - 1/(2r) x0_(i-1), r = h_(i-1) / h_i. With a callback whose x0 is A + B lambda, the closed form
+    of that integral gives the step's exact answer from the x the step starts at; on steps h_(i-1)
+    = delta, h_i = 3 delta its error must shrink 8x when delta halves (local order 3). Swapped
+    weights (r/2 for 1/(2r)) or no extrapolation (DDIM) shrink it only 4x, and the global-order
+    test above cannot tell swapped weights apart: over a run their errors telescope."""
+    A, B = 0.3, -0.2
+
+    def local_error(delta):
+        lam = [-0.5, -0.5 + delta, -0.5 + 4 * delta, 0.5 + 4 * delta]
+        alphas = [math.sqrt(_sigmoid(2 * v)) for v in lam]
+        sigmas = [math.sqrt(_sigmoid(-2 * v)) for v in lam]
+        seen = []
+
+        def denoise(x, i):
+            seen.append(x.item())
+            return torch.full_like(x, A + B * lam[i])
+
+        out = dpmpp_2m_sample(denoise, torch.ones(1, 1, 1, 1, dtype=torch.float64), alphas, sigmas)
+        assert out.item() == pytest.approx(A + B * lam[-1], abs=1e-7)   # lower order final: x0 (clipped in float32)
+        integral = math.exp(lam[2]) * (A + B * lam[2] - B) - math.exp(lam[1]) * (A + B * lam[1] - B)
+        return abs(seen[2] - (sigmas[2] / sigmas[1] * seen[1] + sigmas[2] * integral))
+
+    e = [local_error(d) for d in (0.2, 0.1, 0.05)]
+    assert e[0] / e[1] == pytest.approx(8.3, rel=0.05) and e[1] / e[2] == pytest.approx(8.4, rel=0.05)
 
 
 def test_guidance_on_gaussians_is_the_shifted_gaussian_and_w0_is_the_conditional_model():

@@ -312,3 +312,33 @@ def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
     assert "needs at least one of" in capsys.readouterr().err
     assert main(["eval", str(judge), "--fid"]) == 2
     assert "is for generator runs" in capsys.readouterr().err
+
+
+def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, capsys):
+    """`eval --sampler dpmpp2m --sample-steps N` replaces the run's own sampler for that evaluation,
+    eval.json says which one drew the samples, and scores of other samples are not merged in;
+    a one-pass generator or a classifier refuses the flags in one line."""
+    from budgetvision.cli import main
+
+    runs = tmp_path / "runs"
+    common = ["--dataset", "digits", "--out", str(runs), "--no-progress"]
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "30", *common]) == 0
+    assert main(["train", "--preset", "cifar100-vdiffusion", "--steps", "2", *common,
+                 "--set", "train.batch_size=8", "objective.sample_steps=2"]) == 0
+    assert main(["train", "--preset", "mnist-pca", "--steps", "2", *common, "--set", "train.batch_size=64",
+                 "objective.components=1"]) == 0
+    judge, diffusion, pca = sorted(runs.iterdir())
+    assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--prc",
+                 "--sampler", "dpmpp2m", "--sample-steps", "4"]) == 0
+    first = json.loads((diffusion / "eval.json").read_text())
+    assert (first["sampler"], first["sample_steps"]) == ("dpmpp2m", 4) and "judge_precision" in first
+    assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--sampler", "ddim",
+                 "--sample-steps", "3"]) == 0
+    second = json.loads((diffusion / "eval.json").read_text())
+    assert (second["sampler"], second["sample_steps"]) == ("ddim", 3)
+    assert "judge_precision" not in second       # the dpmpp2m samples' score is not carried over
+    capsys.readouterr()
+    assert main(["eval", str(pca), "--judge", str(judge), "--sampler", "ddim"]) == 2
+    assert "for diffusion runs" in capsys.readouterr().err
+    assert main(["eval", str(judge), "--sample-steps", "4"]) == 2
+    assert "--sample-steps is for generator runs" in capsys.readouterr().err

@@ -9,8 +9,9 @@ seed objectives built on them.
 
 Both reduce sampling to one pair of sequences, (alpha_i, sigma_i) from the noisiest level to the
 cleanest, and a `denoise(x, i) -> x0` callback, so one sampler core serves discrete and
-continuous time: DDIM (eta = 0, deterministic) and DDPM ancestral sampling (eta = 1, which is
-exactly Ho's step with the posterior variance beta-tilde). Every random draw of image k comes from
+continuous time: DDIM (eta = 0, deterministic), DDPM ancestral sampling (eta = 1, which is
+exactly Ho's step with the posterior variance beta-tilde) and DPM-Solver++(2M) (Lu et al. 2022,
+the second-order multistep ODE solver: DDIM's accuracy in a fraction of the network calls). Every random draw of image k comes from
 its own generator seeded by seed k, so an image never depends on the batch it was drawn in.
 """
 from __future__ import annotations
@@ -200,6 +201,29 @@ def ddpm_sample(denoise: Denoise, x: Tensor, alphas: Sequence[float], sigmas: Se
     return _run(denoise, x, alphas, sigmas, 1.0, noise, threshold)
 
 
+def dpmpp_2m_sample(denoise: Denoise, x: Tensor, alphas: Sequence[float], sigmas: Sequence[float], *,
+                    threshold: float = 0.0) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2) over the same levels as DDIM.
+
+    In lambda = log(alpha / sigma), with h = lambda_next - lambda, each step is DDIM's
+    x_next = (sigma_next / sigma) x + alpha_next (1 - e^-h) D, where D is the current x0 prediction
+    on the first step and, after it, the second-order extrapolation
+    D = (1 + 1 / (2 r)) x0_i - 1 / (2 r) x0_(i-1), r = h_(i-1) / h_i. The last step, onto clean
+    data (sigma = 0, h infinite), is first order ("lower order final"): it returns the x0
+    prediction, as DDIM's does. One network call per level."""
+    lambdas = [math.log(a / s) for a, s in zip(alphas, sigmas)]
+    x0_prev, h_prev = None, None
+    for i in range(len(alphas)):
+        x0 = dynamic_threshold(denoise(x, i).float(), threshold).to(x.dtype)
+        if i == len(alphas) - 1:
+            return x0
+        h = lambdas[i + 1] - lambdas[i]
+        d = x0 if x0_prev is None else (1 + h / (2 * h_prev)) * x0 - h / (2 * h_prev) * x0_prev
+        x = sigmas[i + 1] / sigmas[i] * x + alphas[i + 1] * -math.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+    return x
+
+
 # ----------------------------------------------------------------------------- objectives
 
 
@@ -333,6 +357,8 @@ class _Diffusion(GenerativeObjective):
                 denoise, alphas, sigmas = self._denoiser(net, cond, self.cfg.sample_steps)
                 if self.cfg.sampler == "ddim":
                     x = ddim_sample(denoise, x, alphas, sigmas, threshold=self.cfg.threshold)
+                elif self.cfg.sampler == "dpmpp2m":
+                    x = dpmpp_2m_sample(denoise, x, alphas, sigmas, threshold=self.cfg.threshold)
                 else:
                     x = ddpm_sample(denoise, x, alphas, sigmas, gens, threshold=self.cfg.threshold)
                 out.append(x)

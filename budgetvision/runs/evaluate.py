@@ -116,19 +116,21 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                        inception_weights: Path | None = None, lpips_weights: Path | None = None,
                        data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
-                       progress: bool = False) -> dict:
+                       sampler: str | None = None, sample_steps: int | None = None, progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
     (kept keys from an earlier call on the same checkpoint) and returns what this call computed
     together with the run's identity. `prc` measures precision and recall in the Inception features
     and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
-    where the Inception weights cannot be found."""
+    where the Inception weights cannot be found. `sampler` / `sample_steps` replace a diffusion
+    run's own (objective.sampler, objective.sample_steps) for this evaluation."""
     run_dir = Path(run_dir)
     inception = fid or kid or inception_score
     _check_request(inception or prc or judge is not None or lpips, n, prc, batch_size, lpips_n)
     device = torch.device(device)
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
-    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
+                       sampling=_sampling_overrides(run_dir, sampler, sample_steps))
     cfg, manifest = opened.config, opened.manifest
     weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
     inception_net = fidlib.load_inception(weights, device) if weights is not None else None
@@ -152,6 +154,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "seeds": manifest["seeds"], "sampling_images_per_s": images_per_s,
            "sampling_device": str(device),
            "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)"}
+    if hasattr(cfg.objective, "sampler"):
+        out["sampler"], out["sample_steps"] = cfg.objective.sampler, cfg.objective.sample_steps
     if inception_net is not None:
         out.update(_inception_scores(images, inception_net, weights, splits, cfg, fid=fid, kid=kid, prc=prc,
                                      inception_score=inception_score, device=device, batch_size=batch_size,
@@ -164,6 +168,14 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                                  batch_size=batch_size))
     _merge_eval_json(run_dir / "eval.json", out)
     return out
+
+
+def _sampling_overrides(run_dir: Path, sampler: str | None, sample_steps: int | None) -> list[str]:
+    overrides = [f"objective.{key}={value}" for key, value in (("sampler", sampler), ("sample_steps", sample_steps))
+                 if value is not None]
+    if overrides and not hasattr(open_run(run_dir)[0].objective, "sampler"):
+        raise ConfigError(f"--sampler and --sample-steps are for diffusion runs; {run_dir} samples in one pass")
+    return overrides
 
 
 def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: int) -> None:
@@ -256,8 +268,8 @@ def _merge_eval_json(path: Path, out: dict) -> None:
             before = read_json(path)
         except BudgetVisionError:
             before = {}
-        if before.get("task") == "generate" and (before.get("run_seed"), before.get("step")) == \
-                (out["run_seed"], out["step"]):
+        same = ("run_seed", "step", "sampler", "sample_steps")   # the same samples: scores add up
+        if before.get("task") == "generate" and all(before.get(k) == out.get(k) for k in same):
             if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}
             merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge

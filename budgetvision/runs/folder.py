@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..config import RunConfig, load_config
+from ..config import RunConfig, apply_overrides, load_config
 from ..data import DataSpec, splits_of
 from ..device import versions
 from ..errors import BudgetVisionError, ConfigError
@@ -101,11 +101,15 @@ class OpenedSeed:
 
 
 def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | None = None,
-              data_root: Path | None = None, spec: DataSpec | None = None, why: str | None = None) -> OpenedSeed:
+              data_root: Path | None = None, spec: DataSpec | None = None, why: str | None = None,
+              sampling: list[str] | None = None) -> OpenedSeed:
     """Open a run's seed checkpoint (default: its first seed). `task` refuses a run of the other kind,
-    saying `why`. Classifiers need their train split's statistics: `spec`, else the data is loaded."""
+    saying `why`. Classifiers need their train split's statistics: `spec`, else the data is loaded.
+    `sampling` overrides how a generator samples (`objective.sampler=dpmpp2m`, ...), nothing it learned."""
     run_dir = Path(run_dir)
     cfg, manifest = open_run(run_dir)
+    if sampling:
+        cfg = apply_overrides(cfg, sampling)
     if task is not None and cfg.task != task:
         why = why or f"this command needs a {TASK_NAMES[task]} run"
         raise BudgetVisionError(f"{run_dir} is a {TASK_NAMES[cfg.task]} run ({cfg.preset}); {why}")
