@@ -348,18 +348,17 @@ _add(Preset(
         data=DataConfig(name="addnist", augment=AugmentConfig(
             crop=2)),                           # CHOICE: +-2 pixel shifts, the classic MNIST augmentation
         model="addnist_digit_sum",
-        optim=OptimConfig(name="muon",          # CHOICE: Muon on the encoder's filters, as the speed-run
-                          muon_lr=0.05,         #   CIFAR preset (whose validation it raised 0.86 points);
-                          lr=0.1,               #   Nesterov SGD on the norms and the digit head
+        optim=OptimConfig(name="adamw", lr=3e-3,  # CHOICE: seed 000's best Adam lr, decoupled decay
                           weight_decay=5e-4,
                           schedule="onecycle"),  # CHOICE: warm-up then anneal to ~0 within the budget
         train=TrainConfig(steps=10_000,         # the budget
                           batch_size=64,        # CHOICE: 192 digits a step; 64 of the 45,000 images
-                          tta_shift=1,          # CHOICE: airbench's 1-pixel shift views (no mirror: digits
-                          eval_every=1_000),    #   have a handedness): 98.34 -> 98.57 % validation, seed 0
+                          eval_every=1_000),
         # Tried, not kept (seed 0, validation, 10k steps): per-channel random affine (rotate 10 deg,
         # zoom 10 %, shift 2 px) instead of crop=2: 98.28 % vs 98.34 % (train accuracy 99.55 vs 99.75 %).
-        # Before: AdamW lr 3e-3 on everything, no test-time views: 98.34 % validation (seed 0).
+        # Promising, not yet adopted: airbench's 1-pixel shift test-time views (train.tta_shift=1; no
+        # mirror, digits have a handedness) read 98.57 % on the same seed's validation split; adopting
+        # it needs three new 10k-step seeds (~3 CPU-hours) to replace the leaderboard's.
     ),
 ))
 
