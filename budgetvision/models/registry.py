@@ -45,7 +45,15 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
 ARCHITECTURE_FIELDS = {"capacity": "seed 004's capacity F", "depth": "seed 004's discriminator depth D"}
 
 
-def config_options(model_cfg, key: str, name: str, fields=tuple(ARCHITECTURE_FIELDS)) -> dict[str, int]:
+def build_configured(model_cfg, role: str = "name", *, fields=tuple(ARCHITECTURE_FIELDS), **shape) -> nn.Module:
+    """The network a ModelConfig names under `role` ("name", or a GAN's "discriminator"), built with
+    `shape` (in_channels, num_classes, image_size and the builder's own keywords) and those of the
+    config's architecture `fields` that it takes."""
+    name = getattr(model_cfg, role)
+    return build_model(name, **shape, **_config_options(model_cfg, f"model.{role}", name, fields))
+
+
+def _config_options(model_cfg, key: str, name: str, fields) -> dict[str, int]:
     """The ModelConfig `fields` that network `name` (found under config key `key`) receives as
     builder keywords; a field it does not take must be 1, else one ConfigError line."""
     builder = MODELS.get(name)

@@ -20,10 +20,10 @@ _BUILDERS = {
 def build_objective(cfg, spec) -> Objective:
     """The objective (with freshly initialised networks) for a RunConfig on a data set's DataSpec."""
     if cfg.objective.name == "classification":
-        from ..models.registry import build_model, config_options
+        from ..models.registry import build_configured
 
-        network = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes,
-                              image_size=spec.image_size, **config_options(cfg.model, "model.name", cfg.model.name))
+        network = build_configured(cfg.model, in_channels=spec.channels, num_classes=spec.num_classes,
+                                   image_size=spec.image_size)
         return Classification(network, label_smoothing=cfg.train.label_smoothing)
     module, builder = _BUILDERS[cfg.objective.name]
     return getattr(importlib.import_module(module), builder)(cfg, spec)

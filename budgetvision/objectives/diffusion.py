@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..config import DDPMConfig, RunConfig, VDiffusionConfig
 from ..errors import ConfigError
-from ..models.registry import build_model, config_options
+from ..models.registry import build_configured
 from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step
 
 # The log-SNR range of the continuous schedules: at +-20, alpha or sigma is 4.5e-5, the data or
@@ -514,9 +514,8 @@ def build_diffusion(cfg: RunConfig, spec) -> GenerativeObjective:
     if cfg.objective.name not in classes:
         raise ConfigError(f"objective.name {cfg.objective.name!r} is not a diffusion objective "
                           f"({', '.join(classes)})")
-    network = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes,
-                          image_size=spec.image_size, conditional=cfg.model.conditional,
-                          **config_options(cfg.model, "model.name", cfg.model.name))
+    network = build_configured(cfg.model, in_channels=spec.channels, num_classes=spec.num_classes,
+                               image_size=spec.image_size, conditional=cfg.model.conditional)
     return classes[cfg.objective.name](
         network, cfg.objective, image_shape=(spec.channels, spec.image_size, spec.image_size),
         num_classes=spec.num_classes, conditional=cfg.model.conditional)

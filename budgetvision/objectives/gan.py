@@ -19,7 +19,7 @@ from ..data.augment import cutout, random_crop
 from ..distributed import all_mean
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator, with_reference
-from ..models.registry import MODELS, build_model, config_options, count_params
+from ..models.registry import MODELS, build_configured, count_params
 from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step, seeded_normal
 
 # --------------------------------------------------------------------------- losses
@@ -414,10 +414,8 @@ def build_gan(cfg, spec) -> GAN:
         shape["virtual_bn"] = True
     # Seed 004's F widens both networks ("the capabilities ... of both networks"); its D deepens
     # the discriminator alone, so a generator is never asked for a depth.
-    G = build_model(cfg.model.name, **shape, **config_options(cfg.model, "model.name", cfg.model.name,
-                                                              fields=("capacity",)))
-    D = build_model(cfg.model.discriminator, **shape,
-                    **config_options(cfg.model, "model.discriminator", cfg.model.discriminator))
+    G = build_configured(cfg.model, fields=("capacity",), **shape)
+    D = build_configured(cfg.model, "discriminator", **shape)
     if not isinstance(G, Generator) or not isinstance(D, Discriminator):
         raise ConfigError(f"model.name={cfg.model.name!r} with model.discriminator="
                           f"{cfg.model.discriminator!r} is not a generator/discriminator pair")

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..models.registry import build_model, config_options
+from ..models.registry import build_configured
 from ..models.pca import PCAGenerator
 from .base import GenerativeObjective, default_labels, nearest_end, seeded_normal
 
@@ -86,9 +86,8 @@ def build_pca(cfg, spec) -> PCA:
     if need > MAX_STATISTICS_BYTES:
         raise ConfigError(f"per-class PCA on '{spec.name}' needs {need / 1024 ** 3:.1f} GiB of covariance "
                           f"statistics ({spec.num_classes} classes x {dim}^2 pixels); use a smaller data set")
-    generator = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes,
-                            image_size=spec.image_size, components=cfg.objective.components,
-                            **config_options(cfg.model, "model.name", cfg.model.name))
+    generator = build_configured(cfg.model, in_channels=spec.channels, num_classes=spec.num_classes,
+                                 image_size=spec.image_size, components=cfg.objective.components)
     if not isinstance(generator, PCAGenerator):
         raise ConfigError(f"objective pca needs model.name=pca, got {cfg.model.name!r}")
     return PCA(generator, interpolation=cfg.objective.interpolation,
