@@ -158,7 +158,7 @@ def cmd_sweep(args) -> int:
         study_obj = open_study(storage, study, preset=args.preset, create=False)
         report = write_report(study_obj, out)
         _print_sweep(report)
-        print(f"plots: {', '.join(str(out / p) for p in report['plots']) or 'none'}")
+        print(f"plots: {', '.join(str(out / p) for p in report['plots']) or 'none'}; HTML: {report['html']}")
         return 0
     if args.preset is None:
         raise ConfigError("sweep needs --preset NAME")
@@ -167,20 +167,27 @@ def cmd_sweep(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result = run_sweep(cfg, space, trials=args.trials, storage=storage, study=study, out=out,
                        data_root=data_root(args.data_root), device=resolve_device(args.device), grid=args.grid,
-                       pruner=args.pruner, progress=not args.no_progress)
+                       pruner=args.pruner, judge=_opt_path(args.judge), judge_n=args.judge_n,
+                       over_budget=args.over_budget, progress=not args.no_progress)
     _print_sweep(result)
     print(f"study {study!r} in {storage}; report: budgetvision sweep --report --study {study} --storage {storage}")
     return 0
 
 
 def _print_sweep(result: dict) -> None:
+    short = "val" if result["metric"] == "validation accuracy" else "judge"
     for t in sorted(result["trials"], key=lambda t: (t["value"] is None, -(t["value"] or 0))):
         value = f"{100 * t['value']:.2f} %" if t["value"] is not None else "-"
-        pruned = f" (pruned at step {t['pruned_at']})" if t["pruned_at"] is not None else ""
-        print(f"trial {t['number']:3d} {t['state']:8s} val {value:>8s}{pruned}  {t['params']}  {t['run_dir'] or ''}")
+        notes = [f"pruned at step {t['pruned_at']}"] if t["pruned_at"] is not None else []
+        notes += ["OVER BUDGET"] if t["over_budget"] else []
+        notes += [f"D accuracy {t['last_logged']['d_accuracy']:.2f} at the end"] if "d_accuracy" in t.get(
+            "last_logged", {}) else []
+        notes += [t["failed"]] if t["failed"] else []
+        print(f"trial {t['number']:3d} {t['state']:8s} {short} {value:>8s}  {t['params']}"
+              + "".join(f" ({n})" for n in notes) + f"  {t['run_dir'] or ''}")
     if result["best"]:
         b = result["best"]
-        print(f"best: trial {b['number']}, validation accuracy {100 * b['value']:.2f} %, {b['params']}")
+        print(f"best: trial {b['number']}, {result['metric']} {100 * b['value']:.2f} %, {b['params']}")
 
 
 def cmd_export(args) -> int:
@@ -580,6 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--grid", action="store_true", help="every combination of the a|b|c values, once")
     sp.add_argument("--pruner", default="median", help="median | hyperband | none (on the validation curve)")
     sp.add_argument("--report", action="store_true", help="the study's trials, best first, and its plots")
+    sp.add_argument("--judge", default=None, metavar="RUN", help="generators: score each trial by this "
+                    "classifier run's accuracy on its class-conditional samples (seed 004's LeNet score)")
+    sp.add_argument("--judge-n", type=int, default=None, metavar="N",
+                    help="generators: samples per trial for the judge (default 1,000)")
+    sp.add_argument("--over-budget", action="store_true", help="run points of the space over the budget "
+                    "(marked so) instead of failing them")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "sweeps"), help="folder for the study's runs")
     common(sp)
     sp.set_defaults(func=cmd_sweep)

@@ -1,6 +1,9 @@
 """Hyper-parameter sweeps on Optuna: each trial is an ordinary run folder, trials are coordinated
 through the study's storage (SQLite next to the runs by default; a server database for many
-machines), and the objective is validation accuracy, never the test split.
+machines), and the objective is validation accuracy, never the test split. A class-conditional
+generator's trials are scored by a judge (a classifier run) reading its samples against the labels
+asked for: seed 004's LeNet score, which reads no real image (the judge-feature FID beside it, which
+does, is reported and chooses nothing).
 
 Search spaces are written as on the command line: `optim.lr=log:1e-4:1e-2` (log-uniform),
 `train.label_smoothing=0:0.2` (uniform), `train.batch_size=int:32:256`, `optim.name=adam|adamw|sgd`
@@ -18,13 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig, apply_overrides
-from .errors import BudgetVisionError, ConfigError
+from .errors import BudgetError, BudgetVisionError, ConfigError
 from .loop import prepare
-from .runs import start_run, train_seeds
+from .runs import evaluate_generator, read_metrics, start_run, train_seeds
 
 HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed worker's trial ...
 GRACE_SECONDS = 90        # ... is failed (and retried) once it has been silent this long
 PRUNERS = ("median", "hyperband", "none")
+JUDGE_SAMPLES = 1_000     # CHOICE: a generator trial's judge samples, 100 per class (standard error ~0.5
+                          # point at 97 %); seed 004 does not say how many its LeNet score read
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,8 @@ def _bounds(parts: list[str], item: str) -> tuple[float, float]:
 
 
 def open_study(storage: str, study: str, *, preset: str, create: bool, grid: list[Dimension] | None = None,
-               pruner: str = "median"):
-    """Create or join a study; a study of another preset is refused (one line)."""
+               pruner: str = "median", metric: str = "validation accuracy"):
+    """Create or join a study; a study of another preset, or scored otherwise, is refused (one line)."""
     import optuna
     from optuna import storages
 
@@ -121,11 +126,13 @@ def open_study(storage: str, study: str, *, preset: str, create: bool, grid: lis
         with _schema_lock(storage):
             study_obj = optuna.create_study(study_name=study, storage=store, direction="maximize",
                                             load_if_exists=True, sampler=sampler, pruner=pruners[pruner])
-    theirs = study_obj.user_attrs.get("preset")
-    if theirs is None and create:
-        study_obj.set_user_attr("preset", preset)
-    elif preset is not None and theirs is not None and theirs != preset:
-        raise BudgetVisionError(f"study {study!r} in {storage} sweeps preset {theirs!r}, not {preset!r}")
+    for key, ours in (("preset", preset), ("metric", metric if create else None)):
+        theirs = study_obj.user_attrs.get(key)
+        if theirs is None and create:
+            study_obj.set_user_attr(key, ours)
+        elif ours is not None and theirs is not None and theirs != ours:
+            what = "sweeps preset" if key == "preset" else "scores its trials by"
+            raise BudgetVisionError(f"study {study!r} in {storage} {what} {theirs!r}, not {ours!r}")
     return study_obj
 
 
@@ -152,42 +159,90 @@ def _schema_lock(storage: str):
 
 def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: str, study: str, out: Path,
               data_root: Path | None, device, grid: bool = False, pruner: str = "median",
+              judge: Path | None = None, judge_n: int | None = None, over_budget: bool = False,
               progress: bool = False) -> dict:
-    """This worker's share of a study's trials: every trial an ordinary run under `out`, scored by its
-    final validation accuracy (mean over its seeds), pruned on its validation curve."""
+    """This worker's share of a study's trials: every trial an ordinary run under `out`. A classifier
+    trial is scored by its final validation accuracy (mean over its seeds) and pruned on its
+    validation curve; a class-conditional generator's by `judge`'s accuracy on `judge_n` of its
+    samples (seeds 0..n-1, labels seed % classes), after training. A point of the space over the
+    budget is a failed trial that says why (the sweep goes on), or with `over_budget` a run marked so."""
     import optuna
 
-    if cfg.task != "classify":
-        raise ConfigError("sweeps score classifiers by validation accuracy; generator scores are not wired yet")
-    if cfg.data.val_fraction == 0 and cfg.data.name != "addnist":
+    judge_n = JUDGE_SAMPLES if judge_n is None else judge_n
+    metric = _metric(cfg, judge, judge_n)
+    if cfg.task == "classify" and cfg.data.val_fraction == 0 and cfg.data.name != "addnist":
         raise ConfigError("a sweep needs a validation split: set data.val_fraction > 0 (the test split "
                           "never chooses anything)")
     if grid and any(d.kind != "choice" for d in space):
         raise ConfigError("--grid runs every combination of a|b|c values; ranges need a search")
     if pruner not in PRUNERS:
         raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}")
+    the_judge = None
+    if judge is not None:   # checked before any trial trains: a classifier run of the same classes
+        from .data import splits_of
+        from .evaluation.judge import check_judge_fits
+        from .runs import open_judge
+
+        the_judge = open_judge(judge, device=device, data_root=data_root)
+        check_judge_fits(the_judge, splits_of(cfg.data, data_root).spec, cfg.preset)
     study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
-                           pruner=pruner)
+                           pruner=pruner, metric=metric)
 
     def objective(trial) -> float:
         trial_cfg = apply_overrides(cfg, [f"{d.key}={d.suggest(trial)}" for d in space])
-        prep = prepare(trial_cfg, data_root=data_root, device=device, allow_over=False)
+        try:
+            prep = prepare(trial_cfg, data_root=data_root, device=device, allow_over=over_budget)
+        except BudgetError as e:
+            trial.set_user_attr("failed", str(e))
+            raise
+        trial.set_user_attr("over_budget", prep.over_budget)
         run_dir = start_run(prep, out, [trial_cfg.train.seed])
         trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("seed", trial_cfg.train.seed)
 
         def report(step: int, accuracy: float) -> None:
             trial.report(accuracy, step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} (validation accuracy {accuracy:.4f})")
 
-        results = train_seeds(prep, run_dir, [trial_cfg.train.seed], progress=progress, on_validation=report)
-        return results["val_accuracy"]
+        results = train_seeds(prep, run_dir, [trial_cfg.train.seed], progress=progress,
+                              on_validation=report if the_judge is None else None)
+        if the_judge is None:
+            return results["val_accuracy"]
+        scores = evaluate_generator(run_dir, judge=judge, n=judge_n, data_root=data_root, device=device)
+        trial.set_user_attr("judge_fid", scores["judge_fid"])
+        trial.set_user_attr("last_logged", _last_logged(run_dir / f"seed-{trial_cfg.train.seed}"))
+        return scores["judge_accuracy"]
 
     # Stop once the study (shared by every worker) holds `trials` finished or pruned trials.
     callback = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
                                                               optuna.trial.TrialState.PRUNED))
-    study_obj.optimize(objective, n_trials=trials, callbacks=[callback], catch=())
+    study_obj.optimize(objective, n_trials=trials, callbacks=[callback], catch=(BudgetError,))
     return summary(study_obj)
+
+
+def _metric(cfg: RunConfig, judge: Path | None, judge_n: int) -> str:
+    """What a trial's value is, in words; a study keeps it, and every worker must agree."""
+    if cfg.task == "classify":
+        if judge is not None:
+            raise ConfigError("--judge scores generator sweeps; a classifier's trials are scored by validation "
+                              "accuracy")
+        return "validation accuracy"
+    if not cfg.model.conditional:
+        raise ConfigError("a generator sweep is scored by a judge's accuracy on class-conditional samples; "
+                          f"preset '{cfg.preset}' is unconditional")
+    if judge is None:
+        raise ConfigError("a generator sweep is scored by a judge's accuracy on its samples: pass --judge RUN "
+                          "(a classifier run on the same data set, e.g. an mnist-lenet run)")
+    if judge_n < 2:   # the judge-feature FID beside the score needs a covariance
+        raise ConfigError(f"--judge-n must be at least 2, got {judge_n}")
+    return f"judge accuracy ({judge_n} samples)"
+
+
+def _last_logged(seed_dir: Path) -> dict:
+    """A trial's last logged training quantities (GAN: losses, D's scores and accuracy)."""
+    rows = [r for r in read_metrics(seed_dir / "metrics.jsonl") if r["kind"] == "train"]
+    return {k: v for k, v in rows[-1].items() if k not in ("kind", "images_per_s", "lr")} if rows else {}
 
 
 def summary(study_obj) -> dict:
@@ -195,22 +250,31 @@ def summary(study_obj) -> dict:
 
     done = [t for t in study_obj.trials if t.state == optuna.trial.TrialState.COMPLETE]
     rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-             "run_dir": t.user_attrs.get("run_dir"),
-             "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None}
+             "run_dir": t.user_attrs.get("run_dir"), "over_budget": t.user_attrs.get("over_budget", False),
+             "failed": t.user_attrs.get("failed"),
+             "pruned_at": max(t.intermediate_values) if t.state.name == "PRUNED" and t.intermediate_values else None,
+             **{k: t.user_attrs[k] for k in ("judge_fid", "last_logged") if k in t.user_attrs}}
             for t in study_obj.trials]
     best = max(done, key=lambda t: t.value) if done else None
-    return {"study": study_obj.study_name, "preset": study_obj.user_attrs.get("preset"), "trials": rows,
+    return {"study": study_obj.study_name, "preset": study_obj.user_attrs.get("preset"),
+            "metric": study_obj.user_attrs.get("metric", "validation accuracy"), "trials": rows,
             "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
                                                "run_dir": best.user_attrs.get("run_dir")}}
 
 
 def write_report(study_obj, folder: Path) -> dict:
-    """Optimisation history and parameter importances as PNGs beside a JSON summary."""
+    """Optimisation history and parameter importances as PNGs; for a generator study also seed 004's
+    figures: every trial's discriminator accuracy and losses against step (`trials.png`) and its
+    judge score (`scores.png`), one line and one bar per combination; all in `report.html` with the
+    trials' table and their runs' sections."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
+
+    from .report.html import write_sweep_report
+    from .report.plots import loss_curves, score_bars
 
     folder.mkdir(parents=True, exist_ok=True)
     out = summary(study_obj)
@@ -228,5 +292,16 @@ def write_report(study_obj, folder: Path) -> dict:
         ax.figure.savefig(folder / name, dpi=120, bbox_inches="tight")
         plt.close(ax.figure)
         written.append(name)
+    if complete and out["metric"].startswith("judge"):
+        named = dict(sorted((" ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(t.params.items()))
+                             or f"trial {t.number}", t) for t in complete))   # one combination per trial
+        curves = {name: read_metrics(Path(t.user_attrs["run_dir"]) / f"seed-{t.user_attrs['seed']}" / "metrics.jsonl")
+                  for name, t in named.items()}
+        title = f"{out['preset']}: study {out['study']}"
+        loss_curves(curves, folder / "trials.png", title, keys=["d_accuracy", "d_loss", "loss"])
+        score_bars({name: t.value for name, t in named.items()}, folder / "scores.png", title, out["metric"])
+        written += ["trials.png", "scores.png"]
     out["plots"] = written
+    out["html"] = str(write_sweep_report(out, folder, folder / "report.html"))
     return out
+

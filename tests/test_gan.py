@@ -24,6 +24,7 @@ from budgetvision.objectives.gan import (
     bce_d_loss,
     bce_g_loss,
     build_gan,
+    d_accuracy,
     gan_param_counts,
     hinge_d_loss,
     hinge_g_loss,
@@ -510,12 +511,21 @@ def test_generator_learns_against_a_frozen_discriminator():
     assert sum(losses[-5:]) / 5 < 0.5 * losses[0], losses
 
 
+def test_d_accuracy_counts_reals_above_and_fakes_below_zero_equally():
+    """Seed 004's discriminator accuracy: 3 of 4 reals scored real (0.75), 1 of 2 fakes scored fake
+    (0.5): 0.625, not the pooled 4 of 6; a score of exactly 0 is on neither side (sigmoid 1/2)."""
+    real = torch.tensor([2.0, 0.5, 0.1, -1.0])
+    fake = torch.tensor([-3.0, 0.0])
+    assert d_accuracy(real, fake).item() == 0.625
+    assert d_accuracy(torch.tensor([1.0]), torch.tensor([-1.0])).item() == 1.0
+
+
 def test_train_step_returns_device_scalars_and_steps_d_as_configured():
     obj = preset_gan("cifar100-aw-sngan", ["objective.d_steps=2"], data=(1, 16, 10))
     opts = optimizers(obj)
     x, y = real_batch()
     out = obj.train_step(x, y, opts)
-    assert {"loss", "d_loss", "d_real", "d_fake", "d_loss_aw", "w_real", "w_fake"} <= set(out)
+    assert {"loss", "d_loss", "d_real", "d_fake", "d_accuracy", "d_loss_aw", "w_real", "w_fake"} <= set(out)
     assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in out.values())
     assert opts["discriminator"].state[next(iter(obj.discriminator.parameters()))]["step"] == 2
     assert opts["main"].state[next(iter(obj.generator.parameters()))]["step"] == 1

@@ -1,7 +1,9 @@
 """Sweeps on Optuna with a real SQLite study: the search-space syntax, two worker processes sharing
 one study, a grid, the report, and one-line refusals."""
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,69 @@ def test_workers_started_together_on_a_new_sqlite_file_all_open_it(tmp_path):
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert len(open_study(db, "race", preset="mnist-lenet", create=False).trials) == 0
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory):
+    """A 60-step LeNet on digits: the judge of the generator sweeps below."""
+    out = tmp_path_factory.mktemp("judge")
+    assert main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "60", "--out", str(out),
+                 "--no-progress"]) == 0
+    (run,) = out.iterdir()
+    return run
+
+
+GAN = ["--preset", "mnist-ccgan", "--dataset", "digits", "--steps", "6", "--no-progress",
+       "--set", "train.log_every=2", "train.sample_every=6", "train.checkpoint_every=6"]
+
+
+def test_a_generator_grid_is_judged_and_its_over_budget_point_fails_saying_why(tmp_path, judge, capsys):
+    """Seed 004's grid: F = 3 makes the CCGAN 2.75 M parameters on digits, over the 1 M budget: that
+    point fails with the budget's reason and the grid goes on; F = 1 trains and is scored by the
+    judge's accuracy on its samples; the report draws D's accuracy and the losses per combination."""
+    assert main(["sweep", *GAN, "--grid", "--space", "model.capacity=1|3", "--trials", "2", "--judge", str(judge),
+                 "--judge-n", "40", "--out", str(tmp_path), "--study", "fd"]) == 0
+    out = capsys.readouterr().out
+    study = open_study(f"sqlite:///{(tmp_path / 'fd' / 'sweep.db').resolve()}", "fd", preset=None, create=False)
+    by_f = {t.params["model.capacity"]: t for t in study.trials}
+    assert by_f[3].state.name == "FAIL" and "run_dir" not in by_f[3].user_attrs
+    assert "2,751,394 parameters is 1,751,395 over the limit" in by_f[3].user_attrs["failed"]
+    assert "over the limit" in out
+    done = by_f[1]
+    assert done.state.name == "COMPLETE" and study.user_attrs["metric"] == "judge accuracy (40 samples)"
+    scored = json.loads((Path(done.user_attrs["run_dir"]) / "eval.json").read_text())
+    assert scored["judge_n"] == 40 and scored["judge"].startswith("mnist-lenet")
+    assert done.value == scored["judge_accuracy"] and done.user_attrs["judge_fid"] == scored["judge_fid"]
+    last = done.user_attrs["last_logged"]
+    assert last["step"] == 6 and {"d_accuracy", "d_loss", "loss"} <= set(last)
+    assert main(["sweep", "--report", "--study", "fd", "--out", str(tmp_path)]) == 0
+    report = capsys.readouterr().out
+    assert f"best: trial {done.number}, judge accuracy (40 samples) {100 * done.value:.2f} %" in report
+    for png in ("history.png", "trials.png", "scores.png"):
+        assert (tmp_path / "fd" / png).stat().st_size > 0
+    page = (tmp_path / "fd" / "report.html").read_text()
+    assert "over the limit" in page and f'id="{Path(done.user_attrs["run_dir"]).name}"' in page
+    assert page.count("data:image/png;base64") >= 3 + 1   # the study's three plots, the trial's training graph
+
+
+def test_over_budget_points_run_marked_when_asked(tmp_path, judge, capsys):
+    assert main(["sweep", *GAN, "--grid", "--space", "model.capacity=1|3", "--trials", "2", "--judge", str(judge),
+                 "--judge-n", "10", "--over-budget", "--out", str(tmp_path), "--study", "over"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trial")]
+    assert len(lines) == 2 and ["OVER BUDGET" in line for line in lines].count(True) == 1
+    study = open_study(f"sqlite:///{(tmp_path / 'over' / 'sweep.db').resolve()}", "over", preset=None, create=False)
+    for trial in study.trials:
+        over = trial.params["model.capacity"] == 3
+        assert trial.state.name == "COMPLETE" and trial.user_attrs["over_budget"] is over
+        assert json.loads((Path(trial.user_attrs["run_dir"]) / "results.json").read_text())["over_budget"] is over
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "mnist-ccgan", "--dataset", "digits"], "pass --judge RUN"),
+    (["--preset", "mnist-dcgan", "--dataset", "digits", "--judge", "x"], "is unconditional"),
+    (["--preset", "mnist-lenet", "--dataset", "digits", "--judge", "x"], "scored by validation accuracy"),
+])
+def test_sweeps_say_how_a_trial_cannot_be_scored(tmp_path, args, words, capsys):
+    assert main(["sweep", *args, "--space", "optim.lr=log:1e-4:1e-2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]

@@ -45,6 +45,12 @@ def bce_g_loss(fake: Tensor) -> Tensor:
     return F.softplus(-fake.float()).mean()
 
 
+def d_accuracy(real: Tensor, fake: Tensor) -> Tensor:
+    """D's training accuracy (seed 004's Figures 2 and 17): the share of reals it scores as real and
+    of fakes as fake, averaged. Both losses put the boundary at a raw score of 0 (sigmoid 1/2 for BCE)."""
+    return 0.5 * ((real.float() > 0).float().mean() + (fake.float() < 0).float().mean())
+
+
 def hinge_d_parts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (seed 001)."""
     return F.relu(1 - real.float()).mean(), F.relu(1 + fake.float()).mean()
@@ -285,7 +291,8 @@ class GAN(GenerativeObjective):
                 fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
             d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
             l_r, l_f = self._d_parts(d_real, d_fake)
-        out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+        out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
+               "d_accuracy": d_accuracy(d_real.detach(), d_fake.detach())}
         params = [p for p in D.parameters() if p.requires_grad]
         if not self.adaptive_weighting:
             d_loss = l_r + l_f
@@ -301,7 +308,8 @@ class GAN(GenerativeObjective):
         (the loop hands one batch per step). Returns device scalars of the last D update and the
         G update: "loss" (G), "d_loss" (L_r + L_f, unweighted, so runs with and without adaptive
         weighting compare), "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for
-        BCE), and with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
+        BCE), "d_accuracy" (D's accuracy on the batch, reals and fakes weighted equally), and
+        with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
         G, D = self.generator, self.discriminator
         y = y if self.conditional else None
         if self.vbn_reference is not None:

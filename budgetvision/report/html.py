@@ -135,8 +135,33 @@ def comparison_table(run_dirs: list[Path]) -> str:
 def write_report(run_dirs: list[Path], out: Path) -> Path:
     run_dirs = [Path(r) for r in run_dirs]
     title = "budgetvision report: " + ", ".join(r.name for r in run_dirs)
-    body = [f"<h1>{html.escape(title)}</h1>", comparison_table(run_dirs)] + [run_section(r) for r in run_dirs]
+    body = [comparison_table(run_dirs)] + [run_section(r) for r in run_dirs]
+    return _write_page(title, body, out)
+
+
+def write_sweep_report(summary: dict, folder: Path, out: Path) -> Path:
+    """A study's page: every trial (best first) with its parameters and fate, the study's plots from
+    `folder`, then the finished trials' runs as in a report of those runs."""
+    rows = [_row(["trial", "state", summary["metric"], "parameters", "notes", "run"], header=True)]
+    for t in sorted(summary["trials"], key=lambda t: (t["value"] is None, -(t["value"] or 0))):
+        notes = ([f"pruned at step {t['pruned_at']}"] if t["pruned_at"] is not None else []) + (
+            ['<span class="over">over budget</span>'] if t["over_budget"] else []) + (
+            [html.escape(t["failed"])] if t["failed"] else [])
+        run = Path(t["run_dir"]).name if t["run_dir"] else ""
+        rows.append(_row([t["number"], t["state"], "-" if t["value"] is None else _pct(t["value"]),
+                          html.escape(", ".join(f"{k}={v}" for k, v in t["params"].items())), "; ".join(notes),
+                          f'<a href="#{html.escape(run)}">{html.escape(run)}</a>' if run else ""]))
+    runs = [Path(t["run_dir"]) for t in sorted(summary["trials"], key=lambda t: -(t["value"] or 0))
+            if t["state"] == "COMPLETE" and t["run_dir"] and (Path(t["run_dir"]) / "results.json").exists()]
+    body = ["<table>" + "".join(rows) + "</table>",
+            "".join(_img(folder / p, p.removesuffix(".png")) for p in summary["plots"] if (folder / p).exists())]
+    if runs:
+        body += [comparison_table(runs)] + [run_section(r) for r in runs]
+    return _write_page(f"budgetvision sweep: study {summary['study']} ({summary['preset']})", body, out)
+
+
+def _write_page(title: str, body: list[str], out: Path) -> Path:
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>")
     atomic_write_bytes(Path(out), page.encode())
     return Path(out)

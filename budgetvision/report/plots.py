@@ -83,20 +83,36 @@ def sample_grid(images, path: Path, nrow: int = 8) -> None:
     tmp.replace(path)
 
 
-def loss_curves(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> None:
-    """Every logged training quantity of a generator run (G and D losses, scores, denoiser loss ...)
-    against step, one panel each."""
+def loss_curves(rows_by_seed: dict[int | str, list[dict]], path: Path, title: str,
+                keys: list[str] | None = None) -> None:
+    """Every logged training quantity of a generator run (G and D losses, scores, denoiser loss ...),
+    or only `keys`, against step, one panel each; one line per seed (an int key) or per named run
+    (a str key: a sweep's trials)."""
     skip = {"kind", "step", "lr", "images_per_s"}
-    keys = sorted({k for rows in rows_by_seed.values() for r in rows if r["kind"] == "train" for k in r} - skip)
+    logged = {k for rows in rows_by_seed.values() for r in rows if r["kind"] == "train" for k in r} - skip
+    keys = sorted(logged) if keys is None else [k for k in keys if k in logged]
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4.5 * max(len(keys), 1), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for i, (seed, rows) in enumerate(sorted(rows_by_seed.items())):
+        for i, (seed, rows) in enumerate(sorted(rows_by_seed.items(), key=lambda kv: str(kv[0]))):
             train = [r for r in rows if r["kind"] == "train" and key in r]
             ax.plot([r["step"] for r in train], [r[key] for r in train], color=f"C{i % 10}", lw=1,
-                    label=f"seed {seed}")
+                    label=f"seed {seed}" if isinstance(seed, int) else seed)
         ax.set(xlabel="optimisation step", ylabel=key)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def score_bars(scores: dict[str, float], path: Path, title: str, ylabel: str) -> None:
+    """One bar per named run (a sweep's trials, seed 004's combinations), its score written on it."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(scores) + 2), 4.2))
+    names = list(scores)
+    bars = ax.bar(range(len(names)), [scores[n] for n in names], color="C0")
+    ax.bar_label(bars, labels=[f"{100 * scores[n]:.1f}" for n in names], fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel=ylabel, ylim=(0, 1.05))
+    ax.grid(alpha=0.3, axis="y")
     fig.suptitle(title)
     _save(fig, path)
 

@@ -191,7 +191,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
         "wall_seconds": sum(r["wall_seconds"] for r in per_seed),
     }
     results["nonfinite_skipped"] = sum(r["nonfinite_skipped"] for r in per_seed)
-    rows = {r["seed"]: _read_metrics(run_dir / f"seed-{r['seed']}" / "metrics.jsonl") for r in per_seed}
+    rows = {r["seed"]: read_metrics(run_dir / f"seed-{r['seed']}" / "metrics.jsonl") for r in per_seed}
     budget_note = f"{prep.params:,} params, {cfg.train.steps:,} steps x batch {cfg.train.batch_size}"
     title = f"{cfg.preset} on {cfg.data.name} ({budget_note})"
     if cfg.task == "classify":
@@ -214,7 +214,8 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
     return results
 
 
-def _read_metrics(path: Path) -> list[dict]:
+def read_metrics(path: Path) -> list[dict]:
+    """A seed's metrics.jsonl as a list of rows (empty before its first log)."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -223,7 +224,7 @@ def _read_metrics(path: Path) -> list[dict]:
 def warnings_of(run_dir: Path, seeds: list[int]) -> list[str]:
     """Warnings the training loop logged (e.g. GAN collapse), per seed."""
     return [f"seed {s}: {r['message']}" for s in seeds
-            for r in _read_metrics(Path(run_dir) / f"seed-{s}" / "metrics.jsonl") if r["kind"] == "warning"]
+            for r in read_metrics(Path(run_dir) / f"seed-{s}" / "metrics.jsonl") if r["kind"] == "warning"]
 
 
 def summary_line(results: dict) -> str:
