@@ -210,8 +210,11 @@ class OptimConfig:
     weight_decay: float = 0.0        # L2 (adam, sgd) or decoupled (adamw)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW moment decays
     d_lr: float = 0.0                # GAN discriminator lr; 0 = the same as lr
-    momentum: float = 0.9            # SGD (and muon) Nesterov momentum; onecycle cycles it 0.95-0.85-0.95
+    momentum: float = 0.9            # SGD (and muon's non-filter) Nesterov momentum
     muon_lr: float = 0.02            # muon: peak lr of the orthogonalised conv-filter updates
+    muon_momentum: float = 0.95      # muon: the filters' Nesterov momentum (torch.optim.Muon's default)
+    onecycle_momentum: bool = True   # onecycle: cycle every group's momentum 0.95-0.85-0.95 in place of
+                                     #   its own (torch's default; the momenta above then do nothing)
     schedule: str = "constant"       # constant | onecycle | cosine | exponential
     warmup_steps: int = 0            # linear warm-up for cosine, steps
     onecycle_pct_start: float = 0.3  # share of steps rising to the peak (torch's default)
@@ -227,6 +230,7 @@ class OptimConfig:
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas must be two numbers in [0, 1)")
         _check(0 <= self.momentum < 1, "optim.momentum must be in [0, 1)")
         _check(math.isfinite(self.muon_lr) and self.muon_lr > 0, "optim.muon_lr must be a positive number")
+        _check(0 <= self.muon_momentum < 1, "optim.muon_momentum must be in [0, 1)")
         _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
         _check(0 < self.onecycle_pct_start < 1, "optim.onecycle_pct_start must be in (0, 1)")
         _check(0 < self.decay_rate <= 1, "optim.decay_rate must be in (0, 1]")

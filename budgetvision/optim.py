@@ -17,9 +17,11 @@ class ConvMuon(torch.optim.Optimizer):
     decoupled weight decay: torch.optim.Muon's update, which that class gives only to 2-D parameters.
     The other group is torch.optim.SGD's Nesterov step with L2 weight decay. Tests pin both."""
 
-    def __init__(self, params, *, lr: float, momentum: float, weight_decay: float, muon_lr: float):
+    def __init__(self, params, *, lr: float, momentum: float, weight_decay: float, muon_lr: float,
+                 muon_momentum: float | None = None):   # the filters' momentum; None: `momentum`
         params = list(params)
-        groups = [{"params": [p for p in params if p.ndim == 4], "lr": muon_lr, "muon": True},
+        groups = [{"params": [p for p in params if p.ndim == 4], "lr": muon_lr, "muon": True,
+                   "momentum": momentum if muon_momentum is None else muon_momentum},
                   {"params": [p for p in params if p.ndim != 4], "lr": lr, "muon": False}]
         super().__init__([g for g in groups if g["params"]], {"momentum": momentum, "weight_decay": weight_decay})
 
@@ -54,7 +56,8 @@ def build_optimizer(params, cfg: OptimConfig, device: torch.device, lr: float | 
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
     if cfg.name == "muon":
-        return ConvMuon(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr)
+        return ConvMuon(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr,
+                        muon_momentum=cfg.muon_momentum)
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=True,
                            weight_decay=cfg.weight_decay, **fused)
 
@@ -70,7 +73,8 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, steps: int):
     """A scheduler stepped once per optimisation step."""
     sched = torch.optim.lr_scheduler
     if cfg.schedule == "onecycle":
-        return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=steps, pct_start=cfg.onecycle_pct_start)
+        return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=steps,
+                                pct_start=cfg.onecycle_pct_start, cycle_momentum=cfg.onecycle_momentum)
     if cfg.schedule == "cosine":
         warm = min(cfg.warmup_steps, steps - 1)
         cosine = sched.CosineAnnealingLR(opt, T_max=max(steps - warm, 1))

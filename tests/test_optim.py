@@ -58,3 +58,22 @@ def test_muon_builds_two_groups_and_onecycle_peaks_each_at_its_own_rate():
         sched.step()
         peaks = [max(a, g["lr"]) for a, g in zip(peaks, opt.param_groups)]
     assert peaks == pytest.approx([0.03, 0.2], rel=1e-6)
+
+
+@pytest.mark.parametrize("cycle", [True, False])
+def test_onecycle_cycles_momentum_only_when_asked_else_each_group_keeps_its_own(cycle):
+    """airbench's Muon recipe: filters at momentum 0.6, the rest at 0.85, neither cycled."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 5, 5))
+    cfg = OptimConfig(name="muon", momentum=0.85, muon_momentum=0.6, schedule="onecycle", onecycle_momentum=cycle)
+    opt = build_optimizer(net.parameters(), cfg, CPU)
+    sched = build_scheduler(opt, cfg, steps=10)
+    seen = []
+    for _ in range(10):
+        seen.append([g["momentum"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    if cycle:   # torch's 0.95 at the start, 0.85 at the peak (step 0.3 x 10 - 1 = 2), for both groups
+        assert seen[0] == pytest.approx([0.95, 0.95]) and seen[2] == pytest.approx([0.85, 0.85])
+    else:
+        assert seen == [[0.6, 0.85]] * 10
