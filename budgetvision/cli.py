@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from .data import data_root
     from .device import resolve_device
-    from .sweep import open_study, parse_space, run_sweep, write_report
+    from .sweep import HEARTBEAT_SECONDS, open_study, parse_space, run_sweep, write_report
 
     study = args.study or args.preset
     if study is None:
@@ -168,7 +168,7 @@ def cmd_sweep(args) -> int:
     result = run_sweep(cfg, space, trials=args.trials, storage=storage, study=study, out=out,
                        data_root=data_root(args.data_root), device=resolve_device(args.device), grid=args.grid,
                        pruner=args.pruner, judge=_opt_path(args.judge), judge_n=args.judge_n,
-                       over_budget=args.over_budget, progress=not args.no_progress)
+                       over_budget=args.over_budget, heartbeat=args.heartbeat or HEARTBEAT_SECONDS, progress=not args.no_progress)
     _print_sweep(result)
     print(f"study {study!r} in {storage}; report: budgetvision sweep --report --study {study} --storage {storage}")
     return 0
@@ -593,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="generators: samples per trial for the judge (default 1,000)")
     sp.add_argument("--over-budget", action="store_true", help="run points of the space over the budget "
                     "(marked so) instead of failing them")
+    sp.add_argument("--heartbeat", type=int, default=None, metavar="S", help="seconds between a worker's "
+                    "heartbeats (default 30); a killed worker's trial is failed and retried after three missed")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "sweeps"), help="folder for the study's runs")
     common(sp)
     sp.set_defaults(func=cmd_sweep)

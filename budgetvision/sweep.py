@@ -25,8 +25,8 @@ from .errors import BudgetError, BudgetVisionError, ConfigError
 from .loop import prepare
 from .runs import evaluate_generator, read_metrics, start_run, train_seeds
 
-HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed worker's trial ...
-GRACE_SECONDS = 90        # ... is failed (and retried) once it has been silent this long
+HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed worker's trial is failed
+                          # (and retried) once silent for three beats
 PRUNERS = ("median", "hyperband", "none")
 JUDGE_SAMPLES = 1_000     # CHOICE: a generator trial's judge samples, 100 per class (standard error ~0.5
                           # point at 97 %); seed 004 does not say how many its LeNet score read
@@ -97,7 +97,7 @@ def _bounds(parts: list[str], item: str) -> tuple[float, float]:
 
 
 def open_study(storage: str, study: str, *, preset: str, create: bool, grid: list[Dimension] | None = None,
-               pruner: str = "median", metric: str = "validation accuracy"):
+               pruner: str = "median", metric: str = "validation accuracy", heartbeat: int = HEARTBEAT_SECONDS):
     """Create or join a study; a study of another preset, or scored otherwise, is refused (one line)."""
     import optuna
     from optuna import storages
@@ -109,8 +109,7 @@ def open_study(storage: str, study: str, *, preset: str, create: bool, grid: lis
         try:
             with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna; they are what we need
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                            grace_period=GRACE_SECONDS,
+                store = storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                                             heartbeat_stale_trial_callback=retry(max_retry=1))
         except Exception as e:  # noqa: BLE001 - SQLAlchemy's many errors for a bad or unreachable URL
             raise BudgetVisionError(f"cannot open study storage {storage}: {str(e).splitlines()[0]}") from None
@@ -160,7 +159,7 @@ def _schema_lock(storage: str):
 def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: str, study: str, out: Path,
               data_root: Path | None, device, grid: bool = False, pruner: str = "median",
               judge: Path | None = None, judge_n: int | None = None, over_budget: bool = False,
-              progress: bool = False) -> dict:
+              heartbeat: int = HEARTBEAT_SECONDS, progress: bool = False) -> dict:
     """This worker's share of a study's trials: every trial an ordinary run under `out`. A classifier
     trial is scored by its final validation accuracy (mean over its seeds) and pruned on its
     validation curve; a class-conditional generator's by `judge`'s accuracy on `judge_n` of its
@@ -177,6 +176,8 @@ def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: s
         raise ConfigError("--grid runs every combination of a|b|c values; ranges need a search")
     if pruner not in PRUNERS:
         raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}")
+    if heartbeat < 1:
+        raise ConfigError(f"--heartbeat must be at least 1 second, got {heartbeat}")
     the_judge = None
     if judge is not None:   # checked before any trial trains: a classifier run of the same classes
         from .data import splits_of
@@ -186,7 +187,7 @@ def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: s
         the_judge = open_judge(judge, device=device, data_root=data_root)
         check_judge_fits(the_judge, splits_of(cfg.data, data_root).spec, cfg.preset)
     study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
-                           pruner=pruner, metric=metric)
+                           pruner=pruner, metric=metric, heartbeat=heartbeat)
 
     def objective(trial) -> float:
         trial_cfg = apply_overrides(cfg, [f"{d.key}={d.suggest(trial)}" for d in space])

@@ -1,14 +1,16 @@
 """Sweeps on Optuna with a real SQLite study: the search-space syntax, two worker processes sharing
 one study, a grid, the report, and one-line refusals."""
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from budgetvision.cli import main
-from budgetvision.errors import ConfigError
+from budgetvision.errors import BudgetVisionError, ConfigError
 from budgetvision.presets import get_preset
 from budgetvision.sweep import Dimension, open_study, parse_space
 from test_resume import env
@@ -175,3 +177,37 @@ def test_sweeps_say_how_a_trial_cannot_be_scored(tmp_path, args, words, capsys):
     assert main(["sweep", *args, "--space", "optim.lr=log:1e-4:1e-2", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
+
+
+def test_a_worker_killed_mid_trial_leaves_its_trial_retried_and_the_study_finishes(tmp_path):
+    """SIGKILL one worker while its trial trains: it stops beating, the next worker fails that trial
+    after three missed beats (1 s each here) and runs its parameters again, and the study completes."""
+    db = f"sqlite:///{tmp_path / 'sweep.db'}"
+    cmd = [sys.executable, "-m", "budgetvision", "sweep", "--preset", "mnist-lenet", "--dataset", "digits",
+           "--steps", "400", "--no-progress", "--set", "train.eval_every=200", "data.val_fraction=0.1",
+           "--space", "optim.lr=log:1e-4:1e-2", "--trials", "2", "--storage", db, "--study", "kill",
+           "--out", str(tmp_path), "--pruner", "none", "--heartbeat", "1"]
+    victim = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:   # until its first trial has a run folder: it is training
+        try:
+            running = [t for t in open_study(db, "kill", preset=None, create=False).trials
+                       if t.state.name == "RUNNING" and "run_dir" in t.user_attrs]
+        except BudgetVisionError:   # the worker has not created the study yet
+            running = []
+        if running:
+            break
+        assert victim.poll() is None, "the worker ended before it was killed"
+        time.sleep(0.2)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=60)
+    (killed,) = running
+    time.sleep(4)   # three beats of 1 s go by in silence
+    done = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    trials = open_study(db, "kill", preset=None, create=False).trials
+    by_state = {s: [t for t in trials if t.state.name == s] for s in ("FAIL", "COMPLETE")}
+    assert [t.number for t in by_state["FAIL"]] == [killed.number]
+    assert len(by_state["COMPLETE"]) == 2
+    retried = [t for t in by_state["COMPLETE"] if t.params == killed.params]
+    assert len(retried) == 1 and retried[0].user_attrs["run_dir"] != killed.user_attrs["run_dir"]
