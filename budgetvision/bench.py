@@ -13,7 +13,7 @@ non-finite guard, the schedule and the EMA.
 A row also holds the work per training image (the FLOPs torch's FlopCounterMode counts in one
 training step: every network's forward and backward; optimiser updates are elementwise and not
 counted), the FLOP rate each loop reaches, and for generators the sampling rate of the recipe's
-sampler, measured as `budgetvision eval` draws. Rows are written one file per preset, device and
+sampler (and of DDIM and DPM-Solver++ for diffusion), measured as `budgetvision eval` draws. Rows are written one file per preset, device and
 data set, and the README's speed table is generated from the committed files.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from .version import __version__, source_commit
 
 SPEED_FORMAT = "budgetvision-speed-1"
 SAMPLE_BATCH = 250    # images per sampling call, as `budgetvision eval` draws them
+FAST_SAMPLERS = (("ddim", 50), ("dpmpp2m", 25))   # diffusion: timed beside the recipe's own sampler
 FLOP_BATCH = 2        # FLOPs are counted at this batch and divided by it: BatchNorm in training mode needs
                       # two images, and every op the counter counts (conv, matmul, attention) is linear in it
 
@@ -262,7 +263,28 @@ def sampler_name(cfg: RunConfig) -> str | None:
     if cfg.task != "generate":
         return None
     o = cfg.objective
-    return f"{o.sampler}, {o.sample_steps} steps" if hasattr(o, "sampler") else o.name
+    return _sampler_label(o.sampler, o.sample_steps) if hasattr(o, "sampler") else o.name
+
+
+def _sampler_label(sampler: str, steps: int) -> str:
+    return f"{sampler}, {steps} steps"
+
+
+def sampling_rates(training: _Training, n: int) -> dict[str, float]:
+    """Images/s per sampler: the recipe's own, and for diffusion also the fast ones `eval --sampler`
+    offers (FAST_SAMPLERS), each from the same trained network."""
+    rates = {sampler_name(training.cfg): sampling_rate(training, n)}
+    objective = training.objective
+    own = getattr(objective, "cfg", None)
+    for sampler, steps in FAST_SAMPLERS if hasattr(own, "sampler") else ():
+        if (sampler, steps) == (own.sampler, own.sample_steps):
+            continue
+        objective.cfg = replace(own, sampler=sampler, sample_steps=steps)   # what sample() reads
+        try:
+            rates[_sampler_label(sampler, steps)] = sampling_rate(training, n)
+        finally:
+            objective.cfg = own
+    return rates
 
 
 # ----------------------------------------------------------------------------- one row
@@ -294,7 +316,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         tool_rate, plain_rate = interleaved([tool, plain_loop(prep, options.workers)], steps=options.steps,
                                             window=options.window, warmup=options.warmup, device=device)
         samples = options.samples or (64 if device.type == "cuda" else 4)
-        sampling = sampling_rate(training, samples) if cfg.task == "generate" else None
+        rates = sampling_rates(training, samples) if cfg.task == "generate" else {}
     gflop = gflop_per_image(cfg, prep.splits.spec)
     tc = cfg.train
     return {
@@ -303,11 +325,12 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "params": prep.params,
         "tool_images_per_s": tool_rate, "plain_images_per_s": plain_rate, "ratio": tool_rate / plain_rate,
         "gflop_per_image": gflop, "tool_gflop_per_s": gflop * tool_rate, "plain_gflop_per_s": gflop * plain_rate,
-        "sampling_images_per_s": sampling, "sampler": sampler_name(cfg),
+        "sampling_images_per_s": rates.get(sampler_name(cfg)), "sampler": sampler_name(cfg),
+        "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
                           "bf16": tc.amp and device.type == "cuda"},
         "steps": options.steps, "window": options.window, "warmup": options.warmup,
-        "samples": samples if sampling is not None else 0, "workers": options.workers,
+        "samples": samples if rates else 0, "workers": options.workers,
         "torch": torch.__version__, "budgetvision": __version__, "commit": source_commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "command": command_line(preset, device, dataset, overrides, options, torch.get_num_threads()),
@@ -363,8 +386,9 @@ def _rate(value: float) -> str:
 
 
 def _sampling(row: dict) -> str:
-    rate = row["sampling_images_per_s"]
-    return "-" if rate is None else f"{_rate(rate)} ({row['sampler']})"
+    rates = row.get("sampling_rates") or ({row["sampler"]: row["sampling_images_per_s"]}
+                                          if row["sampling_images_per_s"] is not None else {})   # older files
+    return "; ".join(f"{_rate(rate)} ({name})" for name, rate in rates.items()) or "-"
 
 
 def format_text(rows: list[dict]) -> str:

@@ -27,7 +27,8 @@ FIELDS = {
     "preset": str, "task": str, "dataset": str, "device": str, "device_name": str, "threads": int,
     "batch_size": int, "params": int, "tool_images_per_s": float, "plain_images_per_s": float,
     "ratio": float, "gflop_per_image": float, "tool_gflop_per_s": float, "plain_gflop_per_s": float,
-    "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "tool_settings": dict,
+    "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "sampling_rates": dict,
+    "tool_settings": dict,
     "steps": int, "window": int, "warmup": int, "samples": int, "workers": int, "torch": str,
     "budgetvision": str, "commit": (str, type(None)), "date": str, "command": str,
 }
@@ -89,6 +90,10 @@ def test_generator_bench_samples_and_counts_the_denoisers_passes(tmp_path, capsy
     _check_row(row, "cifar100-vdiffusion", "generate")
     assert row["batch_size"] == 4 and row["threads"] == torch.get_num_threads()
     assert row["sampling_images_per_s"] > 0 and row["sampler"] == "ddpm, 2 steps" and row["samples"] == 2
+    rates = row["sampling_rates"]   # the recipe's sampler first, then the fast ones eval --sampler offers
+    assert list(rates) == ["ddpm, 2 steps", "ddim, 50 steps", "dpmpp2m, 25 steps"] and min(rates.values()) > 0
+    assert rates["ddpm, 2 steps"] == row["sampling_images_per_s"]
+    assert "(ddim, 50 steps)" in bench.format_markdown([row])
     assert "--set train.batch_size=4 objective.sample_steps=2" in row["command"]
 
     cfg = resolve("cifar100-vdiffusion", dataset="digits")
