@@ -3,12 +3,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 import budgetvision as bv
 from budgetvision.cli import main
 from budgetvision.data import eval_batches, load_splits
+from budgetvision.runs import open_seed
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +92,36 @@ def test_onnx_export_matches_pytorch_on_test_images(run, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(got), model(x), atol=1e-4, rtol=1e-4)
     assert "matches PyTorch" in capsys.readouterr().out
+
+
+def test_a_gan_generator_exports_and_draws_what_sample_draws(tmp_path, capsys):
+    """A conditional GAN's generator (the EMA copy): latents and labels in, the images `sample`
+    writes out, checked on 512 seeded latents; refused in one line for a PCA run."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    out = tmp_path / "runs"
+    assert main(["train", "--preset", "mnist-projection-gan", "--dataset", "digits", "--steps", "4", "--no-progress",
+                 "--set", "train.sample_every=4", "train.checkpoint_every=4", "--out", str(out)]) == 0
+    (run,) = out.iterdir()
+    path = tmp_path / "g.onnx"
+    assert main(["export", str(run), "--onnx", str(path)]) == 0
+    info = json.loads((tmp_path / "g.onnx.json").read_text())
+    assert info["check_images"] == 512 and info["max_abs_image_diff"] < 1e-3 and info["opset"] >= 18
+    assert "labels (N,) int64" in info["input"] and "matches PyTorch on 512 seeded latents" in capsys.readouterr().out
+    seeds = [3, 14, 15]
+    z = torch.stack([torch.randn(128, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"latents": z.numpy(),
+                                                             "labels": np.array([7, 4, 5], dtype=np.int64)})[0]
+    opened = open_seed(run, device=torch.device("cpu"))
+    with torch.no_grad():
+        drawn = opened.objective.sample(seeds, torch.tensor([7, 4, 5]), network=opened.network)
+    torch.testing.assert_close(torch.from_numpy(got), drawn, atol=1e-4, rtol=1e-4)
+
+    assert main(["train", "--preset", "mnist-pca", "--dataset", "digits", "--steps", "2", "--no-progress",
+                 "--out", str(tmp_path / "pca")]) == 0
+    (pca,) = (tmp_path / "pca").iterdir()
+    capsys.readouterr()
+    assert main(["export", str(pca), "--onnx", str(tmp_path / "p.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ONNX export takes classifier runs and GAN runs" in err[0]
