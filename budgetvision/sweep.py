@@ -178,14 +178,13 @@ def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: s
         raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}")
     if heartbeat < 1:
         raise ConfigError(f"--heartbeat must be at least 1 second, got {heartbeat}")
-    the_judge = None
     if judge is not None:   # checked before any trial trains: a classifier run of the same classes
         from .data import splits_of
         from .evaluation.judge import check_judge_fits
         from .runs import open_judge
 
-        the_judge = open_judge(judge, device=device, data_root=data_root)
-        check_judge_fits(the_judge, splits_of(cfg.data, data_root).spec, cfg.preset)
+        check_judge_fits(open_judge(judge, device=device, data_root=data_root), splits_of(cfg.data, data_root).spec,
+                         cfg.preset)
     study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
                            pruner=pruner, metric=metric, heartbeat=heartbeat)
 
@@ -207,8 +206,8 @@ def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: s
                 raise optuna.TrialPruned(f"pruned at step {step} (validation accuracy {accuracy:.4f})")
 
         results = train_seeds(prep, run_dir, [trial_cfg.train.seed], progress=progress,
-                              on_validation=report if the_judge is None else None)
-        if the_judge is None:
+                              on_validation=report if judge is None else None)
+        if judge is None:
             return results["val_accuracy"]
         scores = evaluate_generator(run_dir, judge=judge, n=judge_n, data_root=data_root, device=device)
         trial.set_user_attr("judge_fid", scores["judge_fid"])
