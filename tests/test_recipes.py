@@ -55,7 +55,7 @@ def test_digit_sum_net_outputs_the_law_of_the_sum():
     same = torch.randn(1, 1, 28, 28).expand(1, 3, 28, 28)
     logits = net.digit_logits(same)
     torch.testing.assert_close(logits[:, 0], logits[:, 2])
-    assert count_params(net) == 75_370
+    assert count_params(net) == 98_506
 
 
 def test_digit_sum_net_is_sure_of_the_sum_of_sure_digits():

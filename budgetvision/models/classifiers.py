@@ -316,22 +316,23 @@ class DigitSumNet(Classifier):
     DIGITS = 10
 
     def __init__(self, in_channels: int, num_classes: int,
-                 widths: tuple[int, int, int] = (32, 64, 96)):   # per-digit encoder, one conv each
+                 widths: tuple[int, int, int, int] = (32, 48, 64, 96)):   # per-digit encoder, one conv each
         super().__init__()
         max_sum = in_channels * (self.DIGITS - 1)
         if num_classes > max_sum:
             raise ConfigError(f"model 'addnist_digit_sum': {num_classes} classes (sums 1..{num_classes}) "
                               f"cannot come from {in_channels} digits (largest sum {max_sum})")
-        c1, c2, c3 = widths
+        c1, c2, c3, c4 = widths
         self.digits = in_channels
         self.num_classes = num_classes
         self.encoder = nn.Sequential(
             ConvBNAct(1, c1, 3), nn.MaxPool2d(2),      # 28 -> 14
             ConvBNAct(c1, c2, 3), nn.MaxPool2d(2),     # 14 -> 7
-            ConvBNAct(c2, c3, 3),
+            ConvBNAct(c2, c3, 3),                      # receptive field 18 pixels ...
+            ConvBNAct(c3, c4, 3),                      # ... 26: a whole digit before the average pool
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
-        self.head = nn.Linear(c3, self.DIGITS)        # digit logits, shared by every channel
+        self.head = nn.Linear(c4, self.DIGITS)        # digit logits, shared by every channel
         # mask[t, s] = 0 where the digit tuple t (row-major over the channels) sums to s, else -inf
         tuples = torch.cartesian_prod(*[torch.arange(self.DIGITS)] * in_channels).view(-1, in_channels)
         sums = tuples.sum(dim=1)
@@ -361,9 +362,11 @@ class DigitSumNet(Classifier):
 
 @register("addnist_digit_sum")
 def addnist_digit_sum(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # budgetvision. Encoder per digit: 3x3 conv 1->32 +BN+ReLU, 2x2 max-pool, 3x3 conv 32->64,
-    # max-pool, 3x3 conv 64->96, global average pool, FC 96->10 digits; the sum law above.
-    # 75,370 params at 3x28x28/20 classes, whatever the number of classes.
+    # budgetvision. Encoder per digit: 3x3 conv 1->32 +BN+ReLU, 2x2 max-pool, 3x3 conv 32->48,
+    # max-pool, 3x3 convs 48->64->96 at 7x7, global average pool, FC 96->10 digits; the sum law
+    # above. 98,506 params at 3x28x28/20 classes, whatever the number of classes. The fourth conv
+    # (the 3-conv encoder 32-64-96 had 75,370 and saw 18 of a digit's 28 pixels before pooling)
+    # read 97.93 vs 97.69 % validation at step 6,000, seed 0 (see presets.py for the final figures).
     _require_min_size("addnist_digit_sum", image_size, 4)
     return DigitSumNet(in_channels, num_classes)
 
