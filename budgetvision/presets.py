@@ -390,7 +390,8 @@ _add(Preset(
                           eval_every=1_000),    #     on seed 0 of the 3,000 x 128 CIFAR-10-JPEG run
         # Tried, not kept (seed 0, validation, 3,000 x 128 CIFAR-10-JPEG, flip TTA): lr 0.4 (82.58 vs
         # 82.78 %), weight decay 2e-4 (82.94 %, within seed noise: seed 1 gave 83.42 %), 8-pixel cutout
-        # on the whitened net (82.86 vs 83.34 %), Muon at muon_lr 0.02 (84.24 vs 84.42 % at 0.05).
+        # on the whitened net (82.86 vs 83.34 %), Muon at muon_lr 0.02 (84.24 vs 84.42 % at 0.05) and
+        # at 0.1 (84.42 %, no gain), airbench's momenta (Muon 0.6, SGD 0.85, not cycled: 84.20 %).
         # Kept: the whitening stem (82.78 -> 83.34 %), Muon over SGD (83.56 -> 84.42 %).
     ),
 ))
