@@ -12,9 +12,11 @@ non-finite guard, the schedule and the EMA.
 
 A row also holds the work per training image (the FLOPs torch's FlopCounterMode counts in one
 training step: every network's forward and backward; optimiser updates are elementwise and not
-counted), the FLOP rate each loop reaches, and for generators the sampling rate of the recipe's
-sampler (and of DDIM and DPM-Solver++ for diffusion), measured as `budgetvision eval` draws. Rows are written one file per preset, device and
-data set, and the README's speed table is generated from the committed files.
+counted), the FLOP rate each loop reaches, the shares of the tool's step spent in forward passes,
+backward, the optimiser and outside them (torch.profiler), and for generators the sampling rate of
+the recipe's sampler (and of DDIM and DPM-Solver++ for diffusion), measured as `budgetvision eval`
+draws. Rows are written one file per preset, device and data set, and the README's speed table is
+generated from the committed files.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from .io import write_json
 from .leaderboard import default_results_dir
 from .loop import Prepared, _Training, input_stats, prepare
 from .objectives import build_objective
-from .objectives.base import default_labels
+from .objectives.base import BACKWARD, FORWARD, OPTIMIZER, default_labels
 from .optim import build_optimizers, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import draw_timed
@@ -212,6 +214,28 @@ def interleaved(loops: list, *, steps: int, window: int, warmup: int, device: to
     return [i / s for i, s in zip(images, seconds)]
 
 
+def step_shares(step, n: int, device: torch.device) -> dict[str, float]:
+    """Where the time of `n` steps goes, as shares of their wall time: the forward passes, backward
+    and the optimiser's update (the profiler ranges the objectives mark), and "outside", the rest
+    (data, augmentation, the non-finite guard, clipping, EMA, schedule). CPU time of the ranges: on
+    a GPU the ranges time the host's launches, so read "outside" there as host overhead."""
+    parts = (FORWARD, BACKWARD, OPTIMIZER)
+    _sync(device)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(n):
+            step()
+        _sync(device)
+        wall = time.perf_counter() - start
+    spent = dict.fromkeys(parts, 0.0)
+    for event in prof.events():
+        if event.name in spent:
+            spent[event.name] += event.cpu_time_total / 1e6
+    shares = {name.removeprefix("bv."): min(seconds / wall, 1.0) for name, seconds in spent.items()}
+    shares["outside"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares
+
+
 # ----------------------------------------------------------------------------- work and sampling
 
 class _Global:
@@ -315,6 +339,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         tool, training = tool_loop(prep, Path(folder))
         tool_rate, plain_rate = interleaved([tool, plain_loop(prep, options.workers)], steps=options.steps,
                                             window=options.window, warmup=options.warmup, device=device)
+        shares = step_shares(tool, options.window, device)
         samples = options.samples or (64 if device.type == "cuda" else 4)
         rates = sampling_rates(training, samples) if cfg.task == "generate" else {}
     gflop = gflop_per_image(cfg, prep.splits.spec)
@@ -327,6 +352,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "gflop_per_image": gflop, "tool_gflop_per_s": gflop * tool_rate, "plain_gflop_per_s": gflop * plain_rate,
         "sampling_images_per_s": rates.get(sampler_name(cfg)), "sampler": sampler_name(cfg),
         "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
+        "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (torch.profiler)
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
                           "bf16": tc.amp and device.type == "cuda"},
         "steps": options.steps, "window": options.window, "warmup": options.warmup,
@@ -391,14 +417,20 @@ def _sampling(row: dict) -> str:
     return "; ".join(f"{_rate(rate)} ({name})" for name, rate in rates.items()) or "-"
 
 
+def _outside(row: dict) -> str:
+    """The share of the tool's step outside forward, backward and the optimiser (older files: -)."""
+    shares = row.get("step_shares")
+    return f"{100 * shares['outside']:.1f} %" if shares else "-"
+
+
 def format_text(rows: list[dict]) -> str:
     head = (f"{'preset':26} {'data set':14} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
-            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12}  sampling img/s")
+            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'outside':>7}  sampling img/s")
     out = [head, "-" * len(head)]
     for r in rows:
         out.append(f"{r['preset']:26} {r['dataset'][-14:]:14} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
                    f"{r['plain_images_per_s']:>11,.1f} {r['ratio']:>5.2f}x {r['gflop_per_image']:>10.4g} "
-                   f"{r['tool_gflop_per_s']:>12.1f}  {_sampling(r)}")
+                   f"{r['tool_gflop_per_s']:>12.1f} {_outside(r):>7}  {_sampling(r)}")
     if rows:
         r = rows[0]
         out.append(f"{r['device']} ({r['device_name']}), {r['threads']} threads, torch {r['torch']}; "
@@ -408,13 +440,13 @@ def format_text(rows: list[dict]) -> str:
 
 def format_markdown(rows: list[dict]) -> str:
     out = ["| preset | data set | batch | tool img/s | plain img/s | ratio | GFLOP/image | tool GFLOP/s "
-           "| sampling img/s | device | threads | torch | command |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
+           "| outside fwd/bwd/opt | sampling img/s | device | threads | torch | command |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
     for r in rows:
         out.append(f"| {r['preset']} | {r['dataset']} | {r['batch_size']} | {r['tool_images_per_s']:,.1f} | "
                    f"{r['plain_images_per_s']:,.1f} | {r['ratio']:.2f}x | {r['gflop_per_image']:.4g} | "
-                   f"{r['tool_gflop_per_s']:,.1f} | {_sampling(r)} | {r['device']}: {r['device_name']} | "
-                   f"{r['threads']} | {r['torch']} | `{r['command']}` |")
+                   f"{r['tool_gflop_per_s']:,.1f} | {_outside(r)} | {_sampling(r)} | "
+                   f"{r['device']}: {r['device_name']} | {r['threads']} | {r['torch']} | `{r['command']}` |")
     return "\n".join(out) + "\n"
 
 

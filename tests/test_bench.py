@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ FIELDS = {
     "batch_size": int, "params": int, "tool_images_per_s": float, "plain_images_per_s": float,
     "ratio": float, "gflop_per_image": float, "tool_gflop_per_s": float, "plain_gflop_per_s": float,
     "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "sampling_rates": dict,
-    "tool_settings": dict,
+    "step_shares": dict, "tool_settings": dict,
     "steps": int, "window": int, "warmup": int, "samples": int, "workers": int, "torch": str,
     "budgetvision": str, "commit": (str, type(None)), "date": str, "command": str,
 }
@@ -66,6 +67,9 @@ def test_classifier_bench_json_fields_flops_and_threads(tmp_path):
     _check_row(row, "mnist-lenet", "classify")
     assert row["threads"] == 2 and "--threads 2" in row["command"]   # set in the process, over $OMP_NUM_THREADS
     assert row["batch_size"] == 64 and row["sampling_images_per_s"] is None and row["sampler"] is None
+    shares = row["step_shares"]   # the objective marks its forward, optimizer_step backward and update
+    assert set(shares) == {"forward", "backward", "optimizer", "outside"} and sum(shares.values()) == pytest.approx(1)
+    assert min(shares["forward"], shares["backward"], shares["optimizer"]) > 0
 
     # The same network's forward and backward at batch 1, counted here without the bench's code.
     cfg = resolve("mnist-lenet", dataset="digits")
@@ -158,3 +162,24 @@ def test_readme_speed_section_is_generated_from_the_committed_files():
     assert section == bench.readme_section(rows), "README.md is stale: run benchmarks/update_readme.py"
     if not rows:
         assert "No speed result is committed yet" in section
+
+
+def test_step_shares_split_a_step_by_its_profiler_ranges():
+    """A step of 30 ms in the forward range, 10 ms in the optimiser's and 20 ms of its own: shares
+    1/2, 0, 1/6 and 1/3 (sleeps: the ranges' CPU time is their wall time here)."""
+    from budgetvision.objectives.base import FORWARD, OPTIMIZER
+
+    def step():
+        with torch.profiler.record_function(FORWARD):
+            time.sleep(0.03)
+        with torch.profiler.record_function(OPTIMIZER):
+            time.sleep(0.01)
+        time.sleep(0.02)
+
+    shares = bench.step_shares(step, 4, torch.device("cpu"))
+    assert set(shares) == {"forward", "backward", "optimizer", "outside"}
+    assert shares["backward"] == 0.0
+    assert shares["forward"] == pytest.approx(0.5, abs=0.06)
+    assert shares["optimizer"] == pytest.approx(1 / 6, abs=0.04)
+    assert shares["outside"] == pytest.approx(1 / 3, abs=0.06)
+

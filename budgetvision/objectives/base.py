@@ -17,6 +17,11 @@ from ..distributed import average_gradients
 from ..errors import BudgetVisionError
 
 
+# Profiler ranges of a training step's parts (`bench` reads them); everything else in a step is the
+# loop's own time: data, augmentation, the non-finite guard, clipping, EMA, schedule, logging.
+FORWARD, BACKWARD, OPTIMIZER = "bv.forward", "bv.backward", "bv.optimizer"
+
+
 class NonFiniteLoss(BudgetVisionError):
     """A NaN or inf loss; the loop adds the step and the last good checkpoint to the message."""
 
@@ -31,7 +36,8 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
     every process clips by the same norm and takes the same decision."""
     params = [p for p in params if p.requires_grad]
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    with torch.profiler.record_function(BACKWARD):
+        loss.backward()
     loss = average_gradients(params, loss)
     if grad_clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
@@ -41,19 +47,23 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
         opt.zero_grad(set_to_none=True)
         what = name if not torch.isfinite(loss) else f"gradient of the {name}"
         raise NonFiniteLoss(f"non-finite {what} ({loss.item()})")
-    opt.step()
+    with torch.profiler.record_function(OPTIMIZER):
+        opt.step()
 
 
 class Objective(nn.Module):
     task: str = "classify"
     amp_dtype: torch.dtype | None = None   # set by the loop: autocast dtype of forward passes (None: fp32)
 
+    @contextlib.contextmanager
     def autocast(self, x: Tensor):
         """The precision of forward passes and losses, never of backward or the optimiser step:
-        autocast to `amp_dtype` where the loop set one (bf16 on CUDA), else full precision."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(x.device.type, dtype=self.amp_dtype)
+        autocast to `amp_dtype` where the loop set one (bf16 on CUDA), else full precision. Every
+        forward pass of a step runs in here, so here is also its profiler range (FORWARD)."""
+        precision = (contextlib.nullcontext() if self.amp_dtype is None
+                     else torch.autocast(x.device.type, dtype=self.amp_dtype))
+        with torch.profiler.record_function(FORWARD), precision:
+            yield
 
     def trained_networks(self) -> dict[str, nn.Module]:
         """Every network trained for the task, by role; their parameters are the budgeted count."""
