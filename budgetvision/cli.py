@@ -145,6 +145,7 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from .data import data_root
     from .device import resolve_device
+    from .report.html import write_sweep_report
     from .sweep import HEARTBEAT_SECONDS, open_study, parse_space, run_sweep, write_report
 
     study = args.study or args.preset
@@ -157,8 +158,9 @@ def cmd_sweep(args) -> int:
             raise ConfigError(f"no sweep database at {out / 'sweep.db'}; pass --storage URL")
         study_obj = open_study(storage, study, preset=args.preset, create=False)
         report = write_report(study_obj, out)
+        html = write_sweep_report(report, out, out / "report.html")
         _print_sweep(report)
-        print(f"plots: {', '.join(str(out / p) for p in report['plots']) or 'none'}; HTML: {report['html']}")
+        print(f"plots: {', '.join(str(out / p) for p in report['plots']) or 'none'}; HTML: {html}")
         return 0
     if args.preset is None:
         raise ConfigError("sweep needs --preset NAME")

@@ -265,15 +265,14 @@ def summary(study_obj) -> dict:
 def write_report(study_obj, folder: Path) -> dict:
     """Optimisation history and parameter importances as PNGs; for a generator study also seed 004's
     figures: every trial's discriminator accuracy and losses against step (`trials.png`) and its
-    judge score (`scores.png`), one line and one bar per combination; all in `report.html` with the
-    trials' table and their runs' sections."""
+    judge score (`scores.png`), one line and one bar per combination. (The command line puts them in
+    `report.html`, with the trials' table and their runs' sections.)"""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from .report.html import write_sweep_report
     from .report.plots import loss_curves, score_bars
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -302,6 +301,5 @@ def write_report(study_obj, folder: Path) -> dict:
         score_bars({name: t.value for name, t in named.items()}, folder / "scores.png", title, out["metric"])
         written += ["trials.png", "scores.png"]
     out["plots"] = written
-    out["html"] = str(write_sweep_report(out, folder, folder / "report.html"))
     return out
 
