@@ -332,8 +332,10 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
     """One row: the preset (on `dataset`, with `overrides`) measured on `device`."""
     overrides = list(overrides)
     cfg = apply_overrides(get_preset(preset).config, ([f"data.name={dataset}"] if dataset else []) + overrides)
-    # The schedule spans exactly the steps each loop takes, as it would a run of that length.
-    cfg = apply_overrides(cfg, [f"train.steps={options.warmup + options.steps}", "train.tensorboard=false"])
+    # The schedule spans exactly the steps each loop takes (the tool's: also one profiled window), as
+    # it would a run of that length; OneCycle refuses a step past its end.
+    cfg = apply_overrides(cfg, [f"train.steps={options.warmup + options.steps + options.window}",
+                                "train.tensorboard=false"])
     prep = prepare(cfg, data_root=data_root, device=device, allow_over=True)
     with tempfile.TemporaryDirectory() as folder:
         tool, training = tool_loop(prep, Path(folder))

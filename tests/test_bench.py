@@ -164,6 +164,11 @@ def test_readme_speed_section_is_generated_from_the_committed_files():
         assert "No speed result is committed yet" in section
 
 
+def test_a_onecycle_preset_benches_through_its_profiled_window(tmp_path):
+    """OneCycle refuses a step past its end: the schedule spans the timed steps and the profiled window."""
+    assert main(["bench", "--preset", "cifar100-speedrun-convnet", *SMOKE, "--out", str(tmp_path)]) == 0
+
+
 def test_step_shares_split_a_step_by_its_profiler_ranges():
     """A step of 30 ms in the forward range, 10 ms in the optimiser's and 20 ms of its own: shares
     1/2, 0, 1/6 and 1/3 (sleeps: the ranges' CPU time is their wall time here)."""
