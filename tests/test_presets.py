@@ -1,9 +1,12 @@
 """Every preset, the papers' and ours, in its own setting: builds, is counted by the function that
 enforces the budget, and one training step reaches every trained parameter with a finite gradient."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from budgetvision.budget import enforce_budget
+from budgetvision.cli import main
 from budgetvision.config import apply_overrides
 from budgetvision.loop import config_params, input_stats, param_counts, shape_spec
 from budgetvision.objectives import build_objective
@@ -41,3 +44,13 @@ def test_preset_builds_within_budget_and_one_step_reaches_every_parameter(name):
             assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient in {group}"
     if not objective.optimizer_groups():   # PCA: fitted in closed form, its statistics move instead
         assert any("sum" in k or "count" in k for k in changed)
+
+
+def test_readme_presets_table_is_what_presets_markdown_prints(capsys):
+    """The README's table of presets and their parameter counts went stale once (a recipe's network
+    changed, the table kept the old count): it must be `budgetvision presets --markdown` verbatim."""
+    assert main(["presets", "--markdown"]) == 0
+    printed = capsys.readouterr().out.strip()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index(printed.splitlines()[0])
+    assert readme[start:start + len(printed)] == printed
