@@ -170,7 +170,8 @@ def cmd_sweep(args) -> int:
     result = run_sweep(cfg, space, trials=args.trials, storage=storage, study=study, out=out,
                        data_root=data_root(args.data_root), device=resolve_device(args.device), grid=args.grid,
                        pruner=args.pruner, judge=_opt_path(args.judge), judge_n=args.judge_n,
-                       over_budget=args.over_budget, heartbeat=HEARTBEAT_SECONDS if args.heartbeat is None else args.heartbeat,
+                       over_budget=args.over_budget,
+                       heartbeat=HEARTBEAT_SECONDS if args.heartbeat is None else args.heartbeat,
                        progress=not args.no_progress)
     _print_sweep(result)
     print(f"study {study!r} in {storage}; report: budgetvision sweep --report --study {study} --storage {storage}")
