@@ -124,6 +124,8 @@ class GANConfig(_GenerativeConfig):
     adaptive_weighting: bool = False  # aw-GAN: weight real/fake D losses by their gradients (Zadorozhnyy 2021)
     real_label: float = 1.0          # target for real images in BCE; < 1 is one-sided label smoothing
     d_steps: int = 1                 # discriminator updates per generator update
+    r1_gamma: float = 0.0            # R1 penalty (gamma / 2) E||grad D(x_real)||^2 in D's loss (Mescheder
+                                     # et al. 2018); 0 = none. Not with adaptive_weighting
     diffaugment: str = ""            # DiffAugment ops before D, comma-separated: color,translation,cutout
     vbn: str = "off"                 # seed 004's virtual BN in G and D: off | epoch (a reference half-batch
                                      # drawn once per epoch, as the paper) | batch (each batch's own first half)
@@ -134,6 +136,9 @@ class GANConfig(_GenerativeConfig):
         _check(self.vbn in VBN_MODES, f"objective.vbn must be one of {', '.join(VBN_MODES)}")
         _check(0 < self.real_label <= 1, "objective.real_label must be in (0, 1]")
         _check(self.d_steps >= 1, "objective.d_steps must be >= 1")
+        _check(self.r1_gamma >= 0, f"objective.r1_gamma must be >= 0, got {self.r1_gamma}")
+        _check(not (self.r1_gamma and self.adaptive_weighting),
+               "objective.r1_gamma does not combine with objective.adaptive_weighting")
         unknown = [op for op in self.diffaugment.split(",") if op and op not in DIFFAUGMENT_OPS]
         _check(not unknown, f"objective.diffaugment: unknown op {unknown[0] if unknown else ''!r}; "
                             f"known: {', '.join(DIFFAUGMENT_OPS)}")

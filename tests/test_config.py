@@ -93,7 +93,7 @@ def test_a_resolved_config_shows_only_its_own_objectives_fields():
     ddpm = get_preset("cifar100-ddpm").config.to_dict()["objective"]
     assert classifier == {"name": "classification"}
     assert set(gan) == {"name", "interpolation", "interpolation_labels", "gan_loss", "adaptive_weighting",
-                        "real_label", "d_steps", "diffaugment", "vbn"}
+                        "real_label", "d_steps", "r1_gamma", "diffaugment", "vbn"}
     assert "timesteps" in ddpm and "gan_loss" not in ddpm and "components" not in ddpm
     assert list(ddpm)[0] == "name"
     with pytest.raises(ConfigError, match="unknown config key 'objective.gan_loss'"):

@@ -11,6 +11,7 @@ from budgetvision.errors import ConfigError
 from budgetvision.models import MODELS, build_model, count_params
 from budgetvision.models.gan import (
     DISCRIMINATORS,
+    Discriminator,
     GAN_PAPER_PARAMS,
     GENERATORS,
     ClassBatchNorm2d,
@@ -19,6 +20,7 @@ from budgetvision.models.gan import (
 )
 from budgetvision.objectives.base import NonFiniteLoss, seeded_normal, slerp
 from budgetvision.objectives.gan import (
+    GAN,
     aw_optimizer_step,
     aw_weights,
     bce_d_loss,
@@ -28,6 +30,7 @@ from budgetvision.objectives.gan import (
     gan_param_counts,
     hinge_d_loss,
     hinge_g_loss,
+    r1_penalty,
 )
 from budgetvision.presets import PRESETS, get_preset
 
@@ -460,6 +463,53 @@ def test_aw_step_moves_along_the_weighted_gradient():
     step = w_r.item() * torch.tensor([1.5, 2.0]) + w_f.item() * torch.tensor([-1.5, 0.0])
     torch.testing.assert_close(w.detach(), torch.tensor([1.0, 2.0]) - step)
     assert aw.item() == pytest.approx(w_r.item() * 5.5 + w_f.item() * -1.5)
+
+
+def test_r1_penalty_is_half_gamma_times_the_mean_squared_input_gradient():
+    x = torch.tensor([[1.0, 2.0], [0.0, -1.0]], requires_grad=True)
+    # D(x) = sum x^2: grad 2x, |2x|^2 = 20 and 4; mean 12, times gamma / 2 = 5
+    assert r1_penalty((x ** 2).sum(1), x, gamma=10.0).item() == pytest.approx(60.0)
+    w = torch.tensor([3.0, -4.0], requires_grad=True)
+    # D(x) = <w, x>: the same gradient w for every image, so gamma / 2 |w|^2, differentiable in w
+    penalty = r1_penalty(x @ w, x, gamma=2.0)
+    assert penalty.item() == pytest.approx(25.0)
+    (grad_w,) = torch.autograd.grad(penalty, w)
+    torch.testing.assert_close(grad_w, 2.0 * w.detach())
+
+
+class _LinearD(Discriminator):
+    """D(x) = <w, x>: its R1 penalty is gamma / 2 |w|^2, whatever the images."""
+
+    def __init__(self, pixels: int):
+        super().__init__(num_classes=10, conditional=False)
+        self.w = torch.nn.Parameter(torch.linspace(-0.01, 0.01, pixels))
+
+    def forward(self, x, y=None):
+        return x.flatten(1) @ self.w
+
+
+def test_r1_d_update_descends_the_penalty_as_well():
+    """Two GANs alike but for objective.r1_gamma, one plain SGD step each on the same batch and
+    draws: their D weights differ by exactly lr * gamma * w (the gradient of gamma / 2 |w|^2)."""
+    x, _ = real_batch()
+    after = {}
+    for gamma in (0.0, 10.0):
+        torch.manual_seed(0)
+        G = build_model("mnist_dcgan_generator", in_channels=1, num_classes=10, image_size=16,
+                        latent_dim=8, conditional=False)
+        obj = GAN(G, _LinearD(16 * 16), loss="hinge", r1_gamma=gamma)
+        w0 = obj.discriminator.w.detach().clone()
+        opts = {"main": torch.optim.SGD(G.parameters(), lr=0.0),
+                "discriminator": torch.optim.SGD(obj.discriminator.parameters(), lr=0.1)}
+        out = obj.train_step(x, None, opts)
+        after[gamma] = obj.discriminator.w.detach().clone()
+        if gamma:
+            assert out["r1"].item() == pytest.approx(gamma / 2 * w0.pow(2).sum().item(), rel=1e-5)
+        else:
+            assert "r1" not in out
+    torch.testing.assert_close(after[10.0] - after[0.0], -0.1 * 10.0 * w0)
+    with pytest.raises(ConfigError, match="adaptive_weighting"):
+        preset_gan("cifar100-aw-sngan", ["objective.r1_gamma=1"])
 
 
 # --------------------------------------------------------------------------- training

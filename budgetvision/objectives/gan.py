@@ -56,6 +56,15 @@ def hinge_d_parts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     return F.relu(1 - real.float()).mean(), F.relu(1 + fake.float()).mean()
 
 
+def r1_penalty(scores: Tensor, inputs: Tensor, gamma: float) -> Tensor:
+    """R1 (Mescheder et al. 2018, eq. 9): (gamma / 2) E_x ||grad_x D(x)||^2 over the real images D
+    read, `inputs` (requires_grad) and its `scores` of them. Built with create_graph, so D's update
+    descends the penalty too: D is pushed to be flat on the data, the zero-centred gradient
+    penalty that keeps it from ringing around the real images."""
+    (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
+    return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
 def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
     l_r, l_f = hinge_d_parts(real, fake)
     return l_r + l_f
@@ -218,6 +227,7 @@ class GAN(GenerativeObjective):
                  adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
                  real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
                  d_steps: int = 1,                  # D updates per G update
+                 r1_gamma: float = 0.0,             # R1 penalty weight on reals; 0 = none (not with aw)
                  diffaugment: Sequence[str] = (),   # DiffAugment ops on everything D sees
                  vbn: str = "off",                  # seed 004's VBN reference: off | epoch | batch
                  epoch_steps: int = 0,              # steps per epoch (vbn epoch)
@@ -237,6 +247,7 @@ class GAN(GenerativeObjective):
         self.adaptive_weighting = adaptive_weighting
         self.real_label = real_label
         self.d_steps = d_steps
+        self.r1_gamma = r1_gamma
         self.diffaugment = tuple(diffaugment)
         self.conditional = generator.conditional
         self.num_classes = generator.num_classes
@@ -265,10 +276,17 @@ class GAN(GenerativeObjective):
     def _g_loss(self, fake: Tensor) -> Tensor:
         return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
 
+    def _augment(self, x: Tensor) -> Tensor:
+        """What D reads of x: x through DiffAugment when the recipe uses it."""
+        return diff_augment(x, self.diffaugment) if self.diffaugment else x
+
     def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
-        """D's score of x, through DiffAugment when the recipe uses it (with the VBN reference of
-        real images in front, when the recipe keeps one)."""
-        x = diff_augment(x, self.diffaugment) if self.diffaugment else x
+        """D's score of x, through DiffAugment when the recipe uses it."""
+        return self._score(self._augment(x), y)
+
+    def _score(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """D's score of x as given (with the VBN reference of real images in front, when the recipe
+        keeps one)."""
         if self.vbn_reference is None:
             return self.discriminator(x, y)
         return with_reference(self.discriminator, *self.vbn_reference.real, x, y)
@@ -289,14 +307,22 @@ class GAN(GenerativeObjective):
         with self.autocast(x):
             with torch.no_grad():
                 fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
-            d_real, d_fake = self._d(x, y), self._d(fake, y_fake)
+            # R1 differentiates D's score by the very images it read (after DiffAugment, as
+            # StyleGAN2-ADA), so those are a leaf that keeps its gradient.
+            real = self._augment(x).detach().requires_grad_(True) if self.r1_gamma else self._augment(x)
+            d_real, d_fake = self._score(real, y), self._d(fake, y_fake)
             l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
                "d_accuracy": d_accuracy(d_real.detach(), d_fake.detach())}
         params = [p for p in D.parameters() if p.requires_grad]
-        if not self.adaptive_weighting:
+        if not self.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
             d_loss = l_r + l_f
-            optimizer_step(d_loss, opt, params, grad_clip=grad_clip, name="d_loss")
+            if self.r1_gamma:
+                out["r1"] = r1_penalty(d_real, real, self.r1_gamma)
+                optimizer_step(d_loss + out["r1"], opt, params, grad_clip=grad_clip, name="d_loss")
+                out["r1"] = out["r1"].detach()
+            else:
+                optimizer_step(d_loss, opt, params, grad_clip=grad_clip, name="d_loss")
             return {"d_loss": d_loss.detach(), **out}
         aw_loss, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.sigmoid(d_real.float()).mean(),
                                               torch.sigmoid(d_fake.float()).mean(), opt, params,
@@ -307,7 +333,7 @@ class GAN(GenerativeObjective):
         """x: a real batch in [-1, 1]. Each D update draws fresh fakes against the same real batch
         (the loop hands one batch per step). Returns device scalars of the last D update and the
         G update: "loss" (G), "d_loss" (L_r + L_f, unweighted, so runs with and without adaptive
-        weighting compare), "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for
+        weighting or R1 compare; with objective.r1_gamma D also descends "r1", the penalty), "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for
         BCE), "d_accuracy" (D's accuracy on the batch, reals and fakes weighted equally), and
         with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
         G, D = self.generator, self.discriminator
@@ -431,7 +457,7 @@ def build_gan(cfg, spec) -> GAN:
     # A VBN epoch is the loader's: its train split in whole batches (0 where only shapes are known).
     epoch_steps = getattr(spec, "train_size", 0) // cfg.train.batch_size
     return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
-               real_label=oc.real_label, d_steps=oc.d_steps,
+               real_label=oc.real_label, d_steps=oc.d_steps, r1_gamma=oc.r1_gamma,
                diffaugment=tuple(op for op in oc.diffaugment.split(",") if op),
                vbn=oc.vbn, epoch_steps=epoch_steps, interpolation=oc.interpolation,
                interpolation_labels=oc.interpolation_labels)
