@@ -69,6 +69,18 @@ def test_digit_sum_net_is_sure_of_the_sum_of_sure_digits():
         build_model("addnist_digit_sum", in_channels=2, num_classes=20, image_size=28)
 
 
+def test_speedrun_convnet_convolves_twice_on_the_stems_full_grid_before_pooling():
+    """The first block pools late: both its convs on the stem's 31 x 31, then 15, 7, 7 (the output
+    size of every trained conv, in order)."""
+    net = build_model("speedrun_convnet", in_channels=3, num_classes=10, image_size=32)
+    sizes = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[-1]))
+    net(torch.randn(2, 3, 32, 32))
+    assert sizes == [31, 31, 15, 7, 7]
+
+
 def test_flip_tta_is_the_mean_of_the_logits_on_the_image_and_its_mirror():
     net = build_model("speedrun_convnet", in_channels=3, num_classes=10, image_size=32).eval()
     x = torch.randn(4, 3, 32, 32)
