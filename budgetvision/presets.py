@@ -425,6 +425,10 @@ _add(Preset(
                           batch_size=64,
                           ema_decay=0.999,                  # CHOICE: generator EMA, 1,000-step horizon
                           eval_every=2_500, sample_every=1_000),
+        # Measured on the leaderboard's seed-0 checkpoint (10,000 samples, mnist-lenet judge): the
+        # EMA generator reads judge accuracy 99.74 %, FID 8.34 (floor 1.00), precision 0.882, recall
+        # 0.523; the raw generator of the same step 99.43 %, FID 5.78, 0.859, 0.536. The EMA buys
+        # the accuracy target at the cost of FID; a shorter horizon is untried.
     ),
 ))
 
