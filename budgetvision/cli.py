@@ -224,9 +224,10 @@ def cmd_eval(args) -> int:
         flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
         raise ConfigError(f"{args.run} is a classifier run; --{flag} "
                           "is for generator runs")
-    out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device))
+    out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device),
+                       ema=not args.no_ema)
     for r in out["per_seed"]:
-        print(f"seed {r['seed']} (step {r['step']}): test accuracy {100 * r['test_accuracy']:.2f} % "
+        print(f"seed {r['seed']} (step {r['step']}, {r['weights']} weights): test accuracy {100 * r['test_accuracy']:.2f} % "
               f"(per-batch ± {100 * r['test_accuracy_batch_std']:.2f} %) on {r['test_n']:,} images")
     print(f"{out['preset']}: test {100 * out['test_accuracy']:.2f} ± {100 * out['test_accuracy_std']:.2f} % "
           f"over {len(out['per_seed'])} seed(s); written to {Path(args.run) / 'eval.json'}")
@@ -247,7 +248,8 @@ def _eval_generator(args) -> int:
                              inception_weights=_opt_path(args.inception_weights),
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
-                             sampler=args.sampler, sample_steps=args.sample_steps, progress=not args.no_progress)
+                             sampler=args.sampler, sample_steps=args.sample_steps, ema=not args.no_ema,
+                             progress=not args.no_progress)
     for key, value in out.items():
         if isinstance(value, float):
             print(f"{key}: {value:.6g}")
@@ -530,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the run's objective.sampler (dpmpp2m: DPM-Solver++(2M), second order, ~25 steps)")
     sp.add_argument("--sample-steps", type=int, default=None, metavar="N", help="diffusion: sampler steps "
                     "(network calls per image; twice that under guidance) instead of the run's")
+    sp.add_argument("--no-ema", action="store_true", help="score the trained weights where the run also kept an "
+                    "EMA copy (train.ema_decay), which is scored by default")
     common(sp)
     sp.set_defaults(func=cmd_eval)
 

@@ -342,3 +342,33 @@ def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, c
     assert "for diffusion runs" in capsys.readouterr().err
     assert main(["eval", str(judge), "--sample-steps", "4"]) == 2
     assert "--sample-steps is for generator runs" in capsys.readouterr().err
+
+
+def test_cli_eval_no_ema_scores_the_trained_generator_and_keeps_the_two_apart(tmp_path, runs, capsys):
+    """A generator trained with an EMA is scored through its EMA copy by default and through its
+    trained weights with --no-ema: open_seed hands over exactly those tensors, eval.json names
+    which ("weights"), and a judge score of the one is not merged into the other's file."""
+    from budgetvision.io import load_checkpoint
+    from budgetvision.runs import open_seed
+
+    assert main(["train", "--preset", "mnist-projection-gan", "--dataset", "digits", "--steps", "3",
+                 "--out", str(tmp_path), "--no-progress", "--set", "train.batch_size=16",
+                 "train.ema_decay=0.5"]) == 0
+    (gen,) = tmp_path.iterdir()
+    state = load_checkpoint(gen / "seed-0" / "checkpoint.pt", map_location="cpu")
+    trained = {k[len("generator."):]: v for k, v in state["objective"].items() if k.startswith("generator.")}
+    averaged = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    for ema, expected, name in ((True, averaged, "ema"), (False, trained, "trained")):
+        opened = open_seed(gen, device="cpu", ema=ema)
+        assert opened.weights == name
+        got = opened.network.state_dict()
+        assert all(torch.equal(got[k], expected[k]) for k in got), name
+    assert not all(torch.equal(trained[k], averaged[k]) for k in trained)   # the test can tell them apart
+    judge = ["--judge", str(runs["judge"]), "--n", "40"]
+    assert main(["eval", str(gen), *judge, "--prc"]) == 0
+    first = json.loads((gen / "eval.json").read_text())
+    assert first["weights"] == "ema" and "judge_precision" in first
+    assert main(["eval", str(gen), *judge, "--no-ema"]) == 0
+    second = json.loads((gen / "eval.json").read_text())
+    assert second["weights"] == "trained" and "judge_precision" not in second
+    assert second["judge_fid"] != first["judge_fid"]

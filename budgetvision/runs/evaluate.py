@@ -116,13 +116,16 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                        inception_weights: Path | None = None, lpips_weights: Path | None = None,
                        data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
-                       sampler: str | None = None, sample_steps: int | None = None, progress: bool = False) -> dict:
+                       sampler: str | None = None, sample_steps: int | None = None, ema: bool = True,
+                       progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
     (kept keys from an earlier call on the same checkpoint) and returns what this call computed
     together with the run's identity. `prc` measures precision and recall in the Inception features
     and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
     where the Inception weights cannot be found. `sampler` / `sample_steps` replace a diffusion
-    run's own (objective.sampler, objective.sample_steps) for this evaluation."""
+    run's own (objective.sampler, objective.sample_steps) for this evaluation. `ema=False` samples the
+    trained generator where the run also kept its EMA copy (the default); eval.json's "weights" says
+    which, and scores of the other are not merged in."""
     run_dir = Path(run_dir)
     inception = fid or kid or inception_score
     _check_request(inception or prc or judge is not None or lpips, n, prc, batch_size, lpips_n)
@@ -130,7 +133,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
     opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
-                       sampling=_sampling_overrides(run_dir, sampler, sample_steps))
+                       sampling=_sampling_overrides(run_dir, sampler, sample_steps), ema=ema)
     cfg, manifest = opened.config, opened.manifest
     weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
     inception_net = fidlib.load_inception(weights, device) if weights is not None else None
@@ -149,7 +152,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                                       None if labels is None else labels.to(device), batch_size=batch_size,
                                       progress=progress)
     out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": opened.seed,
-           "step": opened.step, "params": manifest["params"], "over_budget": manifest["over_budget"],
+           "step": opened.step, "weights": opened.weights, "params": manifest["params"], "over_budget": manifest["over_budget"],
            "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
            "seeds": manifest["seeds"], "sampling_images_per_s": images_per_s,
            "sampling_device": str(device),
@@ -268,7 +271,9 @@ def _merge_eval_json(path: Path, out: dict) -> None:
             before = read_json(path)
         except BudgetVisionError:
             before = {}
-        same = ("run_seed", "step", "sampler", "sample_steps")   # the same samples: scores add up
+        same = ("run_seed", "step", "weights", "sampler", "sample_steps")   # the same samples: scores add up
+        if "weights" not in before and out["weights"] == "ema":
+            before["weights"] = "ema"   # written before eval --no-ema existed: the EMA copy where one was kept
         if before.get("task") == "generate" and all(before.get(k) == out.get(k) for k in same):
             if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}
@@ -276,8 +281,9 @@ def _merge_eval_json(path: Path, out: dict) -> None:
     write_json(path, merged)
 
 
-def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:
-    """Re-evaluate every seed's latest checkpoint of a classifier run on the test split; writes `eval.json`."""
+def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = True) -> dict:
+    """Re-evaluate every seed's latest checkpoint of a classifier run on the test split; writes `eval.json`.
+    `ema=False`: the trained weights where the run also kept an EMA copy (the default)."""
     run_dir = Path(run_dir)
     cfg, manifest = open_run(run_dir)
     if cfg.task != "classify":
@@ -288,10 +294,11 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device) -> dict:
     for seed, sdir in seed_dirs(run_dir, manifest["seeds"]).items():
         if not (sdir / "checkpoint.pt").exists():
             continue
-        opened = open_seed(run_dir, device=device, seed=seed, spec=splits.spec)
+        opened = open_seed(run_dir, device=device, seed=seed, spec=splits.spec, ema=ema)
         test = evaluate_classifier(opened.network, *splits.test, mean=mean, std=std, device=device,
                                    num_classes=splits.spec.num_classes, batch_size=max(cfg.train.batch_size, 256))
-        per_seed.append({"seed": seed, "step": opened.step, "test_accuracy": test["accuracy"],
+        per_seed.append({"seed": seed, "step": opened.step, "weights": opened.weights,
+                         "test_accuracy": test["accuracy"],
                          "test_loss": test["loss"], "test_accuracy_batch_std": test["batch_accuracy_std"],
                          "test_n": test["n"]})
     if not per_seed:

@@ -98,14 +98,16 @@ class OpenedSeed:
     objective: Objective             # eval mode
     network: nn.Module               # what is evaluated or sampled: the EMA copy when kept, eval mode,
                                      # and for classifiers as the run evaluates (flip TTA where it asks)
+    weights: str = "trained"         # which weights `network` holds: "ema" (the EMA copy) | "trained"
 
 
 def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | None = None,
               data_root: Path | None = None, spec: DataSpec | None = None, why: str | None = None,
-              sampling: list[str] | None = None) -> OpenedSeed:
+              sampling: list[str] | None = None, ema: bool = True) -> OpenedSeed:
     """Open a run's seed checkpoint (default: its first seed). `task` refuses a run of the other kind,
     saying `why`. Classifiers need their train split's statistics: `spec`, else the data is loaded.
-    `sampling` overrides how a generator samples (`objective.sampler=dpmpp2m`, ...), nothing it learned."""
+    `sampling` overrides how a generator samples (`objective.sampler=dpmpp2m`, ...), nothing it learned.
+    `ema=False` opens the trained weights where the run also kept an EMA copy (the default network)."""
     run_dir = Path(run_dir)
     cfg, manifest = open_run(run_dir)
     if sampling:
@@ -120,11 +122,12 @@ def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | Non
     if spec is None:
         spec = splits_of(cfg.data, data_root).spec if cfg.task == "classify" else shape_spec(cfg, data_root)
     seed_dir = seed_dirs(run_dir, seeds)[seed]
-    objective, network, step = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device)
-    return OpenedSeed(run_dir, cfg, manifest, seed, seed_dir, step, spec, objective, network)
+    objective, network, step, weights = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device, ema)
+    return OpenedSeed(run_dir, cfg, manifest, seed, seed_dir, step, spec, objective, network, weights)
 
 
-def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tuple[Objective, nn.Module, int]:
+def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device,
+                  ema: bool = True) -> tuple[Objective, nn.Module, int, str]:
     state = load_checkpoint(ckpt_path, map_location=device)
     if state.get("config", {}).get("preset") != cfg.preset:
         raise BudgetVisionError(f"checkpoint {ckpt_path} is of preset '{state.get('config', {}).get('preset')}', "
@@ -132,17 +135,17 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device) -> tu
     objective = build_objective(cfg, spec).to(device)
     try:
         objective.load_state_dict(state["objective"])
-        network = objective.ema_target()
-        if state.get("ema") is not None:
-            ema = torch.optim.swa_utils.AveragedModel(network, use_buffers=True)
-            ema.load_state_dict(state["ema"])
-            network = ema.module
+        network, weights = objective.ema_target(), "trained"
+        if ema and state.get("ema") is not None:
+            averaged = torch.optim.swa_utils.AveragedModel(network, use_buffers=True)
+            averaged.load_state_dict(state["ema"])
+            network, weights = averaged.module, "ema"
     except (RuntimeError, KeyError) as e:
         raise BudgetVisionError(f"checkpoint {ckpt_path} does not fit preset '{cfg.preset}': "
                                 f"{str(e).splitlines()[0]}") from None
     objective.eval()
     network.eval()
-    return objective, for_evaluation(network, cfg), int(state["step"])
+    return objective, for_evaluation(network, cfg), int(state["step"]), weights
 
 
 def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True,
