@@ -3,6 +3,7 @@ import itertools
 import json
 from pathlib import Path
 import math
+import subprocess
 
 import pytest
 import torch
@@ -278,3 +279,25 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     text = format_text([row])
     assert "mnist, 20 steps: judge accuracy" in text
     assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
+
+
+def test_source_commit_is_dirty_for_code_but_not_for_the_measurements_being_written(tmp_path):
+    """A comparison rewrites benchmarks/results/ as its seeds finish: that alone must not mark the
+    commit its seeds were trained at "-dirty"; any other tracked change does."""
+    from budgetvision.version import source_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    clean = source_commit(tmp_path)
+    assert clean is not None and len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "benchmarks" / "results" / "a.json").unlink()          # compare.py --redo
+    assert source_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert source_commit(tmp_path) == clean + "-dirty"
