@@ -426,11 +426,14 @@ def _outside(row: dict) -> str:
 
 
 def format_text(rows: list[dict]) -> str:
-    head = (f"{'preset':26} {'data set':14} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
+    # Columns as wide as their longest entry: a cut name ("r:cifar10-jpeg") would name another data set.
+    pw = max([len("preset"), *(len(r["preset"]) for r in rows)])
+    dw = max([len("data set"), *(len(r["dataset"]) for r in rows)])
+    head = (f"{'preset':{pw}} {'data set':{dw}} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
             f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'outside':>7}  sampling img/s")
     out = [head, "-" * len(head)]
     for r in rows:
-        out.append(f"{r['preset']:26} {r['dataset'][-14:]:14} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
+        out.append(f"{r['preset']:{pw}} {r['dataset']:{dw}} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
                    f"{r['plain_images_per_s']:>11,.1f} {r['ratio']:>5.2f}x {r['gflop_per_image']:>10.4g} "
                    f"{r['tool_gflop_per_s']:>12.1f} {_outside(r):>7}  {_sampling(r)}")
     if rows:

@@ -151,6 +151,17 @@ def test_a_foreign_file_among_the_speed_results_is_refused(tmp_path):
         bench.load_rows(tmp_path)
 
 
+def test_the_text_table_names_every_data_set_whole():
+    rows = bench.load_rows(REPO_RESULTS / "speed")
+    if not rows:
+        pytest.skip("no speed result is committed")
+    lines = bench.format_text(rows).splitlines()
+    end = lines[0].index("batch") + len("batch")            # the batch column, right-aligned under its head
+    for row, line in zip(rows, lines[2:]):
+        assert line.split()[:2] == [row["preset"], row["dataset"]], line
+        assert line[:end].endswith(f" {row['batch_size']}") and line[end] == " ", line
+
+
 def test_readme_speed_section_is_generated_from_the_committed_files():
     """No hand-written speed: the section is bench.readme_section of benchmarks/results/speed/, and says
     so when nothing has been measured there."""
