@@ -214,11 +214,13 @@ def interleaved(loops: list, *, steps: int, window: int, warmup: int, device: to
     return [i / s for i, s in zip(images, seconds)]
 
 
-def step_shares(step, n: int, device: torch.device) -> dict[str, float]:
+def step_shares(step, n: int, device: torch.device) -> dict[str, float] | None:
     """Where the time of `n` steps goes, as shares of their wall time: the forward passes, backward
     and the optimiser's update (the profiler ranges the objectives mark), and "outside", the rest
     (data, augmentation, the non-finite guard, clipping, EMA, schedule). CPU time of the ranges: on
-    a GPU the ranges time the host's launches, so read "outside" there as host overhead."""
+    a GPU the ranges time the host's launches, so read "outside" there as host overhead. None for a
+    step that marks none of the ranges (PCA's closed-form statistics: no forward, backward or
+    optimiser to split it into)."""
     parts = (FORWARD, BACKWARD, OPTIMIZER)
     _sync(device)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -231,6 +233,8 @@ def step_shares(step, n: int, device: torch.device) -> dict[str, float]:
     for event in prof.events():
         if event.name in spent:
             spent[event.name] += event.cpu_time_total / 1e6
+    if not any(spent.values()):
+        return None
     shares = {name.removeprefix("bv."): min(seconds / wall, 1.0) for name, seconds in spent.items()}
     shares["outside"] = max(0.0, 1.0 - sum(shares.values()))
     return shares

@@ -198,4 +198,6 @@ def test_step_shares_split_a_step_by_its_profiler_ranges():
     assert shares["forward"] == pytest.approx(0.5, abs=0.06)
     assert shares["optimizer"] == pytest.approx(1 / 6, abs=0.04)
     assert shares["outside"] == pytest.approx(1 / 3, abs=0.06)
+    # A step with no range at all (PCA's closed form) has no split, not 100 % "outside".
+    assert bench.step_shares(lambda: time.sleep(0.001), 2, torch.device("cpu")) is None
 
