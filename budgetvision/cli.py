@@ -227,7 +227,8 @@ def cmd_eval(args) -> int:
     out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device),
                        ema=not args.no_ema)
     for r in out["per_seed"]:
-        print(f"seed {r['seed']} (step {r['step']}, {r['weights']} weights): test accuracy {100 * r['test_accuracy']:.2f} % "
+        print(f"seed {r['seed']} (step {r['step']}, {r['weights']} weights): "
+              f"test accuracy {100 * r['test_accuracy']:.2f} % "
               f"(per-batch ± {100 * r['test_accuracy_batch_std']:.2f} %) on {r['test_n']:,} images")
     print(f"{out['preset']}: test {100 * out['test_accuracy']:.2f} ± {100 * out['test_accuracy_std']:.2f} % "
           f"over {len(out['per_seed'])} seed(s); written to {Path(args.run) / 'eval.json'}")

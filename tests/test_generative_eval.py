@@ -372,3 +372,19 @@ def test_cli_eval_no_ema_scores_the_trained_generator_and_keeps_the_two_apart(tm
     second = json.loads((gen / "eval.json").read_text())
     assert second["weights"] == "trained" and "judge_precision" not in second
     assert second["judge_fid"] != first["judge_fid"]
+
+
+def test_an_eval_json_from_before_weights_were_named_still_merges(runs):
+    """A file written before eval.json said which weights it scored holds the run's default ones:
+    a default eval of a run without an EMA (PCA) keeps its scores beside the new ones."""
+    from budgetvision.cli import main as cli
+
+    gen, judge = runs["generator"], ["--judge", str(runs["judge"]), "--n", "40"]
+    assert cli(["eval", str(gen), *judge]) == 0
+    path = gen / "eval.json"
+    legacy = json.loads(path.read_text())
+    assert legacy.pop("weights") == "trained"
+    path.write_text(json.dumps({**legacy, "earlier_score": 1.5}))
+    assert cli(["eval", str(gen), *judge]) == 0
+    merged = json.loads(path.read_text())
+    assert merged["earlier_score"] == 1.5 and merged["weights"] == "trained"

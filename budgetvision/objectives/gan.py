@@ -317,12 +317,10 @@ class GAN(GenerativeObjective):
         params = [p for p in D.parameters() if p.requires_grad]
         if not self.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
             d_loss = l_r + l_f
+            penalty = r1_penalty(d_real, real, self.r1_gamma) if self.r1_gamma else 0.0
+            optimizer_step(d_loss + penalty, opt, params, grad_clip=grad_clip, name="d_loss")
             if self.r1_gamma:
-                out["r1"] = r1_penalty(d_real, real, self.r1_gamma)
-                optimizer_step(d_loss + out["r1"], opt, params, grad_clip=grad_clip, name="d_loss")
-                out["r1"] = out["r1"].detach()
-            else:
-                optimizer_step(d_loss, opt, params, grad_clip=grad_clip, name="d_loss")
+                out["r1"] = penalty.detach()
             return {"d_loss": d_loss.detach(), **out}
         aw_loss, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.sigmoid(d_real.float()).mean(),
                                               torch.sigmoid(d_fake.float()).mean(), opt, params,
@@ -333,8 +331,8 @@ class GAN(GenerativeObjective):
         """x: a real batch in [-1, 1]. Each D update draws fresh fakes against the same real batch
         (the loop hands one batch per step). Returns device scalars of the last D update and the
         G update: "loss" (G), "d_loss" (L_r + L_f, unweighted, so runs with and without adaptive
-        weighting or R1 compare; with objective.r1_gamma D also descends "r1", the penalty), "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for
-        BCE), "d_accuracy" (D's accuracy on the batch, reals and fakes weighted equally), and
+        weighting or R1 compare; with objective.r1_gamma D also descends "r1", the penalty),
+        "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for BCE), "d_accuracy" (D's accuracy on the batch, reals and fakes weighted equally), and
         with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
         G, D = self.generator, self.discriminator
         y = y if self.conditional else None

@@ -152,7 +152,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                                       None if labels is None else labels.to(device), batch_size=batch_size,
                                       progress=progress)
     out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": opened.seed,
-           "step": opened.step, "weights": opened.weights, "params": manifest["params"], "over_budget": manifest["over_budget"],
+           "step": opened.step, "weights": opened.weights, "params": manifest["params"],
+           "over_budget": manifest["over_budget"],
            "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
            "seeds": manifest["seeds"], "sampling_images_per_s": images_per_s,
            "sampling_device": str(device),
@@ -169,7 +170,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     if lpips:
         out.update(_lpips_scores(images, lpips_net, lpips_file, splits, min(lpips_n, n), device=device,
                                  batch_size=batch_size))
-    _merge_eval_json(run_dir / "eval.json", out)
+    _merge_eval_json(run_dir / "eval.json", out, default_weights=ema)
     return out
 
 
@@ -264,7 +265,9 @@ def _lpips_scores(images: Tensor, net, weights: Path, splits: Splits, m: int, *,
             "lpips_weights": f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"}
 
 
-def _merge_eval_json(path: Path, out: dict) -> None:
+def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
+    """`default_weights`: `out` scored the weights a run opens by default (its EMA copy where kept),
+    which are what a file written before eval.json named its "weights" scored."""
     merged = out
     if path.exists():
         try:
@@ -272,8 +275,8 @@ def _merge_eval_json(path: Path, out: dict) -> None:
         except BudgetVisionError:
             before = {}
         same = ("run_seed", "step", "weights", "sampler", "sample_steps")   # the same samples: scores add up
-        if "weights" not in before and out["weights"] == "ema":
-            before["weights"] = "ema"   # written before eval --no-ema existed: the EMA copy where one was kept
+        if "weights" not in before and default_weights:
+            before["weights"] = out["weights"]
         if before.get("task") == "generate" and all(before.get(k) == out.get(k) for k in same):
             if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}

@@ -98,7 +98,7 @@ class OpenedSeed:
     objective: Objective             # eval mode
     network: nn.Module               # what is evaluated or sampled: the EMA copy when kept, eval mode,
                                      # and for classifiers as the run evaluates (flip TTA where it asks)
-    weights: str = "trained"         # which weights `network` holds: "ema" (the EMA copy) | "trained"
+    weights: str                     # which weights `network` holds: "ema" (the EMA copy) | "trained"
 
 
 def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | None = None,
