@@ -102,8 +102,8 @@ def plain_transform(cfg: RunConfig, spec: DataSpec) -> v2.Compose:
     if aug.rotate or aug.scale or aug.shift:
         ops.append(v2.RandomAffine(aug.rotate, translate=(aug.shift / size,) * 2, scale=(1 - aug.scale, 1 + aug.scale),
                                    interpolation=InterpolationMode.BILINEAR))
-    if aug.hflip:
-        ops.append(v2.RandomHorizontalFlip(aug.hflip))
+    if aug.hflip or aug.hflip_alternate:   # the alternating flip mirrors half of each batch: the same work
+        ops.append(v2.RandomHorizontalFlip(aug.hflip or 0.5))
     if aug.vflip:
         ops.append(v2.RandomVerticalFlip(aug.vflip))
     if aug.randaugment:

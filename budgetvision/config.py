@@ -41,6 +41,8 @@ class AugmentConfig:
     shift: float = 0.0               # random affine: translation range, pixels
     affine_per_channel: bool = False  # random affine drawn per channel (AddNIST: three digits), else per image
     hflip: float = 0.0               # probability of a horizontal flip
+    hflip_alternate: bool = False    # airbench's alternating flip in place of hflip's coin: a fixed random
+                                     # half of the images mirrored in even epochs, the rest in odd ones
     vflip: float = 0.0               # probability of a vertical flip
     jitter: float = 0.0              # brightness/contrast/saturation jitter strength, fraction
     noise: float = 0.0               # Gaussian noise std, in [0, 1] pixel units
@@ -57,9 +59,14 @@ class AugmentConfig:
             _check(getattr(self, name) >= 0, f"data.augment.{name} must be >= 0")
         _check(0 <= self.scale < 1, "data.augment.scale must be in [0, 1)")
         _check(0 <= self.randaugment_magnitude <= 30, "data.augment.randaugment_magnitude must be in [0, 30]")
+        _check(not (self.hflip and self.hflip_alternate),
+               "data.augment: hflip_alternate replaces hflip's coin; set hflip=0 with it")
 
     def as_spec(self) -> dict:
-        return dataclasses.asdict(self)
+        """The per-batch pipeline's keys (build_augment); hflip_alternate is the loader's, by epoch."""
+        spec = dataclasses.asdict(self)
+        del spec["hflip_alternate"]
+        return spec
 
 
 @dataclass(frozen=True)

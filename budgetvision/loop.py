@@ -186,6 +186,7 @@ class _Training:
                                                         use_buffers=True) if self.tc.ema_decay > 0 else None)
         self.loader = BatchLoader(*prep.splits.train, self.tc.batch_size, mean=self.mean, std=self.std,
                                   device=self.device, seed=seed, augment=build_augment(self.cfg.data.augment.as_spec()),
+                                  flip_alternate=self.cfg.data.augment.hflip_alternate,
                                   rank=distributed.rank(), world_size=distributed.world_size())
         # Running sums between log points live on the device: no .item() in the hot loop.
         self.sums: dict[str, torch.Tensor] = {}

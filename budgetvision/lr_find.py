@@ -27,7 +27,8 @@ def lr_range_test(prep: Prepared, *, lr_min: float = 1e-6, lr_max: float = 1.0, 
     ratio = (lr_max / lr_min) ** (1 / max(steps - 1, 1))
     mean, std = input_stats(cfg, spec)
     loader = BatchLoader(*prep.splits.train, cfg.train.batch_size, mean=mean, std=std,
-                         device=device, seed=seed, augment=build_augment(cfg.data.augment.as_spec()))
+                         device=device, seed=seed, augment=build_augment(cfg.data.augment.as_spec()),
+                         flip_alternate=cfg.data.augment.hflip_alternate)
     lrs, losses = [], []
     avg, best = 0.0, math.inf
     for i in range(steps):

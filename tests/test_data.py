@@ -19,6 +19,7 @@ from budgetvision.data import (BatchLoader, DataSpec, build_augment, cache_dir, 
 from budgetvision.data import augment as A
 from budgetvision.data.addnist import (OFFICIAL_FILES, build_addnist, load_addnist_official,
                                        mnist_train_pools)
+from budgetvision.config import AugmentConfig
 from budgetvision.errors import ConfigError, DataError
 
 SMALL = (50, 20, 10)    # AddNIST images per class for the fast builder tests
@@ -405,6 +406,47 @@ def test_loader_is_deterministic_and_resumes_exactly(tmp_path, device):
     for xa, ya in ahead:
         xc, yc = next(c)
         assert torch.equal(xa, xc) and torch.equal(ya, yc)
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch(tmp_path):
+    x = torch.randint(0, 256, (40, 1, 3, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(40)
+    mirror = x.flip(-1)
+    assert not (x == mirror).flatten(1).all(1).any()    # no image is its own mirror
+
+    def make(**kw):
+        return BatchLoader(x, y, 8, mean=(0.0,), std=(1 / 255,), device="cpu", seed=3, flip_alternate=True, **kw)
+
+    def mirrored_by_epoch(loader, epochs=3):     # (epochs, 40) bool: was sample i served mirrored?
+        out = torch.zeros(epochs, 40, dtype=torch.bool)
+        for e in range(epochs):
+            for _ in range(5):
+                xb, yb = next(loader)
+                xb = xb.round().to(torch.uint8)
+                flipped = (xb == mirror[yb]).flatten(1).all(1)
+                assert (flipped | (xb == x[yb]).flatten(1).all(1)).all()   # each image is itself or its mirror
+                out[e, yb] = flipped
+        return out
+
+    m = mirrored_by_epoch(make())
+    assert 0 < int(m[0].sum()) < 40                          # a random part of the split starts mirrored ...
+    assert torch.equal(m[1], ~m[0]) and torch.equal(m[2], m[0])   # ... and every image flips each epoch
+    a = make()
+    for _ in range(7):                                       # into the second epoch
+        next(a)
+    torch.save(a.state_dict(), tmp_path / "loader.pt")
+    b = make()
+    b.load_state_dict(torch.load(tmp_path / "loader.pt", weights_only=True))
+    for _ in range(6):
+        assert torch.equal(next(a)[0], next(b)[0])
+    ranks = [make(rank=r, world_size=2) for r in (0, 1)]     # the shards together are the one-process batch
+    one = make()
+    for _ in range(6):
+        xb, _ = next(one)
+        assert torch.equal(torch.cat([next(r)[0] for r in ranks]), xb)
+    with pytest.raises(ConfigError, match="hflip_alternate"):
+        AugmentConfig(hflip=0.5, hflip_alternate=True)
+    assert "hflip_alternate" not in AugmentConfig(hflip_alternate=True).as_spec()
 
 
 def test_loader_rejects_a_batch_larger_than_the_split():

@@ -8,6 +8,11 @@ saved, so a resumed run reproduces the same future batches and the same augmenta
 Under torchrun each of the `world_size` processes serves its `rank`'s slice of every global batch:
 the same permutation split by rank, so a step's shards together are exactly the one-process batch.
 Each rank augments with a generator of its own (rank 0 keeps the one-process one).
+
+`flip_alternate` is airbench's alternating flip (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds"): in
+place of a fresh coin per sample and step, a fixed random half of the images is mirrored in even
+epochs and the other half in odd ones, so every image is seen both ways in every two epochs. It is a
+pure function of (seed, sample, epoch), so it needs no saved state and agrees across ranks.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ def _derived_seed(seed: int, *key: int) -> int:
     return int(np.random.SeedSequence([seed, *key]).generate_state(1, np.uint64)[0]) >> 1
 
 
-_PERMUTATION, _AUGMENT = 0, 1   # purposes for _derived_seed
+_PERMUTATION, _AUGMENT, _FLIP = 0, 1, 2   # purposes for _derived_seed
 
 
 def _stats(values: Sequence[float], device) -> Tensor:
@@ -42,7 +47,8 @@ class BatchLoader:
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, mean, std, device, seed: int,
                  augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
-                 shuffle: bool = True, drop_last: bool = True, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = True, drop_last: bool = True, rank: int = 0, world_size: int = 1,
+                 flip_alternate: bool = False):
         if x.dtype != torch.uint8 or x.ndim != 4 or y.shape != (len(x),):
             raise ValueError(f"BatchLoader wants uint8 (N, C, H, W) images and N labels, got {tuple(x.shape)} "
                              f"{x.dtype} and {tuple(y.shape)}")
@@ -60,6 +66,9 @@ class BatchLoader:
         self.drop_last = drop_last
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(_derived_seed(seed, _AUGMENT, *([rank] if rank else [])))
+        # each sample's mirroring in even epochs (odd epochs: the opposite); drawn on the CPU as the order
+        self.flip_even = (torch.randint(0, 2, (len(x),), generator=torch.Generator().manual_seed(
+            _derived_seed(seed, _FLIP))).bool().to(self.device) if flip_alternate else None)
         self.epoch = 0          # epochs started so far minus one; the current epoch's index
         self.position = 0       # samples of the current epoch already served
         self._order = self._permutation(0)
@@ -92,6 +101,9 @@ class BatchLoader:
         if self.world_size > 1:
             idx = idx.tensor_split(self.world_size)[self.rank]
         x = self.x[idx].to(torch.float32).div_(255.0)
+        if self.flip_even is not None:
+            mirrored = self.flip_even[idx] ^ bool(self.epoch % 2)
+            x = torch.where(mirrored.view(-1, 1, 1, 1), x.flip(-1), x)
         if self.augment is not None:
             x = self.augment(x, self.generator)
         return (x - self.mean) / self.std, self.y[idx]
