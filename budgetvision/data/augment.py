@@ -75,14 +75,19 @@ def random_affine(x: Tensor, degrees: float, scale: float, shift: float, g: torc
     return out.reshape(b, c, h, w)
 
 
+def mirror(x: Tensor, where: Tensor, dim: int = -1) -> Tensor:
+    """x with the samples where `where` (one bool per sample) is True mirrored along `dim`."""
+    return torch.where(where.view(-1, *[1] * (x.ndim - 1)), x.flip(dim), x)
+
+
 def hflip(x: Tensor, p: float, g: torch.Generator) -> Tensor:
     """Mirror left-right with probability p per sample."""
-    return torch.where(_mask(len(x), p, x, g), x.flip(-1), x)
+    return mirror(x, _mask(len(x), p, x, g))
 
 
 def vflip(x: Tensor, p: float, g: torch.Generator) -> Tensor:
     """Mirror top-bottom with probability p per sample."""
-    return torch.where(_mask(len(x), p, x, g), x.flip(-2), x)
+    return mirror(x, _mask(len(x), p, x, g), dim=-2)
 
 
 def _grey(x: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from .augment import mirror
 
 
 def _derived_seed(seed: int, *key: int) -> int:
@@ -102,8 +103,7 @@ class BatchLoader:
             idx = idx.tensor_split(self.world_size)[self.rank]
         x = self.x[idx].to(torch.float32).div_(255.0)
         if self.flip_even is not None:
-            mirrored = self.flip_even[idx] ^ bool(self.epoch % 2)
-            x = torch.where(mirrored.view(-1, 1, 1, 1), x.flip(-1), x)
+            x = mirror(x, self.flip_even[idx] ^ bool(self.epoch % 2))
         if self.augment is not None:
             x = self.augment(x, self.generator)
         return (x - self.mean) / self.std, self.y[idx]

@@ -332,7 +332,8 @@ class GAN(GenerativeObjective):
         (the loop hands one batch per step). Returns device scalars of the last D update and the
         G update: "loss" (G), "d_loss" (L_r + L_f, unweighted, so runs with and without adaptive
         weighting or R1 compare; with objective.r1_gamma D also descends "r1", the penalty),
-        "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for BCE), "d_accuracy" (D's accuracy on the batch, reals and fakes weighted equally), and
+        "d_real" / "d_fake" (mean raw D score on reals / fakes: logits for BCE), "d_accuracy" (D's
+        accuracy on the batch, reals and fakes weighted equally), and
         with adaptive weighting "d_loss_aw" (the loss D stepped on), "w_real", "w_fake"."""
         G, D = self.generator, self.discriminator
         y = y if self.conditional else None
