@@ -48,7 +48,7 @@ from budgetvision.presets import get_preset  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
-MNIST_GAN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is both recipes' own
+MNIST_GEN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is every MNIST recipe's own
 JUDGE_PRESET = "mnist-lenet"
 JUDGE_SAMPLES = 10_000
 GENERATOR_EXTRAS = ("judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall")
@@ -87,8 +87,8 @@ JOBS = [
     Job("addnist-digit-sum", "addnist", None, *_own("addnist-digit-sum")),
     *[Job(p, "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET) for p in CIFAR],
     Job("addnist-mobilenet", "addnist", None, *_own("addnist-mobilenet")),
-    *[Job(p, "mnist", None, *MNIST_GAN_BUDGET, metric="judge_accuracy")
-      for p in ("mnist-projection-gan", "mnist-ccgan")],
+    *[Job(p, "mnist", None, *MNIST_GEN_BUDGET, metric="judge_accuracy")
+      for p in ("mnist-projection-gan", "mnist-guided-diffusion", "mnist-ccgan")],
 ]
 
 

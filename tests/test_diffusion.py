@@ -35,6 +35,8 @@ from budgetvision.objectives.diffusion import (
 from budgetvision.presets import get_preset
 
 PRESETS = {"cifar100-ddpm": "ddpm_dsc_unet", "cifar100-vdiffusion": "vdiffusion_unet"}
+OURS = ["mnist-guided-diffusion"]   # budgetvision's own diffusion presets
+NETS = sorted(PAPER_PARAMS) + ["vdiffusion_unet_compact"]
 GENERATOR_BUDGET = 1_000_000
 
 
@@ -76,7 +78,23 @@ def test_preset_network_matches_paper_count(preset):
     assert n < GENERATOR_BUDGET
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(capsys):
+    """Two poolings, 28 -> 14 -> 7, no padding: 508,097 parameters at MNIST's 28x28x1 and 10
+    classes (conditional), under the generator budget, at the issue's 10,000 MNIST steps."""
+    from budgetvision.cli import main
+    from budgetvision.loop import config_params
+
+    cfg = get_preset("mnist-guided-diffusion").config
+    obj = build_objective(cfg, spec(1, 28, 10))
+    assert isinstance(obj, VDiffusion) and set(obj.trained_networks()) == {"denoiser"}
+    assert count_params(obj.trained_networks()["denoiser"]) == 508_097 == config_params(cfg)["total"]
+    assert cfg.train.steps == 10_000 and (cfg.objective.sampler, cfg.objective.sample_steps) == ("dpmpp2m", 20)
+    assert [type(m).__name__ for m in obj.network.encoder[1]] == ["DSCResBlock", "DSCResBlock"]  # no attention at 14
+    assert main(["train", "--preset", "mnist-guided-diffusion", "--dry-run"]) == 0
+    assert "within budget" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", NETS)
 @pytest.mark.parametrize("in_channels,image_size", [(1, 16), (1, 28), (3, 32)])
 def test_output_shape_and_class_embedding_path(name, in_channels, image_size):
     x = torch.randn(2, in_channels, image_size, image_size)
@@ -96,7 +114,7 @@ def test_output_shape_and_class_embedding_path(name, in_channels, image_size):
         uncond(x, level, labels)
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
+@pytest.mark.parametrize("name", NETS)
 def test_every_parameter_learns_and_channels_last_agrees(name):
     net = build_model(name, in_channels=3, num_classes=5, image_size=16, conditional=True)
     x = torch.randn(3, 3, 16, 16)
@@ -706,7 +724,7 @@ def test_guidance_on_gaussians_is_the_shifted_gaussian_and_w0_is_the_conditional
 # ---------------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", [*PRESETS, *OURS])
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(preset):
     obj = objective(preset)
     g = torch.Generator().manual_seed(1)

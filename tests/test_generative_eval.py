@@ -315,9 +315,9 @@ def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
 
 
 def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, capsys):
-    """`eval --sampler dpmpp2m --sample-steps N` replaces the run's own sampler for that evaluation,
-    eval.json says which one drew the samples, and scores of other samples are not merged in;
-    a one-pass generator or a classifier refuses the flags in one line."""
+    """`eval --sampler dpmpp2m --sample-steps N --cfg-scale W` replace the run's own sampler and
+    guidance for that evaluation, eval.json says which drew the samples, and scores of other
+    samples are not merged in; a one-pass generator or a classifier refuses the flags in one line."""
     from budgetvision.cli import main
 
     runs = tmp_path / "runs"
@@ -337,11 +337,18 @@ def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, c
     second = json.loads((diffusion / "eval.json").read_text())
     assert (second["sampler"], second["sample_steps"]) == ("ddim", 3)
     assert "judge_precision" not in second       # the dpmpp2m samples' score is not carried over
+    assert first["cfg_scale"] == second["cfg_scale"] == 3.0   # the run's own guidance (seed 003's w)
+    assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--sampler", "ddim",
+                 "--sample-steps", "3", "--cfg-scale", "0"]) == 0
+    third = json.loads((diffusion / "eval.json").read_text())
+    assert third["cfg_scale"] == 0.0 and (third["sampler"], third["sample_steps"]) == ("ddim", 3)
     capsys.readouterr()
     assert main(["eval", str(pca), "--judge", str(judge), "--sampler", "ddim"]) == 2
     assert "for diffusion runs" in capsys.readouterr().err
     assert main(["eval", str(judge), "--sample-steps", "4"]) == 2
     assert "--sample-steps is for generator runs" in capsys.readouterr().err
+    assert main(["eval", str(judge), "--cfg-scale", "1"]) == 2
+    assert "--cfg-scale is for generator runs" in capsys.readouterr().err
 
 
 def test_cli_eval_no_ema_scores_the_trained_generator_and_keeps_the_two_apart(tmp_path, runs, capsys):

@@ -116,14 +116,15 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                        inception_weights: Path | None = None, lpips_weights: Path | None = None,
                        data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
-                       sampler: str | None = None, sample_steps: int | None = None, ema: bool = True,
+                       sampler: str | None = None, sample_steps: int | None = None,
+                       cfg_scale: float | None = None, ema: bool = True,
                        progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
     (kept keys from an earlier call on the same checkpoint) and returns what this call computed
     together with the run's identity. `prc` measures precision and recall in the Inception features
     and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
-    where the Inception weights cannot be found. `sampler` / `sample_steps` replace a diffusion
-    run's own (objective.sampler, objective.sample_steps) for this evaluation. `ema=False` samples the
+    where the Inception weights cannot be found. `sampler` / `sample_steps` / `cfg_scale` replace a
+    diffusion run's own (objective.sampler, .sample_steps, .cfg_scale) for this evaluation. `ema=False` samples the
     trained generator where the run also kept its EMA copy (the default); eval.json's "weights" says
     which, and scores of the other are not merged in."""
     run_dir = Path(run_dir)
@@ -133,7 +134,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
     opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
-                       sampling=_sampling_overrides(run_dir, sampler, sample_steps), ema=ema)
+                       sampling=_sampling_overrides(run_dir, sampler, sample_steps, cfg_scale), ema=ema)
     cfg, manifest = opened.config, opened.manifest
     weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
     inception_net = fidlib.load_inception(weights, device) if weights is not None else None
@@ -159,7 +160,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "sampling_device": str(device),
            "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)"}
     if hasattr(cfg.objective, "sampler"):
-        out["sampler"], out["sample_steps"] = cfg.objective.sampler, cfg.objective.sample_steps
+        out.update(sampler=cfg.objective.sampler, sample_steps=cfg.objective.sample_steps,
+                   cfg_scale=cfg.objective.cfg_scale)
     if inception_net is not None:
         out.update(_inception_scores(images, inception_net, weights, splits, cfg, fid=fid, kid=kid, prc=prc,
                                      inception_score=inception_score, device=device, batch_size=batch_size,
@@ -174,11 +176,13 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     return out
 
 
-def _sampling_overrides(run_dir: Path, sampler: str | None, sample_steps: int | None) -> list[str]:
-    overrides = [f"objective.{key}={value}" for key, value in (("sampler", sampler), ("sample_steps", sample_steps))
-                 if value is not None]
+def _sampling_overrides(run_dir: Path, sampler: str | None, sample_steps: int | None,
+                        cfg_scale: float | None) -> list[str]:
+    given = (("sampler", sampler), ("sample_steps", sample_steps), ("cfg_scale", cfg_scale))
+    overrides = [f"objective.{key}={value}" for key, value in given if value is not None]
     if overrides and not hasattr(open_run(run_dir)[0].objective, "sampler"):
-        raise ConfigError(f"--sampler and --sample-steps are for diffusion runs; {run_dir} samples in one pass")
+        raise ConfigError(f"--sampler, --sample-steps and --cfg-scale are for diffusion runs; {run_dir} samples "
+                          "in one pass")
     return overrides
 
 
@@ -274,7 +278,7 @@ def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
             before = read_json(path)
         except BudgetVisionError:
             before = {}
-        same = ("run_seed", "step", "weights", "sampler", "sample_steps")   # the same samples: scores add up
+        same = ("run_seed", "step", "weights", "sampler", "sample_steps", "cfg_scale")   # the same samples: scores add up
         if "weights" not in before and default_weights:
             before["weights"] = out["weights"]
         if before.get("task") == "generate" and all(before.get(k) == out.get(k) for k in same):
