@@ -51,7 +51,8 @@ CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core C
 MNIST_GEN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is every MNIST recipe's own
 JUDGE_PRESET = "mnist-lenet"
 JUDGE_SAMPLES = 10_000
-GENERATOR_EXTRAS = ("judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall")
+GENERATOR_EXTRAS = ("judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall",
+                    "sampling_images_per_s")
 
 
 @dataclass(frozen=True)

@@ -120,9 +120,12 @@ def _value(row: dict) -> str:
 
 
 def _extra_text(row: dict) -> str:
-    """Fractions as percentages; FIDs (distances) as they are."""
-    return "; ".join(f"{k.replace('_', ' ')} {m:.2f}" if "fid" in k else f"{k.replace('_', ' ')} {100 * m:.1f} %"
-                     for k, (m, _) in row["extra"].items())
+    """Fractions as percentages; FIDs (distances) as they are; rates (`*_images_per_s`) per second."""
+    def one(key: str, mean: float) -> str:
+        if key.endswith("_images_per_s"):
+            return f"{key[:-len('_images_per_s')].replace('_', ' ')} {mean:,.0f} images/s"
+        return f"{key.replace('_', ' ')} {mean:.2f}" if "fid" in key else f"{key.replace('_', ' ')} {100 * mean:.1f} %"
+    return "; ".join(one(k, m) for k, (m, _) in row["extra"].items())
 
 
 def _groups(rows: list[dict]):

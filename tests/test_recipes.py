@@ -250,7 +250,7 @@ def test_readme_results_are_the_leaderboard_of_the_committed_files():
 def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_row(tmp_path, shared_data):
     """benchmarks/compare.py on a class-conditional MNIST generator, end to end at 20 steps: the row's
     value is the judge's accuracy on the samples' labels, read from the eval that wrote it, with the
-    judge-feature FID, its floor and precision / recall beside it."""
+    judge-feature FID, its floor, precision / recall and the sampling rate beside it."""
     import subprocess
     import sys
     from budgetvision.leaderboard import format_text
@@ -279,6 +279,8 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     text = format_text([row])
     assert "mnist, 20 steps: judge accuracy" in text
     assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
+    assert row["extra"]["sampling_images_per_s"][0] == scores["sampling_images_per_s"] > 0
+    assert f"sampling {scores['sampling_images_per_s']:,.0f} images/s" in text
 
 
 def test_source_commit_is_dirty_for_code_but_not_for_the_measurements_being_written(tmp_path):
