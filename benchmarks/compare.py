@@ -125,9 +125,12 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     res = json.loads((run_dir / "results.json").read_text())
     per = res["per_seed"][0]
     if job.metric == "judge_accuracy":
-        scores = {"value": _judged(run_dir, judge(), data_root, log, threads)}
+        sampling = _sampling(job.preset)
+        scores = {"value": _judged(run_dir, judge(), data_root, log, threads, sampling)}
         scores["extra"] = {k: scores["value"][k] for k in GENERATOR_EXTRAS}
         scores["value"] = scores["value"]["judge_accuracy"]
+        scores["eval_command"] = " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(JUDGE_SAMPLES),
+                                           *sampling])
     else:
         scores = {"value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
                   "val_accuracy": per["val_accuracy"], "extra": {}}
@@ -157,9 +160,19 @@ def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> fl
     return json.loads((run_dir / "eval.json").read_text())["test_accuracy"]
 
 
-def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int) -> dict:
+def _sampling(preset: str) -> list[str]:
+    """A diffusion preset's sampler, steps and guidance as eval flags: sampling is not training, so
+    a run is scored the way its preset samples now, even where the preset changed them after the
+    run trained."""
+    o = get_preset(preset).config.objective
+    if not hasattr(o, "sampler"):
+        return []
+    return ["--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale)]
+
+
+def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int, sampling: list[str]) -> dict:
     """The judge's scores of the generator's 10,000 samples (eval.json's judge_* keys)."""
-    _budgetvision(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES)],
+    _budgetvision(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES), *sampling],
                   data_root, log, threads)
     return json.loads((run_dir / "eval.json").read_text())
 

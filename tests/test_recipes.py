@@ -233,6 +233,26 @@ def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp
     assert len(json.loads(next(tmp_path.glob("*.json")).read_text())["per_seed"]) == 2   # --list deletes nothing
 
 
+def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(monkeypatch):
+    """The judge reads samples drawn as the preset samples today (sampler, steps, guidance), passed
+    to eval explicitly, so a run trained before the preset's guidance changed is scored by the
+    preset's current guidance; a one-pass generator gets no sampling flags."""
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+    spec = importlib.util.spec_from_file_location("compare", script)
+    compare = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "compare", compare)   # its dataclasses look their module up there
+    spec.loader.exec_module(compare)
+    o = PRESETS["mnist-guided-diffusion"].config.objective
+    assert compare._sampling("mnist-guided-diffusion") == [
+        "--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale)]
+    assert compare._sampling("mnist-projection-gan") == []
+    assert {j.preset for j in compare.JOBS if j.metric == "judge_accuracy"} >= {
+        n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "generate"}
+
+
 def test_readme_results_are_the_leaderboard_of_the_committed_files():
     """No hand-written number: the README's results section is `leaderboard --markdown`, verbatim."""
     from budgetvision.leaderboard import REPO_RESULTS
@@ -280,6 +300,8 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     assert "mnist, 20 steps: judge accuracy" in text
     assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
     assert row["extra"]["sampling_images_per_s"][0] == scores["sampling_images_per_s"] > 0
+    seed_row = json.loads(next(results.glob("*.json")).read_text())["per_seed"][0]
+    assert seed_row["eval_command"] == "budgetvision eval RUN --judge JUDGE --prc --n 10000"
     assert f"sampling {scores['sampling_images_per_s']:,.0f} images/s" in text
 
 
