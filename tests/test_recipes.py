@@ -302,6 +302,8 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     assert row["extra"]["sampling_images_per_s"][0] == scores["sampling_images_per_s"] > 0
     seed_row = json.loads(next(results.glob("*.json")).read_text())["per_seed"][0]
     assert seed_row["eval_command"] == "budgetvision eval RUN --judge JUDGE --prc --n 10000"
+    grid = results / "samples" / "mnist-projection-gan--mnist--20x64--seed-0.png"
+    assert grid.read_bytes() == (run_dir / "seed-0" / "samples" / "step-000020.png").read_bytes()
     assert f"sampling {scores['sampling_images_per_s']:,.0f} images/s" in text
 
 
