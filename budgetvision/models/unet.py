@@ -359,4 +359,3 @@ def vdiffusion_unet_compact(*, in_channels: int, num_classes: int, image_size: i
     conditional: 508,097."""
     _check_size("vdiffusion_unet_compact", image_size, minimum=4)
     return VDiffusionUNet(in_channels, num_classes, conditional, mults=(1, 2, 4))
-
