@@ -455,8 +455,8 @@ _add(Preset(
                           conditional=True),                #   params: half a 1M net's CPU step
         objective=VDiffusionConfig(schedule="cosine",       # seed 003's continuous VP, v-objective, Sobol t
                                    cond_drop=0.1,           # Ho & Salimans' p_uncond
-                                   cfg_scale=1.0,           # CHOICE: mild guidance (seed 003's w = 3 trades
-                                                            #   recall for accuracy)
+                                   cfg_scale=0.5,           # CHOICE: the least guidance that keeps judge accuracy
+                                                            #   >= 99.5 % (below: more guidance costs FID and recall)
                                    sampler="dpmpp2m",       # CHOICE: second order: 20 calls (40 guided) per
                                    sample_steps=20),        #   image keep 10,000 samples affordable on a CPU
         optim=OptimConfig(name="adam", lr=1e-3,             # CHOICE: as cifar100-vdiffusion
@@ -466,6 +466,12 @@ _add(Preset(
                           grad_clip=1.0,
                           ema_decay=0.999,                  # CHOICE: a 1,000-step horizon, 10 % of the run
                           eval_every=10_000, sample_every=1_000),
+        # Guidance screened on seed 0's 10,000-step checkpoint (trained at cfg_scale 1), 2,000 samples,
+        # mnist-lenet judge, its features (train-vs-test floor at this n: 8.47), w: judge accuracy / FID
+        # / precision / recall: 0: 95.25 % / 5.22 / 0.83 / 0.89; 0.25: 98.85 % / 9.95 / 0.87 / 0.86;
+        # 0.35: 99.40 % / 13.08 / 0.88 / 0.84; 0.5: 99.90 % / 18.50 / 0.88 / 0.80; 1: 100 % / 36.20 /
+        # 0.89 / 0.69. (mnist-projection-gan's leaderboard checkpoint at this n: 99.70 % / 18.66 /
+        # 0.88 / 0.57.) Sampling is not training, so the leaderboard scores that run at w = 0.5.
     ),
 ))
 

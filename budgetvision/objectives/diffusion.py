@@ -34,7 +34,8 @@ from .base import GenerativeObjective, default_labels, nearest_end, optimizer_st
 # (the bounds of Hoogeboom et al.'s "simple diffusion").
 LOG_SNR_MIN = -20.0
 LOG_SNR_MAX = 20.0
-SAMPLE_CHUNK = 256  # images per network call in sample()/interpolate(); memory only, never results
+SAMPLE_CHUNK = 256  # images per network call in sample()/interpolate() on a GPU; memory only, never results
+CPU_SAMPLE_CHUNK = 32  # on a CPU: activations that stay in cache (1 thread, compact U-Net, guided: 3.6x batch 256's rate)
 
 Denoise = Callable[[Tensor, int], Tensor]
 
@@ -345,14 +346,15 @@ class _Diffusion(GenerativeObjective):
         labels = self._labels(seeds, labels)
         net = self._net(network)
         device = next(net.parameters()).device
+        step = SAMPLE_CHUNK if device.type == "cuda" else CPU_SAMPLE_CHUNK
         out = []
         with _eval_mode(net):
-            for lo in range(0, len(seeds), SAMPLE_CHUNK):
-                chunk = seeds[lo: lo + SAMPLE_CHUNK]
+            for lo in range(0, len(seeds), step):
+                chunk = seeds[lo: lo + step]
                 gens = [torch.Generator(device="cpu").manual_seed(s) for s in chunk]
                 # The first draw of each generator: identical to base.seeded_normal(seeds).
                 x = torch.stack([torch.randn(self.image_shape, generator=g) for g in gens]).to(device)
-                cond = (net.class_embed(labels[lo: lo + SAMPLE_CHUNK].to(device))
+                cond = (net.class_embed(labels[lo: lo + step].to(device))
                         if labels is not None else None)
                 denoise, alphas, sigmas = self._denoiser(net, cond, self.cfg.sample_steps)
                 if self.cfg.sampler == "ddim":

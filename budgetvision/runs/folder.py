@@ -143,6 +143,9 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device,
     except (RuntimeError, KeyError) as e:
         raise BudgetVisionError(f"checkpoint {ckpt_path} does not fit preset '{cfg.preset}': "
                                 f"{str(e).splitlines()[0]}") from None
+    if cfg.train.channels_last:   # as the run trained: on a CPU too, ~2x faster sampling of a conv net
+        objective.to(memory_format=torch.channels_last)
+        network.to(memory_format=torch.channels_last)
     objective.eval()
     network.eval()
     return objective, for_evaluation(network, cfg), int(state["step"]), weights
