@@ -173,7 +173,8 @@ def _sampling(preset: str) -> list[str]:
     o = get_preset(preset).config.objective
     if not hasattr(o, "sampler"):
         return []
-    return ["--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale)]
+    return ["--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale),
+            "--guidance-interval", ",".join(str(v) for v in o.guidance_interval)]
 
 
 def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int, sampling: list[str]) -> dict:

@@ -219,7 +219,8 @@ def cmd_eval(args) -> int:
     if cfg.task == "generate":
         return _eval_generator(args)
     generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
-        [f for f in ("judge", "sampler", "sample_steps", "cfg_scale") if getattr(args, f) is not None]
+        [f for f in ("judge", "sampler", "sample_steps", "cfg_scale", "guidance_interval")
+         if getattr(args, f) is not None]
     if generator_flags:
         flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
         raise ConfigError(f"{args.run} is a classifier run; --{flag} "
@@ -250,6 +251,7 @@ def _eval_generator(args) -> int:
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
                              sampler=args.sampler, sample_steps=args.sample_steps, cfg_scale=args.cfg_scale,
+                             guidance_interval=args.guidance_interval,
                              ema=not args.no_ema, progress=not args.no_progress)
     for key, value in out.items():
         if isinstance(value, float):
@@ -535,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(network calls per image; twice that under guidance) instead of the run's")
     sp.add_argument("--cfg-scale", type=float, default=None, metavar="W", help="diffusion: classifier-free "
                     "guidance weight instead of the run's objective.cfg_scale (0: conditional only)")
+    sp.add_argument("--guidance-interval", default=None, metavar="LO,HI", help="diffusion: guide only at noise "
+                    "levels sigma/alpha in (LO, HI] (0: no limit on that side) instead of the run's "
+                    "objective.guidance_interval")
     sp.add_argument("--no-ema", action="store_true", help="score the trained weights where the run also kept an "
                     "EMA copy (train.ema_decay), which is scored by default")
     common(sp)

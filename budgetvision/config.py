@@ -157,6 +157,9 @@ class _DiffusionConfig(_GenerativeConfig):
 
     cond_drop: float = 0.0           # classifier-free guidance: probability of the null label in training
     cfg_scale: float = 0.0           # classifier-free guidance weight w at sampling; 0 = conditional only
+    guidance_interval: tuple[float, float] = (0.0, 0.0)   # guide only where sigma/alpha (EDM's sigma) lies
+                                     # in (lo, hi] (Kynkaanniemi et al. 2024); 0 = no limit on that
+                                     # side, so (0, 0) guides every level (Ho & Salimans)
     sampler: str = "ddpm"            # ddpm (ancestral) | ddim (deterministic) | dpmpp2m (DPM-Solver++(2M))
     sample_steps: int = 1000         # sampler steps
     threshold: float = 0.0           # dynamic thresholding percentile in x-space (Imagen's 0.995); 0 = clip only
@@ -165,6 +168,10 @@ class _DiffusionConfig(_GenerativeConfig):
         super().__post_init__()
         _check(0 <= self.cond_drop < 1, "objective.cond_drop must be in [0, 1)")
         _check(self.cfg_scale >= 0, "objective.cfg_scale must be >= 0")
+        lo, hi = self.guidance_interval
+        _check(lo >= 0 and (hi == 0 or hi > lo),
+               f"objective.guidance_interval must be lo,hi with 0 <= lo < hi (0: no limit on that side), "
+               f"got {lo},{hi}")
         _check(self.sampler in SAMPLERS, f"objective.sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
         _check(self.sample_steps >= 1, "objective.sample_steps must be >= 1")
         _check(0 <= self.threshold < 1, "objective.threshold must be in [0, 1)")

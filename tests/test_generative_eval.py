@@ -315,8 +315,8 @@ def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
 
 
 def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, capsys):
-    """`eval --sampler dpmpp2m --sample-steps N --cfg-scale W` replace the run's own sampler and
-    guidance for that evaluation, eval.json says which drew the samples, and scores of other
+    """`eval --sampler dpmpp2m --sample-steps N --cfg-scale W --guidance-interval LO,HI` replace the
+    run's own sampler and guidance for that evaluation, eval.json says which drew the samples, and scores of other
     samples are not merged in; a one-pass generator or a classifier refuses the flags in one line."""
     from budgetvision.cli import main
 
@@ -342,6 +342,14 @@ def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, c
                  "--sample-steps", "3", "--cfg-scale", "0"]) == 0
     third = json.loads((diffusion / "eval.json").read_text())
     assert third["cfg_scale"] == 0.0 and (third["sampler"], third["sample_steps"]) == ("ddim", 3)
+    assert third["guidance_interval"] == [0.0, 0.0]            # the run's own: every level
+    assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--sampler", "ddim",
+                 "--sample-steps", "3", "--cfg-scale", "0", "--guidance-interval", "0.5,2"]) == 0
+    fourth = json.loads((diffusion / "eval.json").read_text())
+    assert fourth["guidance_interval"] == [0.5, 2.0] and fourth["cfg_scale"] == 0.0
+    capsys.readouterr()
+    assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--guidance-interval", "2,1"]) == 2
+    assert "objective.guidance_interval must be lo,hi" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["eval", str(pca), "--judge", str(judge), "--sampler", "ddim"]) == 2
     assert "for diffusion runs" in capsys.readouterr().err

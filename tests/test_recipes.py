@@ -247,7 +247,8 @@ def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(mon
     spec.loader.exec_module(compare)
     o = PRESETS["mnist-guided-diffusion"].config.objective
     assert compare._sampling("mnist-guided-diffusion") == [
-        "--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale)]
+        "--sampler", o.sampler, "--sample-steps", str(o.sample_steps), "--cfg-scale", str(o.cfg_scale),
+        "--guidance-interval", ",".join(str(v) for v in o.guidance_interval)]
     assert compare._sampling("mnist-projection-gan") == []
     assert {j.preset for j in compare.JOBS if j.metric == "judge_accuracy"} >= {
         n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "generate"}

@@ -155,6 +155,20 @@ def cfg_combine(cond: Tensor, uncond: Tensor, w: float) -> Tensor:
     return (1.0 + w) * cond - w * uncond
 
 
+def guidance_weights(alphas: Sequence[float], sigmas: Sequence[float], w: float,
+                     interval: tuple[float, float]) -> list[float]:
+    """The guidance weight at each sampling level: w where the level's EDM noise level sigma / alpha
+    lies in the interval (lo, hi], else 0 (conditional only, one network call). Kynkaanniemi et al.
+    2024 ("Applying guidance in a limited interval"): guidance at high noise costs variety, at low
+    noise it does little. lo 0 / hi 0 is no limit on that side, so (0, 0) guides every level."""
+    lo, hi = interval
+    out = []
+    for a, s in zip(alphas, sigmas):
+        level = s / a if a > 0 else math.inf
+        out.append(w if (lo == 0 or level > lo) and (hi == 0 or level <= hi) else 0.0)
+    return out
+
+
 # ------------------------------------------------------------------------------- samplers
 
 
@@ -304,11 +318,10 @@ class _Diffusion(GenerativeObjective):
         # The loop's EMA is an AveragedModel; class_embed and null_label live on what it wraps.
         return net.module if isinstance(net, torch.optim.swa_utils.AveragedModel) else net
 
-    def _guided(self, net: nn.Module, x: Tensor, level: Tensor, cond: Tensor | None) -> Tensor:
-        """The network's output at one level, with classifier-free guidance when cfg_scale > 0."""
+    def _guided(self, net: nn.Module, x: Tensor, level: Tensor, cond: Tensor | None, w: float) -> Tensor:
+        """The network's output at one level, with classifier-free guidance of weight w > 0."""
         if cond is None:
             return net(x, level)
-        w = self.cfg.cfg_scale
         if w == 0:
             return net(x, level, class_emb=cond)
         null = net.class_embed(torch.full((x.shape[0],), net.null_label, device=x.device, dtype=torch.long))
@@ -321,9 +334,10 @@ class _Diffusion(GenerativeObjective):
         alphas, sigmas, levels = self._levels(steps)
         device = next(net.parameters()).device
         levels = levels.to(device)
+        weights = guidance_weights(alphas, sigmas, self.cfg.cfg_scale, self.cfg.guidance_interval)
 
         def denoise(x: Tensor, i: int) -> Tensor:
-            out = self._guided(net, x, levels[i].expand(x.shape[0]), cond)
+            out = self._guided(net, x, levels[i].expand(x.shape[0]), cond, weights[i])
             return self._x0(out.float(), x, alphas[i], sigmas[i])
 
         return denoise, alphas, sigmas
@@ -342,7 +356,7 @@ class _Diffusion(GenerativeObjective):
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
                network: nn.Module | None = None) -> Tensor:
         """(len(seeds), C, H, W) in [-1, 1] with objective.sampler / sample_steps / cfg_scale /
-        threshold; labels default to seed % num_classes for a conditional model."""
+        guidance_interval / threshold; labels default to seed % num_classes for a conditional model."""
         seeds = [int(s) for s in seeds]
         labels = self._labels(seeds, labels)
         net = self._net(network)

@@ -117,14 +117,15 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                        data_root: Path | None = None, device, run_seed: int | None = None,
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
                        sampler: str | None = None, sample_steps: int | None = None,
-                       cfg_scale: float | None = None, ema: bool = True,
+                       cfg_scale: float | None = None, guidance_interval: str | None = None, ema: bool = True,
                        progress: bool = False) -> dict:
     """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
     (kept keys from an earlier call on the same checkpoint) and returns what this call computed
     together with the run's identity. `prc` measures precision and recall in the Inception features
     and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
-    where the Inception weights cannot be found. `sampler` / `sample_steps` / `cfg_scale` replace a
-    diffusion run's own (objective.sampler, .sample_steps, .cfg_scale) for this evaluation. `ema=False` samples the
+    where the Inception weights cannot be found. `sampler` / `sample_steps` / `cfg_scale` /
+    `guidance_interval` ("lo,hi") replace a diffusion run's own objective.sampler, .sample_steps,
+    .cfg_scale and .guidance_interval for this evaluation. `ema=False` samples the
     trained generator where the run also kept its EMA copy (the default); eval.json's "weights" says
     which, and scores of the other are not merged in."""
     run_dir = Path(run_dir)
@@ -134,7 +135,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
     opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
-                       sampling=_sampling_overrides(run_dir, sampler, sample_steps, cfg_scale), ema=ema)
+                       sampling=_sampling_overrides(run_dir, sampler, sample_steps, cfg_scale, guidance_interval),
+                       ema=ema)
     cfg, manifest = opened.config, opened.manifest
     weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
     inception_net = fidlib.load_inception(weights, device) if weights is not None else None
@@ -161,7 +163,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)"}
     if hasattr(cfg.objective, "sampler"):
         out.update(sampler=cfg.objective.sampler, sample_steps=cfg.objective.sample_steps,
-                   cfg_scale=cfg.objective.cfg_scale)
+                   cfg_scale=cfg.objective.cfg_scale, guidance_interval=list(cfg.objective.guidance_interval))
     if inception_net is not None:
         out.update(_inception_scores(images, inception_net, weights, splits, cfg, fid=fid, kid=kid, prc=prc,
                                      inception_score=inception_score, device=device, batch_size=batch_size,
@@ -177,12 +179,13 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
 
 def _sampling_overrides(run_dir: Path, sampler: str | None, sample_steps: int | None,
-                        cfg_scale: float | None) -> list[str]:
-    given = (("sampler", sampler), ("sample_steps", sample_steps), ("cfg_scale", cfg_scale))
+                        cfg_scale: float | None, guidance_interval: str | None = None) -> list[str]:
+    given = (("sampler", sampler), ("sample_steps", sample_steps), ("cfg_scale", cfg_scale),
+             ("guidance_interval", guidance_interval))
     overrides = [f"objective.{key}={value}" for key, value in given if value is not None]
     if overrides and not hasattr(open_run(run_dir)[0].objective, "sampler"):
-        raise ConfigError(f"--sampler, --sample-steps and --cfg-scale are for diffusion runs; {run_dir} samples "
-                          "in one pass")
+        raise ConfigError("--sampler, --sample-steps, --cfg-scale and --guidance-interval are for diffusion "
+                          f"runs; {run_dir} samples in one pass")
     return overrides
 
 
@@ -278,9 +281,12 @@ def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
             before = read_json(path)
         except BudgetVisionError:
             before = {}
-        same = ("run_seed", "step", "weights", "sampler", "sample_steps", "cfg_scale")   # the same samples: scores add up
+        # The same samples: scores add up.
+        same = ("run_seed", "step", "weights", "sampler", "sample_steps", "cfg_scale", "guidance_interval")
         if "weights" not in before and default_weights:
             before["weights"] = out["weights"]
+        if "sampler" in before and "guidance_interval" not in before:   # written before intervals: every level
+            before["guidance_interval"] = [0.0, 0.0]
         if before.get("task") == "generate" and all(before.get(k) == out.get(k) for k in same):
             if "judge" in out:  # one judge's numbers together: no judge_precision left from another judge or n
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}
