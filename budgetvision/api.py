@@ -23,7 +23,7 @@ from .device import resolve_device
 from .errors import ConfigError
 from .presets import get_preset
 from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
-                   start_run, summary_line, to_uint8, train_seeds)
+                   sampling_overrides, start_run, summary_line, to_uint8, train_seeds)
 from .loop import prepare
 
 
@@ -129,10 +129,13 @@ def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: s
 
 
 def sample(path: str | Path, seeds: str | list[int] = "0-63", *, label: int | None = None, device: str = "cpu",
-           seed: int | None = None) -> torch.Tensor:
-    """uint8 images (N, C, H, W) of a generator run; image k comes from seeds[k] alone."""
+           seed: int | None = None, **sampling) -> torch.Tensor:
+    """uint8 images (N, C, H, W) of a generator run; image k comes from seeds[k] alone. A diffusion
+    run samples as trained unless `sampling` says otherwise (sampler="dpmpp2m", sample_steps=20,
+    cfg_scale=0.5, guidance_interval="0.3,3"), as `budgetvision sample --sampler ...` does."""
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
     dev = resolve_device(device)
-    opened = open_seed(Path(path), device=dev, seed=seed, task="generate")
+    opened = open_seed(Path(path), device=dev, seed=seed, task="generate",
+                       sampling=sampling_overrides(Path(path), **sampling))
     labels = class_labels(opened.objective, seed_list, label, opened.spec.num_classes, dev)
     return to_uint8(sample_images(opened.objective, opened.network, seed_list, labels))

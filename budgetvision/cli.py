@@ -219,8 +219,7 @@ def cmd_eval(args) -> int:
     if cfg.task == "generate":
         return _eval_generator(args)
     generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
-        [f for f in ("judge", "sampler", "sample_steps", "cfg_scale", "guidance_interval")
-         if getattr(args, f) is not None]
+        [f for f in ("judge", *SAMPLING_FLAGS) if getattr(args, f) is not None]
     if generator_flags:
         flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
         raise ConfigError(f"{args.run} is a classifier run; --{flag} "
@@ -250,9 +249,7 @@ def _eval_generator(args) -> int:
                              inception_weights=_opt_path(args.inception_weights),
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
-                             sampler=args.sampler, sample_steps=args.sample_steps, cfg_scale=args.cfg_scale,
-                             guidance_interval=args.guidance_interval,
-                             ema=not args.no_ema, progress=not args.no_progress)
+                             ema=not args.no_ema, **_sampling(args), progress=not args.no_progress)
     for key, value in out.items():
         if isinstance(value, float):
             print(f"{key}: {value:.6g}")
@@ -311,8 +308,16 @@ def _open_generator(args):
 
     device = resolve_device(args.device)
     cfg, objective, network = open_generator(Path(args.run), device=device, run_seed=args.run_seed,
-                                             data_root=data_root(args.data_root))
+                                             data_root=data_root(args.data_root), **_sampling(args))
     return cfg, objective, network, device
+
+
+SAMPLING_FLAGS = ("sampler", "sample_steps", "cfg_scale", "guidance_interval")
+
+
+def _sampling(args) -> dict:
+    """The diffusion sampling flags given (--sampler, --sample-steps, --cfg-scale, --guidance-interval)."""
+    return {f: getattr(args, f) for f in SAMPLING_FLAGS if getattr(args, f, None) is not None}
 
 
 def _out_png(path: str) -> Path:
@@ -461,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch (default: torch's own, which follows $OMP_NUM_THREADS); "
                              "two processes on one machine should each take half its cores, or both slow down")
 
+    def sampling(sp):   # how a diffusion run samples, for one command: nothing it learned changes
+        sp.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion: sample with this instead of "
+                        "the run's objective.sampler (dpmpp2m: DPM-Solver++(2M), second order, ~25 steps)")
+        sp.add_argument("--sample-steps", type=int, default=None, metavar="N", help="diffusion: sampler steps "
+                        "(network calls per image; twice that under guidance) instead of the run's")
+        sp.add_argument("--cfg-scale", type=float, default=None, metavar="W", help="diffusion: classifier-free "
+                        "guidance weight instead of the run's objective.cfg_scale (0: conditional only)")
+        sp.add_argument("--guidance-interval", default=None, metavar="LO,HI", help="diffusion: guide only at "
+                        "noise levels sigma/alpha in (LO, HI] (0: no limit on that side) instead of the run's "
+                        "objective.guidance_interval")
+
     def recipe(sp):
         sp.add_argument("--preset", help="a preset name (budgetvision presets)")
         sp.add_argument("--dataset", help="run the preset on another data set: addnist, cifar100, digits, "
@@ -531,15 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--inception-weights", default=None, metavar="PATH", help="pt_inception-2015-12-05-6726825d.pth")
     sp.add_argument("--lpips-weights", default=None, metavar="PATH", help="alexnet-owt-7be5be79.pth")
     sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
-    sp.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion: sample with this instead of "
-                    "the run's objective.sampler (dpmpp2m: DPM-Solver++(2M), second order, ~25 steps)")
-    sp.add_argument("--sample-steps", type=int, default=None, metavar="N", help="diffusion: sampler steps "
-                    "(network calls per image; twice that under guidance) instead of the run's")
-    sp.add_argument("--cfg-scale", type=float, default=None, metavar="W", help="diffusion: classifier-free "
-                    "guidance weight instead of the run's objective.cfg_scale (0: conditional only)")
-    sp.add_argument("--guidance-interval", default=None, metavar="LO,HI", help="diffusion: guide only at noise "
-                    "levels sigma/alpha in (LO, HI] (0: no limit on that side) instead of the run's "
-                    "objective.guidance_interval")
+    sampling(sp)
     sp.add_argument("--no-ema", action="store_true", help="score the trained weights where the run also kept an "
                     "EMA copy (train.ema_decay), which is scored by default")
     common(sp)
@@ -566,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("run", help="a generator run folder")
         sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
         sp.add_argument("--out", default=default_out, help="output PNG")
+        sampling(sp)
         common(sp)
 
     sp = sub.add_parser("sample", help="a non-cherry-picked grid; image k comes from seed k")

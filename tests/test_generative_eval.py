@@ -350,6 +350,16 @@ def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, c
     capsys.readouterr()
     assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--guidance-interval", "2,1"]) == 2
     assert "objective.guidance_interval must be lo,hi" in capsys.readouterr().err
+    # sample and the Python API take the same settings: an interval above every level is no guidance.
+    from budgetvision import api
+    plain = api.sample(diffusion, "0-3", cfg_scale=0)
+    torch.testing.assert_close(api.sample(diffusion, "0-3", guidance_interval="1e9,0"), plain, rtol=0, atol=0)
+    assert not torch.equal(api.sample(diffusion, "0-3"), plain)
+    assert main(["sample", str(diffusion), "--seeds", "0-3", "--cfg-scale", "0", "--sample-steps", "3",
+                 "--out", str(tmp_path / "w0.png")]) == 0 and (tmp_path / "w0.png").exists()
+    capsys.readouterr()
+    assert main(["sample", str(pca), "--sampler", "ddim", "--out", str(tmp_path / "pca.png")]) == 2
+    assert "for diffusion runs" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["eval", str(pca), "--judge", str(judge), "--sampler", "ddim"]) == 2
     assert "for diffusion runs" in capsys.readouterr().err

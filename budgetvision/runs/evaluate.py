@@ -31,7 +31,7 @@ from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
 from ..loop import images_seen, input_stats
 from .folder import mean_std, open_run, open_seed, seed_dirs
-from .generate import sample, to_uint8
+from .generate import sample, sampling_overrides, to_uint8
 
 SPLITS = ("train", "val", "test")
 LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
@@ -135,7 +135,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
     opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
-                       sampling=_sampling_overrides(run_dir, sampler, sample_steps, cfg_scale, guidance_interval),
+                       sampling=sampling_overrides(run_dir, sampler=sampler, sample_steps=sample_steps,
+                                                   cfg_scale=cfg_scale, guidance_interval=guidance_interval),
                        ema=ema)
     cfg, manifest = opened.config, opened.manifest
     weights = _find_weights(inception_weights, required=inception or judge is None) if inception or prc else None
@@ -176,17 +177,6 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                                  batch_size=batch_size))
     _merge_eval_json(run_dir / "eval.json", out, default_weights=ema)
     return out
-
-
-def _sampling_overrides(run_dir: Path, sampler: str | None, sample_steps: int | None,
-                        cfg_scale: float | None, guidance_interval: str | None = None) -> list[str]:
-    given = (("sampler", sampler), ("sample_steps", sample_steps), ("cfg_scale", cfg_scale),
-             ("guidance_interval", guidance_interval))
-    overrides = [f"objective.{key}={value}" for key, value in given if value is not None]
-    if overrides and not hasattr(open_run(run_dir)[0].objective, "sampler"):
-        raise ConfigError("--sampler, --sample-steps, --cfg-scale and --guidance-interval are for diffusion "
-                          f"runs; {run_dir} samples in one pass")
-    return overrides
 
 
 def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: int) -> None:

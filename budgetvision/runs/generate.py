@@ -10,7 +10,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..evaluation.neighbours import pixel_nearest
 from ..objectives import GenerativeObjective
-from .folder import open_seed
+from .folder import open_run, open_seed
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -30,11 +30,26 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def open_generator(run_dir: Path, *, device, run_seed: int | None = None, data_root: Path | None = None
-                   ) -> tuple[RunConfig, GenerativeObjective, torch.nn.Module]:
-    """A generator run's objective and its sampling network (the EMA copy when kept)."""
-    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root)
+def open_generator(run_dir: Path, *, device, run_seed: int | None = None, data_root: Path | None = None,
+                   **sampling) -> tuple[RunConfig, GenerativeObjective, torch.nn.Module]:
+    """A generator run's objective and its sampling network (the EMA copy when kept); `sampling`
+    (sampler=, sample_steps=, cfg_scale=, guidance_interval=) replaces how a diffusion run samples."""
+    opened = open_seed(run_dir, device=device, seed=run_seed, task="generate", data_root=data_root,
+                       sampling=sampling_overrides(run_dir, **sampling))
     return opened.config, opened.objective, opened.network
+
+
+def sampling_overrides(run_dir: Path, *, sampler: str | None = None, sample_steps: int | None = None,
+                       cfg_scale: float | None = None, guidance_interval: str | None = None) -> list[str]:
+    """Config overrides (objective.sampler=..., ...) for the sampling settings given; a generator
+    that samples in one pass (a GAN, PCA) refuses them in one line."""
+    given = (("sampler", sampler), ("sample_steps", sample_steps), ("cfg_scale", cfg_scale),
+             ("guidance_interval", guidance_interval))
+    overrides = [f"objective.{key}={value}" for key, value in given if value is not None]
+    if overrides and not hasattr(open_run(run_dir)[0].objective, "sampler"):
+        raise ConfigError("--sampler, --sample-steps, --cfg-scale and --guidance-interval are for diffusion "
+                          f"runs; {run_dir} samples in one pass")
+    return overrides
 
 
 def class_labels(objective: GenerativeObjective, seeds: list[int], label: int | None, num_classes: int, device):
