@@ -93,7 +93,7 @@ JOBS = [
 ]
 
 
-def _budgetvision(args: list[str], data_root: Path, log: Path, threads: int) -> None:
+def budgetvision_cli(args: list[str], data_root: Path, log: Path, threads: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "budgetvision", *args, "--data-root", str(data_root), "--no-progress"]
     with open(log, "a") as f:
@@ -117,9 +117,9 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     existing = sorted(out.glob("*-" + job.preset))
     t0 = time.perf_counter()
     if existing:   # a killed earlier attempt: continue it from its checkpoint
-        _budgetvision(["train", "--resume", str(existing[0])], data_root, log, threads)
+        budgetvision_cli(["train", "--resume", str(existing[0])], data_root, log, threads)
     else:
-        _budgetvision(["train", *job.args, "--seed", str(seed), "--out", str(out)], data_root, log, threads)
+        budgetvision_cli(["train", *job.args, "--seed", str(seed), "--out", str(out)], data_root, log, threads)
         existing = sorted(out.glob("*-" + job.preset))
     run_dir = existing[0]
     res = json.loads((run_dir / "results.json").read_text())
@@ -162,7 +162,7 @@ def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> fl
     """Test accuracy on the official AddNIST files: a data root whose addnist/ is that sample."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "addnist").symlink_to(sample.resolve(), target_is_directory=True)
-        _budgetvision(["eval", str(run_dir)], Path(tmp), log, threads)
+        budgetvision_cli(["eval", str(run_dir)], Path(tmp), log, threads)
     return json.loads((run_dir / "eval.json").read_text())["test_accuracy"]
 
 
@@ -179,7 +179,7 @@ def _sampling(preset: str) -> list[str]:
 
 def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int, sampling: list[str]) -> dict:
     """The judge's scores of the generator's 10,000 samples (eval.json's judge_* keys)."""
-    _budgetvision(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES), *sampling],
+    budgetvision_cli(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES), *sampling],
                   data_root, log, threads)
     return json.loads((run_dir / "eval.json").read_text())
 
@@ -200,7 +200,7 @@ def judge() -> Path:
                 out.mkdir(parents=True, exist_ok=True)
                 found = sorted(out.glob(f"*-{JUDGE_PRESET}"))
                 args = ["--resume", str(found[0])] if found else ["--preset", JUDGE_PRESET, "--out", str(out)]
-                _budgetvision(["train", *args], data_root, out / "log.txt", threads)
+                budgetvision_cli(["train", *args], data_root, out / "log.txt", threads)
                 _JUDGE["dir"] = sorted(out.glob(f"*-{JUDGE_PRESET}"))[0]
         return _JUDGE["dir"]
 

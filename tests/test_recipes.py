@@ -328,3 +328,39 @@ def test_source_commit_is_dirty_for_code_but_not_for_the_measurements_being_writ
     assert source_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert source_commit(tmp_path) == clean + "-dirty"
+
+
+def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp_path):
+    """benchmarks/guidance_screen.py on a 2-step diffusion run (digits, offline): one row per setting,
+    each the eval.json of samples drawn at that weight and interval, with its command; run again,
+    it measures only the settings not yet in the file."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    runs = tmp_path / "runs"
+    common = ["--dataset", "digits", "--out", str(runs), "--no-progress"]
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "30", *common]) == 0
+    assert main(["train", "--preset", "mnist-guided-diffusion", "--steps", "2", *common,
+                 "--set", "train.batch_size=8", "objective.sample_steps=3"]) == 0
+    judge, run = sorted(runs.iterdir())
+
+    def screen(*settings):
+        done = subprocess.run([sys.executable, str(repo / "benchmarks" / "guidance_screen.py"), str(run),
+                               "--judge", str(judge), "--data-root", str(tmp_path), "--n", "24", "--threads", "1",
+                               "--results", str(tmp_path / "results"), "--settings", *settings],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads((tmp_path / "results" / "screens" / "guidance--mnist-guided-diffusion--seed-0--n24.json")
+                          .read_text())["rows"]
+
+    rows = screen("0.5", "2@0.5,5")
+    assert [(r["cfg_scale"], r["guidance_interval"]) for r in rows] == [(0.5, [0.0, 0.0]), (2.0, [0.5, 5.0])]
+    assert rows[1]["command"] == ("budgetvision eval RUN --judge JUDGE --prc --n 24 --cfg-scale 2 "
+                                  "--guidance-interval 0.5,5")
+    last = json.loads((run / "eval.json").read_text())          # the second setting's eval
+    assert {k: last[k] for k in ("judge_accuracy", "judge_fid", "judge_recall", "step")} == \
+        {k: rows[1][k] for k in ("judge_accuracy", "judge_fid", "judge_recall", "step")}
+    assert all(0 <= r["judge_accuracy"] <= 1 and r["sample_steps"] == 3 for r in rows)
+    again = screen("2@0.5,5", "0")
+    assert again[:2] == rows and (again[2]["cfg_scale"], again[2]["guidance_interval"]) == (0.0, [0.0, 0.0])

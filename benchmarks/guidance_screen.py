@@ -1,0 +1,97 @@
+"""Screen how a trained class-conditional diffusion run samples: guidance weight, guidance interval and
+sampler, each setting scored by a judge on the same seeds, written to one result file in
+benchmarks/results/screens/ as each setting finishes (an interrupted screen keeps what it measured,
+and the next invocation skips the settings already in the file).
+
+    python benchmarks/guidance_screen.py RUN --judge JUDGE --data-root DATA --n 2000 \\
+        --settings 0.5 1@0.5,5 2@0.5,5
+
+A setting is W (guidance weight W at every level) or W@LO,HI (guidance only where sigma/alpha lies in
+(LO, HI]; Kynkaanniemi et al. 2024). Each is `budgetvision eval RUN --judge JUDGE --prc --n N
+--cfg-scale W --guidance-interval LO,HI` with the run's own sampler and steps unless --sampler /
+--sample-steps say otherwise. Sampling is not training: the run and its checkpoint stay as they are.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from budgetvision.device import device_name  # noqa: E402
+from budgetvision.io import read_json, write_json  # noqa: E402
+from budgetvision.version import source_commit  # noqa: E402
+from compare import GENERATOR_EXTRAS, budgetvision_cli  # noqa: E402
+
+KEYS = ("judge_accuracy", *GENERATOR_EXTRAS, "step", "weights", "sampler", "sample_steps", "cfg_scale",
+        "guidance_interval")
+
+
+def parse_setting(text: str) -> tuple[float, str]:
+    """'2@0.5,5' -> (2.0, '0.5,5'); '0.5' -> (0.5, '0,0') (every level)."""
+    w, _, interval = text.partition("@")
+    lo, hi = (float(v) for v in (interval or "0,0").split(","))
+    return float(w), f"{lo:g},{hi:g}"
+
+
+def screen_path(results: Path, run_dir: Path, n: int) -> Path:
+    manifest = read_json(run_dir / "run.json")
+    preset, seed = manifest["preset"], manifest["seeds"][0]
+    return results / "screens" / f"guidance--{preset}--seed-{seed}--n{n}.json"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a class-conditional diffusion run")
+    p.add_argument("--judge", type=Path, required=True, help="a trained mnist-lenet run")
+    p.add_argument("--data-root", type=Path, required=True)
+    p.add_argument("--n", type=int, default=2000, help="samples per setting (seeds 0..n-1)")
+    p.add_argument("--settings", nargs="+", required=True, metavar="W[@LO,HI]")
+    p.add_argument("--sampler", default=None, help="instead of the run's objective.sampler")
+    p.add_argument("--sample-steps", type=int, default=None, help="instead of the run's objective.sample_steps")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    args = p.parse_args()
+
+    path = screen_path(args.results, args.run, args.n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    judge_acc = read_json(args.judge / "results.json")["per_seed"][0]["test_accuracy"]
+    screen = read_json(path) if path.exists() else {
+        "format": "budgetvision-screen-1", "run": args.run.name, "n": args.n,
+        "judge": f"{args.judge.name} ({100 * judge_acc:.2f} % test)", "rows": []}
+    fixed = [*(["--sampler", args.sampler] if args.sampler else []),
+             *(["--sample-steps", str(args.sample_steps)] if args.sample_steps else [])]
+    done = {r["command"] for r in screen["rows"]}
+    log = path.with_suffix(".log")
+    for text in args.settings:
+        w, interval = parse_setting(text)
+        flags = ["--prc", "--n", str(args.n), "--cfg-scale", f"{w:g}", "--guidance-interval", interval, *fixed]
+        command = " ".join(["budgetvision eval RUN --judge JUDGE", *flags])
+        if command in done:
+            continue
+        budgetvision_cli(["eval", str(args.run), "--judge", str(args.judge), *flags], args.data_root, log,
+                         args.threads)
+        out = read_json(args.run / "eval.json")
+        row = {k: out[k] for k in KEYS}
+        row.update(command=command,
+                   commit=source_commit() or "unknown", device_name=device_name(torch.device("cpu")),
+                   threads=args.threads, torch=torch.__version__)
+        screen["rows"].append(row)
+        done.add(command)
+        write_json(path, screen)
+        print(f"w {w} on ({interval}]: judge accuracy {100 * row['judge_accuracy']:.2f} %, "
+              f"FID {row['judge_fid']:.2f} (reference {row['judge_fid_real_floor']:.2f}), "
+              f"precision {row['judge_precision']:.3f}, recall {row['judge_recall']:.3f}, "
+              f"{row['sampling_images_per_s']:.1f} images/s", flush=True)
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
