@@ -131,12 +131,13 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
         scores["value"] = scores["value"]["judge_accuracy"]
         scores["eval_command"] = " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(JUDGE_SAMPLES),
                                            *sampling])
-        # The run's last grid (seeds 0-63, labels seed % 10), kept beside the result file: every
-        # generator's grid at equal steps, side by side in the README.
-        grid = run_dir / "seed-0" / "samples" / f"step-{job.steps:06d}.png"
+        # Seeds 0-63 (labels seed % 10) of the checkpoint just scored, drawn as it was scored, kept
+        # beside the result file: every generator's grid at equal steps, side by side in the README.
         grids = results / "samples"
         grids.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(grid, grids / f"{job.preset}--{job.dataset}--{job.steps}x{job.batch_size}--seed-{seed}.png")
+        grid = grids / f"{job.preset}--{job.dataset}--{job.steps}x{job.batch_size}--seed-{seed}.png"
+        budgetvision_cli(["sample", str(run_dir), "--seeds", "0-63", "--out", str(grid), *sampling], data_root, log,
+                         threads)
     else:
         scores = {"value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
                   "val_accuracy": per["val_accuracy"], "extra": {}}

@@ -68,7 +68,8 @@ def main() -> int:
     fixed = [*(["--sampler", args.sampler] if args.sampler else []),
              *(["--sample-steps", str(args.sample_steps)] if args.sample_steps else [])]
     done = {r["command"] for r in screen["rows"]}
-    log = path.with_suffix(".log")
+    log = REPO / "benchmarks" / "runs" / "screens" / path.with_suffix(".log").name   # not committed
+    log.parent.mkdir(parents=True, exist_ok=True)
     for text in args.settings:
         w, interval = parse_setting(text)
         flags = ["--prc", "--n", str(args.n), "--cfg-scale", f"{w:g}", "--guidance-interval", interval, *fixed]

@@ -455,10 +455,14 @@ _add(Preset(
                           conditional=True),                #   params: half a 1M net's CPU step
         objective=VDiffusionConfig(schedule="cosine",       # seed 003's continuous VP, v-objective, Sobol t
                                    cond_drop=0.1,           # Ho & Salimans' p_uncond
-                                   cfg_scale=0.5,           # CHOICE: the least guidance that keeps judge accuracy
-                                                            #   >= 99.5 % (below: more guidance costs FID and recall)
-                                   sampler="dpmpp2m",       # CHOICE: second order: 20 calls (40 guided) per
-                                   sample_steps=20),        #   image keep 10,000 samples affordable on a CPU
+                                   cfg_scale=1.0,           # CHOICE: guidance 1 only at sigma/alpha <= 1.5
+                                   guidance_interval=(0.0, 1.5),  # (Kynkaanniemi et al. 2024): ahead of the
+                                                            #   paper's CCGAN in judge accuracy, FID and recall
+                                                            #   (screen below), 1.6x the images/s of guiding
+                                                            #   every level
+                                   sampler="dpmpp2m",       # CHOICE: second order: 20 levels (the last 12
+                                   sample_steps=20),        #   guided: 32 calls) per image keep 10,000 samples
+                                                            #   affordable on a CPU
         optim=OptimConfig(name="adam", lr=1e-3,             # CHOICE: as cifar100-vdiffusion
                           schedule="cosine", warmup_steps=200),
         train=TrainConfig(steps=10_000,                     # the issue's MNIST budget
@@ -466,12 +470,19 @@ _add(Preset(
                           grad_clip=1.0,
                           ema_decay=0.999,                  # CHOICE: a 1,000-step horizon, 10 % of the run
                           eval_every=10_000, sample_every=1_000),
-        # Guidance screened on seed 0's 10,000-step checkpoint (trained at cfg_scale 1), 2,000 samples,
-        # mnist-lenet judge, its features (train-vs-test floor at this n: 8.47), w: judge accuracy / FID
-        # / precision / recall: 0: 95.25 % / 5.22 / 0.83 / 0.89; 0.25: 98.85 % / 9.95 / 0.87 / 0.86;
-        # 0.35: 99.40 % / 13.08 / 0.88 / 0.84; 0.5: 99.90 % / 18.50 / 0.88 / 0.80; 1: 100 % / 36.20 /
-        # 0.89 / 0.69. (mnist-projection-gan's leaderboard checkpoint at this n: 99.70 % / 18.66 /
-        # 0.88 / 0.57.) Sampling is not training, so the leaderboard scores that run at w = 0.5.
+        # Guidance screened on seed 1's 10,000-step checkpoint, 2,000 samples, mnist-lenet judge (98.92 %
+        # test), its features (train-vs-test reference at this n: 9.17): benchmarks/results/screens/
+        # guidance--mnist-guided-diffusion--seed-1--n2000.json. w [interval]: judge accuracy / FID /
+        # recall / images/s (2 threads): 0: 96.15 % / 5.83 / 0.88 / 33; 0.15: 98.40 % / 8.09 / 0.87 / 15;
+        # 1 on (0, 1.5]: 98.25 % / 7.41 / 0.86 / 21; 2 on (0, 1.5]: 98.80 % / 9.82 / 0.86 / 21; 0.25:
+        # 98.95 % / 10.92 / 0.85 / 14; 3 on (0, 1.5]: 99.25 % / 12.20 / 0.83 / 17; 0.5: 99.75 % / 19.94 /
+        # 0.81 / 13. The paper's mnist-ccgan at
+        # 10,000 x 64, same judge and n: 97.25 % / 8.34 / 0.78. Guidance buys judge accuracy with FID and
+        # recall at every interval tried (in a screen of 14 settings at step 4,760 and n = 1,000, guidance
+        # above sigma/alpha 1.5 cost the most FID per point of accuracy); the preset takes the most accuracy that stays
+        # ahead of the paper's generator in all three. For judge accuracy >= 99.5 %, sample with
+        # --cfg-scale 0.5 --guidance-interval 0,0 (FID 19.94 here). Sampling is not training: the
+        # leaderboard scores a run the way its preset samples now.
     ),
 ))
 
