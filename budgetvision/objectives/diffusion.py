@@ -319,7 +319,8 @@ class _Diffusion(GenerativeObjective):
         return net.module if isinstance(net, torch.optim.swa_utils.AveragedModel) else net
 
     def _guided(self, net: nn.Module, x: Tensor, level: Tensor, cond: Tensor | None, w: float) -> Tensor:
-        """The network's output at one level, with classifier-free guidance of weight w > 0."""
+        """The network's output at one level under classifier-free guidance of weight w (0: the
+        conditional output alone, one network call)."""
         if cond is None:
             return net(x, level)
         if w == 0:
