@@ -476,8 +476,8 @@ _add(Preset(
         # recall / images/s (2 threads): 0: 96.15 % / 5.83 / 0.88 / 33; 0.15: 98.40 % / 8.09 / 0.87 / 15;
         # 1 on (0, 1.5]: 98.25 % / 7.41 / 0.86 / 21; 2 on (0, 1.5]: 98.80 % / 9.82 / 0.86 / 21; 0.25:
         # 98.95 % / 10.92 / 0.85 / 14; 3 on (0, 1.5]: 99.25 % / 12.20 / 0.83 / 17; 0.5: 99.75 % / 19.94 /
-        # 0.81 / 13. The paper's mnist-ccgan at
-        # 10,000 x 64, same judge and n: 97.25 % / 8.34 / 0.78. Guidance buys judge accuracy with FID and
+        # 0.81 / 13. The paper's mnist-ccgan (its leaderboard run,
+        # `budgetvision eval RUN --judge J --prc --n 2000`), same judge and n: 97.25 % / 8.34 / 0.78. Guidance buys judge accuracy with FID and
         # recall at every interval tried (in a screen of 14 settings at step 4,760 and n = 1,000, guidance
         # above sigma/alpha 1.5 cost the most FID per point of accuracy); the preset takes the most accuracy that stays
         # ahead of the paper's generator in all three. For judge accuracy >= 99.5 %, sample with
