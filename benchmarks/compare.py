@@ -180,8 +180,8 @@ def _sampling(preset: str) -> list[str]:
 
 def _judged(run_dir: Path, judge_dir: Path, data_root: Path, log: Path, threads: int, sampling: list[str]) -> dict:
     """The judge's scores of the generator's 10,000 samples (eval.json's judge_* keys)."""
-    budgetvision_cli(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES), *sampling],
-                  data_root, log, threads)
+    budgetvision_cli(["eval", str(run_dir), "--judge", str(judge_dir), "--prc", "--n", str(JUDGE_SAMPLES),
+                      *sampling], data_root, log, threads)
     return json.loads((run_dir / "eval.json").read_text())
 
 
