@@ -120,12 +120,19 @@ def _value(row: dict) -> str:
 
 
 def _extra_text(row: dict) -> str:
-    """Fractions as percentages; FIDs (distances) as they are; rates (`*_images_per_s`) per second."""
-    def one(key: str, mean: float) -> str:
+    """Fractions as percentages; FIDs (distances) as they are, both ± their std over seeds where there
+    are several; rates (`*_images_per_s`) per second, the mean alone (a speed's spread across seeds
+    is the machine's, not the recipe's)."""
+    several = len(row["seeds"]) > 1
+
+    def one(key: str, mean: float, std: float) -> str:
+        name = key.replace("_", " ")
         if key.endswith("_images_per_s"):
             return f"{key[:-len('_images_per_s')].replace('_', ' ')} {mean:,.0f} images/s"
-        return f"{key.replace('_', ' ')} {mean:.2f}" if "fid" in key else f"{key.replace('_', ' ')} {100 * mean:.1f} %"
-    return "; ".join(one(k, m) for k, (m, _) in row["extra"].items())
+        if "fid" in key:
+            return f"{name} {mean:.2f}" + (f" ± {std:.2f}" if several else "")
+        return f"{name} {100 * mean:.1f}" + (f" ± {100 * std:.1f}" if several else "") + " %"
+    return "; ".join(one(k, m, s) for k, (m, s) in row["extra"].items())
 
 
 def _groups(rows: list[dict]):

@@ -178,18 +178,20 @@ def _header(preset, origin, dataset="cifar10-jpeg", steps=3000, batch=128):
             "command": f"budgetvision train --preset {preset} --seeds 3"}
 
 
-def _seed(seed, value):
+def _seed(seed, value, **extra):
     return {"seed": seed, "value": value, "wall_seconds": 10.0, "commit": "abc", "device": "cpu",
             "device_name": "test cpu", "threads": 1, "torch": torch.__version__,
-            "command": f"budgetvision train --seed {seed}", "extra": {}}
+            "command": f"budgetvision train --seed {seed}", "extra": extra}
 
 
 def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
     ours, paper = _header("ours", "budgetvision"), _header("theirs", "paper")
-    for seed, value in enumerate((0.86, 0.88, 0.87)):
-        add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), ours, _seed(seed, value))
+    for seed, (value, fid, recall, rate) in enumerate(((0.86, 1.0, 0.5, 10.0), (0.88, 3.0, 0.7, 20.0),
+                                                      (0.87, 2.0, 0.6, 30.0))):
+        add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), ours,
+                 _seed(seed, value, judge_fid=fid, judge_recall=recall, sampling_images_per_s=rate))
     add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 3000, 128), paper, _seed(0, 0.72))
-    add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 3000, 128), paper, _seed(0, 0.73))  # replaces seed 0
+    add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 3000, 128), paper, _seed(0, 0.73, judge_fid=4.0))
     add_seed(result_path(tmp_path, "other", "addnist", 10000, 64), _header("other", "budgetvision", "addnist",
                                                                             10000, 64), _seed(0, 0.99))
     assert main(["leaderboard", "--results", str(tmp_path), "--json"]) == 0
@@ -208,6 +210,9 @@ def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
     assert main(["leaderboard", "--results", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "87.00 ± 1.00 %" in text and "73.00 %" in text and "batch  128 (  384,000 images)" in text
+    # secondary scores carry their spread over seeds too, a rate its mean alone, one seed no spread
+    assert "[judge fid 2.00 ± 1.00; judge recall 60.0 ± 10.0 %; sampling 20 images/s]" in text
+    assert "[judge fid 4.00]" in text
     with pytest.raises(BudgetVisionError, match="holds steps"):
         add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), _header("ours", "budgetvision",
                                                                                     steps=10), _seed(3, 0.9))
