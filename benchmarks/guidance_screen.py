@@ -10,6 +10,10 @@ A setting is W (guidance weight W at every level) or W@LO,HI (guidance only wher
 (LO, HI]; Kynkaanniemi et al. 2024). Each is `budgetvision eval RUN --judge JUDGE --prc --n N
 --cfg-scale W --guidance-interval LO,HI` with the run's own sampler and steps unless --sampler /
 --sample-steps say otherwise. Sampling is not training: the run and its checkpoint stay as they are.
+
+A file holds one run's screen: guidance--PRESET--seed-S--nN.json by default, or --name STEM. A
+screen of another run (say an earlier checkpoint's copy) under the same name is refused, so that rows
+of two checkpoints never share a file.
 """
 from __future__ import annotations
 
@@ -40,10 +44,11 @@ def parse_setting(text: str) -> tuple[float, str]:
     return float(w), f"{lo:g},{hi:g}"
 
 
-def screen_path(results: Path, run_dir: Path, n: int) -> Path:
-    manifest = read_json(run_dir / "run.json")
-    preset, seed = manifest["preset"], manifest["seeds"][0]
-    return results / "screens" / f"guidance--{preset}--seed-{seed}--n{n}.json"
+def screen_path(results: Path, run_dir: Path, n: int, name: str | None = None) -> Path:
+    if name is None:
+        manifest = read_json(run_dir / "run.json")
+        name = f"guidance--{manifest['preset']}--seed-{manifest['seeds'][0]}--n{n}"
+    return results / "screens" / f"{name}.json"
 
 
 def main() -> int:
@@ -57,14 +62,18 @@ def main() -> int:
     p.add_argument("--sample-steps", type=int, default=None, help="instead of the run's objective.sample_steps")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--name", default=None, metavar="STEM", help="the result file's name under screens/ "
+                   "(default guidance--PRESET--seed-S--nN)")
     args = p.parse_args()
 
-    path = screen_path(args.results, args.run, args.n)
+    path = screen_path(args.results, args.run, args.n, args.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     judge_acc = read_json(args.judge / "results.json")["per_seed"][0]["test_accuracy"]
     screen = read_json(path) if path.exists() else {
         "format": "budgetvision-screen-1", "run": args.run.name, "n": args.n,
         "judge": f"{args.judge.name} ({100 * judge_acc:.2f} % test)", "rows": []}
+    if screen["run"] != args.run.name or screen["n"] != args.n:
+        p.error(f"{path} holds a screen of run {screen['run']} at n {screen['n']}: name another file with --name")
     fixed = [*(["--sampler", args.sampler] if args.sampler else []),
              *(["--sample-steps", str(args.sample_steps)] if args.sample_steps else [])]
     done = {r["command"] for r in screen["rows"]}

@@ -348,12 +348,14 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
                  "--set", "train.batch_size=8", "objective.sample_steps=3"]) == 0
     judge, run = sorted(runs.iterdir())
 
-    def screen(*settings):
-        done = subprocess.run([sys.executable, str(repo / "benchmarks" / "guidance_screen.py"), str(run),
+    def screen(*settings, of=run, code=0):
+        done = subprocess.run([sys.executable, str(repo / "benchmarks" / "guidance_screen.py"), str(of),
                                "--judge", str(judge), "--data-root", str(tmp_path), "--n", "24", "--threads", "1",
                                "--results", str(tmp_path / "results"), "--settings", *settings],
                               capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == code, done.stdout + done.stderr
+        if code:
+            return done.stderr
         return json.loads((tmp_path / "results" / "screens" / "guidance--mnist-guided-diffusion--seed-0--n24.json")
                           .read_text())["rows"]
 
@@ -367,3 +369,7 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
     assert all(0 <= r["judge_accuracy"] <= 1 and r["sample_steps"] == 3 for r in rows)
     again = screen("2@0.5,5", "0")
     assert again[:2] == rows and (again[2]["cfg_scale"], again[2]["guidance_interval"]) == (0.0, [0.0, 0.0])
+    # another run of the same preset and seed (a copied checkpoint) may not add rows to this file
+    import shutil
+    shutil.copytree(run, tmp_path / "copy")
+    assert f"holds a screen of run {run.name} at n 24" in screen("1", of=tmp_path / "copy", code=2)
