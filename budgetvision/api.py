@@ -19,7 +19,7 @@ from torch import nn
 from . import distributed
 from .config import RunConfig, apply_overrides
 from .data import data_root as default_data_root
-from .device import resolve_device
+from .device import precision, resolve_device
 from .errors import ConfigError
 from .presets import get_preset
 from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
@@ -85,6 +85,7 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
                   f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}"
                   f"{procs}, seeds {seed_list}, device {dev}"
                   + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")
+                  + (f", {precision(dev, cfg.train)}" if precision(dev, cfg.train) != "fp32" else "")
                   + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
         run_dir = distributed.from_main(lambda: start_run(prep, Path(out), seed_list))
         if verbose:

@@ -35,7 +35,7 @@ from torchvision.transforms import InterpolationMode, v2
 
 from .config import RunConfig, apply_overrides
 from .data import DataSpec
-from .device import device_name
+from .device import amp_dtype, device_name
 from .errors import BudgetVisionError, ConfigError
 from .io import write_json
 from .leaderboard import default_results_dir
@@ -360,7 +360,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
         "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (torch.profiler)
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
-                          "bf16": tc.amp and device.type == "cuda"},
+                          "bf16": amp_dtype(device, amp=tc.amp, cpu_amp=tc.cpu_amp) is not None},
         "steps": options.steps, "window": options.window, "warmup": options.warmup,
         "samples": samples if rates else 0, "workers": options.workers,
         "torch": torch.__version__, "budgetvision": __version__, "commit": source_commit(),
@@ -448,11 +448,12 @@ def format_text(rows: list[dict]) -> str:
 
 
 def format_markdown(rows: list[dict]) -> str:
-    out = ["| preset | data set | batch | tool img/s | plain img/s | ratio | GFLOP/image | tool GFLOP/s "
-           "| outside fwd/bwd/opt | sampling img/s | device | threads | torch | command |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
+    out = ["| preset | data set | batch | tool precision | tool img/s | plain img/s (fp32) | ratio | GFLOP/image "
+           "| tool GFLOP/s | outside fwd/bwd/opt | sampling img/s | device | threads | torch | command |",
+           "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
     for r in rows:
-        out.append(f"| {r['preset']} | {r['dataset']} | {r['batch_size']} | {r['tool_images_per_s']:,.1f} | "
+        precision = "bf16 autocast" if r["tool_settings"].get("bf16") else "fp32"
+        out.append(f"| {r['preset']} | {r['dataset']} | {r['batch_size']} | {precision} | {r['tool_images_per_s']:,.1f} | "
                    f"{r['plain_images_per_s']:,.1f} | {r['ratio']:.2f}x | {r['gflop_per_image']:.4g} | "
                    f"{r['tool_gflop_per_s']:,.1f} | {_outside(r)} | {_sampling(r)} | "
                    f"{r['device']}: {r['device_name']} | {r['threads']} | {r['torch']} | `{r['command']}` |")

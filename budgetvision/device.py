@@ -32,6 +32,31 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512-BF16 or AMX tiles), where oneDNN's bf16
+    convolutions beat fp32; elsewhere bf16 is emulated and slower. torch exposes the check only
+    privately, so a torch without it reads as no."""
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+def amp_dtype(device: torch.device, *, amp: bool, cpu_amp: bool) -> torch.dtype | None:
+    """The autocast dtype of training's forward passes (train.amp, train.cpu_amp): bf16 on CUDA
+    when amp is on; on the CPU only when cpu_amp is on too and the CPU has native bf16; else None
+    (fp32)."""
+    if not amp:
+        return None
+    if device.type == "cuda" or (device.type == "cpu" and cpu_amp and cpu_has_bf16()):
+        return torch.bfloat16
+    return None
+
+
+def precision(device: torch.device, train_cfg) -> str:
+    """What a run's manifest and results say of its arithmetic: "bf16 autocast" or "fp32"."""
+    dtype = amp_dtype(device, amp=train_cfg.amp, cpu_amp=train_cfg.cpu_amp)
+    return "fp32" if dtype is None else "bf16 autocast"
+
+
 def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model and core count (platform.processor() is empty on Linux)."""
     if device.type == "cuda":

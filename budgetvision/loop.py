@@ -28,6 +28,7 @@ from .budget import enforce_budget
 from .config import RunConfig, saved_config
 from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
 from .data.shapes import data_shape
+from .device import amp_dtype
 from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
@@ -173,8 +174,8 @@ class _Training:
         self._init_from_data()
         distributed.broadcast_state(self.objective)   # every rank starts from rank 0's weights, as DDP does
         distributed.reseed(seed)
-        if self.device.type == "cuda" and self.tc.amp:
-            self.objective.amp_dtype = torch.bfloat16   # autocast around forward and loss only
+        # autocast around forward and loss only: bf16 on CUDA, and on a bf16-native CPU where asked
+        self.objective.amp_dtype = amp_dtype(self.device, amp=self.tc.amp, cpu_amp=self.tc.cpu_amp)
         for net in self.objective.trained_networks().values():
             if self.tc.channels_last:
                 net.to(memory_format=torch.channels_last)

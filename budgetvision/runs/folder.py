@@ -16,7 +16,7 @@ from torch import nn
 from .. import distributed
 from ..config import RunConfig, apply_overrides, load_config
 from ..data import DataSpec, splits_of
-from ..device import versions
+from ..device import precision, versions
 from ..errors import BudgetVisionError, ConfigError
 from ..io import RunLock, load_checkpoint, read_json, write_json
 from ..objectives import Objective, build_objective
@@ -65,7 +65,8 @@ def start_run(prep: Prepared, out: Path, seeds: list[int]) -> Path:
         write_json(run_dir / "config.json", prep.config.to_dict())
         write_json(run_dir / "run.json", {
             "format": RUN_FORMAT, "preset": prep.config.preset, "seeds": seeds, "params": prep.params,
-            "over_budget": prep.over_budget, "device": str(prep.device), "versions": versions(prep.device),
+            "over_budget": prep.over_budget, "device": str(prep.device),
+            "precision": precision(prep.device, prep.config.train), "versions": versions(prep.device),
         })
     except OSError as e:  # a full disk or a vanished folder: leave nothing half-written
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -192,7 +193,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
         "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
         "images_seen": images_seen(cfg),   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
-        "device": str(prep.device), "versions": versions(prep.device),
+        "device": str(prep.device), "precision": precision(prep.device, cfg.train), "versions": versions(prep.device),
         "world_size": max(r.get("world_size", 1) for r in per_seed),   # training processes (torchrun)
         "wall_seconds": sum(r["wall_seconds"] for r in per_seed),
     }
