@@ -144,7 +144,7 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     row = {"seed": seed, **scores, "wall_seconds": per["wall_seconds"],
            "commit": source_commit() or "unknown", "device": per["device"],
            "device_name": device_name(torch.device(per["device"])),
-           "threads": threads, "torch": res["versions"]["torch"],
+           "threads": threads, "torch": res["versions"]["torch"], "precision": res.get("precision", "fp32"),
            "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}"}
     if job.dataset == "addnist" and addnist_sample is not None:
         row["extra"]["official_sample"] = _score_on_sample(run_dir, addnist_sample, log, threads)

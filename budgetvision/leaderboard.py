@@ -98,6 +98,8 @@ def load_rows(folder: Path | None = None) -> list[dict]:
             "extra": _extra(r["per_seed"]),
             "command": r["command"], "commits": sorted({s["commit"] for s in r["per_seed"]}),
             "devices": sorted({s["device_name"] for s in r["per_seed"]}),
+            # runs from before results.json recorded it all trained in fp32 (no CUDA run had been kept)
+            "precisions": sorted({s.get("precision", "fp32") for s in r["per_seed"]}),
             "wall_seconds": sum(s["wall_seconds"] for s in r["per_seed"]), "file": path.name,
         })
     sign = {name: (-1 if m.higher_is_better else 1) for name, m in METRICS.items()}
@@ -135,6 +137,12 @@ def _extra_text(row: dict) -> str:
     return "; ".join(one(k, m, s) for k, (m, s) in row["extra"].items())
 
 
+def _device_text(row: dict) -> str:
+    """The devices a row's seeds trained on, and their precision where it was not fp32 throughout."""
+    precision = "" if row["precisions"] == ["fp32"] else f" ({', '.join(row['precisions'])})"
+    return ", ".join(row["devices"]) + precision
+
+
 def _groups(rows: list[dict]):
     key = None
     for r in rows:
@@ -165,7 +173,7 @@ def format_markdown(rows: list[dict]) -> str:
         out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
         for r in group:
             out.append(f"| {r['preset']} | {r['origin']} | {r['params']:,} | {r['batch_size']} | {r['images_seen']:,} | "
-                       f"{_value(r)} | {len(r['seeds'])} | {_extra_text(r) or '-'} | {', '.join(r['devices'])} | "
+                       f"{_value(r)} | {len(r['seeds'])} | {_extra_text(r) or '-'} | {_device_text(r)} | "
                        f"`{r['command']}` |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -213,6 +213,13 @@ def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
     # secondary scores carry their spread over seeds too, a rate its mean alone, one seed no spread
     assert "[judge fid 2.00 ± 1.00; judge recall 60.0 ± 10.0 %; sampling 20 images/s]" in text
     assert "[judge fid 4.00]" in text
+    assert by["ours"]["precisions"] == ["fp32"]                          # files from before it was recorded
+    add_seed(result_path(tmp_path, "other", "addnist", 10000, 64), _header("other", "budgetvision", "addnist",
+                                                                            10000, 64),
+             {**_seed(0, 0.99), "precision": "bf16 autocast"})
+    assert main(["leaderboard", "--results", str(tmp_path), "--markdown"]) == 0
+    table = capsys.readouterr().out
+    assert "| test cpu (bf16 autocast) |" in table and table.count("| test cpu |") == 2
     with pytest.raises(BudgetVisionError, match="holds steps"):
         add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 3000, 128), _header("ours", "budgetvision",
                                                                                     steps=10), _seed(3, 0.9))
