@@ -13,11 +13,14 @@ there) and cifar10-jpeg/ (../shared/data/cifar10-jpeg.tar.gz unpacked: the CIFAR
 stand in for CIFAR-100, which these machines cannot download). With --addnist-sample DIR (the
 official AddNIST sample), each AddNIST seed is also scored on that sample's test images.
 
-Class-conditional MNIST generators are trained at the same step budget and scored by a judge: the
-`mnist-lenet` preset (seed 0, trained here once, or --judge RUN) reads 10,000 samples, ten per
-seed's labels, for its accuracy on their labels (the row's value), the judge-feature FID and its
-real-data floor, and improved precision and recall in the judge's features
-(`budgetvision eval RUN --judge JUDGE --prc --n 10000`).
+Generators are trained at one step budget per data set and scored by a judge classifier the tool
+trained on the same data (`budgetvision eval RUN --judge JUDGE --prc --n 10000`): its accuracy on
+class-conditional samples' labels, the judge-feature FID and its real-data floor, and improved
+precision and recall in the judge's features. On MNIST the judge is the `mnist-lenet` preset (seed
+0, trained here once, or --judge RUN) and a row's value is the judge accuracy (every MNIST generator
+compared is class-conditional). On CIFAR-10-JPEG it is the leaderboard's own seed-0
+`cifar100-speedrun-convnet` run (or --cifar-judge RUN) and the value is the judge-feature FID (seed
+000's SN-DCGAN is unconditional); with --inception-weights FILE the real FID goes beside it.
 
 With --jobs N, N trainings run side by side, each on one CPU thread (OMP_NUM_THREADS=1): on the
 2-core development machine two processes with torch's default threads slow each other ~10x.
@@ -49,10 +52,12 @@ from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
 MNIST_GEN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is every MNIST recipe's own
+CIFAR_GEN_STEPS = 5_000       # the generator issue's CIFAR-10-JPEG budget; each preset at its own batch
 JUDGE_PRESET = "mnist-lenet"
 JUDGE_SAMPLES = 10_000
-GENERATOR_EXTRAS = ("judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall",
-                    "sampling_images_per_s")
+GENERATOR_EXTRAS = ("judge_accuracy", "judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall",
+                    "fid", "sampling_images_per_s")   # each where the eval wrote it (an unconditional
+                                                      # generator has no judge accuracy), but the row's value
 
 
 @dataclass(frozen=True)
@@ -84,13 +89,20 @@ def _own(preset: str) -> tuple[int, int]:
 
 # Within a seed, in this order.
 CIFAR = ("cifar100-speedrun-convnet", "cifar100-dsc-transformer", "cifar100-bottleneck", "cifar100-dsc-resnet")
+CIFAR_GENERATORS = ("cifar100-guided-diffusion", "cifar100-vdiffusion", "cifar100-aw-sngan", "cifar100-sn-dcgan",
+                    "cifar100-ddpm")
 JOBS = [
     Job("addnist-digit-sum", "addnist", None, *_own("addnist-digit-sum")),
     *[Job(p, "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET) for p in CIFAR],
     Job("addnist-mobilenet", "addnist", None, *_own("addnist-mobilenet")),
     *[Job(p, "mnist", None, *MNIST_GEN_BUDGET, metric="judge_accuracy")
       for p in ("mnist-projection-gan", "mnist-guided-diffusion", "mnist-ccgan")],
+    *[Job(p, "cifar10-jpeg", "folder:cifar10-jpeg", CIFAR_GEN_STEPS, _own(p)[1], metric="judge_fid")
+      for p in CIFAR_GENERATORS],
 ]
+# Each generator data set's judge: a classifier job whose seed-0 run reads the samples.
+JUDGES = {"mnist": Job(JUDGE_PRESET, "mnist", None, *_own(JUDGE_PRESET)),
+          "cifar10-jpeg": Job(CIFAR[0], "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET)}
 
 
 def budgetvision_cli(args: list[str], data_root: Path, log: Path, threads: int) -> None:
@@ -110,7 +122,7 @@ def job_runs(runs: Path, job: Job) -> Path:
 
 
 def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path, threads: int,
-             addnist_sample: Path | None) -> dict:
+             addnist_sample: Path | None, inception_weights: Path | None = None) -> dict:
     out = job_runs(runs, job) / f"seed-{seed}"
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
@@ -124,13 +136,14 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     run_dir = existing[0]
     res = json.loads((run_dir / "results.json").read_text())
     per = res["per_seed"][0]
-    if job.metric == "judge_accuracy":
+    if job.metric != "test_accuracy":   # a generator, read by its data set's judge
         sampling = _sampling(job.preset)
-        scores = {"value": _judged(run_dir, judge(), data_root, log, threads, sampling)}
-        scores["extra"] = {k: scores["value"][k] for k in GENERATOR_EXTRAS}
-        scores["value"] = scores["value"]["judge_accuracy"]
-        scores["eval_command"] = " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(JUDGE_SAMPLES),
-                                           *sampling])
+        fid = ["--fid", "--inception-weights", str(inception_weights)] if inception_weights else []
+        evaluated = _judged(run_dir, judge(job.dataset), data_root, log, threads, [*fid, *sampling])
+        scores = {"value": evaluated[job.metric],
+                  "extra": {k: evaluated[k] for k in GENERATOR_EXTRAS if k in evaluated and k != job.metric},
+                  "eval_command": " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(JUDGE_SAMPLES),
+                                            *(["--fid --inception-weights WEIGHTS"] if fid else []), *sampling])}
         # Seeds 0-63 (labels seed % 10) of the checkpoint just scored, drawn as it was scored, kept
         # beside the result file: every generator's grid at equal steps, side by side in the README.
         grids = results / "samples"
@@ -189,21 +202,28 @@ _JUDGE: dict = {}
 _JUDGE_LOCK = threading.Lock()
 
 
-def judge() -> Path:
-    """The judge run (--judge, or the mnist-lenet preset trained once under --runs, seed 0)."""
+def judge(dataset: str) -> Path:
+    """The judge run of a generator data set: the one given (--judge, --cifar-judge), else the seed-0
+    run of its JUDGES job: the classifier comparison's own run where it is under --runs, otherwise
+    trained (or resumed) once under --runs/judge."""
     with _JUDGE_LOCK:
-        if "dir" not in _JUDGE:
+        if dataset not in _JUDGE:
             given, runs, data_root, threads = _JUDGE["args"]
-            if given is not None:
-                _JUDGE["dir"] = given
+            job = JUDGES[dataset]
+            if given.get(dataset) is not None:
+                _JUDGE[dataset] = given[dataset]
             else:
-                out = runs / "judge"
+                finished = [d for d in sorted((job_runs(runs, job) / "seed-0").glob(f"*-{job.preset}"))
+                            if (d / "results.json").exists()]
+                out = runs / "judge" / job_runs(runs, job).name
                 out.mkdir(parents=True, exist_ok=True)
-                found = sorted(out.glob(f"*-{JUDGE_PRESET}"))
-                args = ["--resume", str(found[0])] if found else ["--preset", JUDGE_PRESET, "--out", str(out)]
-                budgetvision_cli(["train", *args], data_root, out / "log.txt", threads)
-                _JUDGE["dir"] = sorted(out.glob(f"*-{JUDGE_PRESET}"))[0]
-        return _JUDGE["dir"]
+                found = sorted(out.glob(f"*-{job.preset}"))
+                if not finished:
+                    args = ["--resume", str(found[0])] if found else [*job.args, "--seed", "0", "--out", str(out)]
+                    budgetvision_cli(["train", *args], data_root, out / "log.txt", threads)
+                    finished = sorted(out.glob(f"*-{job.preset}"))
+                _JUDGE[dataset] = finished[0]
+        return _JUDGE[dataset]
 
 
 def done_seeds(job: Job, results: Path) -> set[int]:
@@ -215,8 +235,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None, help="holds MNIST/ and cifar10-jpeg/")
     p.add_argument("--addnist-sample", type=Path, default=None, help="official AddNIST sample folder (*.npy)")
-    p.add_argument("--judge", type=Path, default=None, help=f"a trained {JUDGE_PRESET} run to judge generators "
-                   "(default: train one under --runs)")
+    p.add_argument("--judge", type=Path, default=None, help=f"a trained {JUDGE_PRESET} run to judge the MNIST "
+                   "generators (default: train one under --runs)")
+    p.add_argument("--cifar-judge", type=Path, default=None, help=f"a trained {CIFAR[0]} run on cifar10-jpeg to "
+                   "judge the CIFAR generators (default: the comparison's seed-0 run, else train one under --runs)")
+    p.add_argument("--inception-weights", type=Path, default=None, help="the FID Inception weights file: "
+                   "generator rows also carry the real FID")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds per preset")
     p.add_argument("--only", nargs="+", default=None, metavar="PRESET", help="just these presets")
     p.add_argument("--jobs", type=int, default=1, help="trainings side by side, one thread each")
@@ -253,10 +277,11 @@ def main() -> int:
             result_path(args.results, j.preset, j.dataset, j.steps, j.batch_size).unlink(missing_ok=True)
             shutil.rmtree(job_runs(args.runs, j), ignore_errors=True)
     threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
-    _JUDGE["args"] = (args.judge, args.runs, args.data_root, threads)
+    _JUDGE["args"] = ({"mnist": args.judge, "cifar10-jpeg": args.cifar_judge}, args.runs, args.data_root, threads)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_seed, j, s, data_root=args.data_root, runs=args.runs, results=args.results,
-                               threads=threads, addnist_sample=args.addnist_sample) for j, s in queue]
+                               threads=threads, addnist_sample=args.addnist_sample,
+                               inception_weights=args.inception_weights) for j, s in queue]
         failed = 0
         for f in futures:
             try:

@@ -330,6 +330,7 @@ def _out_png(path: str) -> Path:
 
 
 def cmd_sample(args) -> int:
+    from .data import data_root
     from .runs import class_labels, parse_seeds, sample
     from .report.plots import sample_grid
     from .loop import shape_spec
@@ -337,7 +338,8 @@ def cmd_sample(args) -> int:
     seeds = parse_seeds(args.seeds)
     out = _out_png(args.out)
     cfg, objective, network, device = _open_generator(args)
-    labels = class_labels(objective, seeds, args.label, shape_spec(cfg).num_classes, device)
+    classes = shape_spec(cfg, data_root(args.data_root)).num_classes   # a folder data set under the data root
+    labels = class_labels(objective, seeds, args.label, classes, device)
     images = sample(objective, network, seeds, labels)
     sample_grid(images, out, nrow=args.nrow or max(1, round(len(seeds) ** 0.5)))
     print(f"{len(seeds)} samples (seeds {args.seeds}) of {cfg.preset} -> {out}")

@@ -197,6 +197,13 @@ class VDiffusionConfig(_DiffusionConfig):
 
     name: str = "vdiffusion"
     schedule: str = "cosine"         # log-SNR: cosine | spliced | linear; checked by the objective
+    min_snr_gamma: float = 0.0       # Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's v error
+                                     # weighted by min(SNR, gamma) / (SNR + 1), i.e. its x0 error by
+                                     # min(SNR, gamma); 0 = seed 003's plain v MSE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.min_snr_gamma >= 0, f"objective.min_snr_gamma must be >= 0, got {self.min_snr_gamma}")
 
 
 @dataclass(frozen=True)

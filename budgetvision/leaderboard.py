@@ -32,6 +32,8 @@ METRICS = {
     "test_accuracy": Metric("test accuracy", higher_is_better=True, percent=True),
     # a class-conditional generator's samples, read by a judge classifier as their labels
     "judge_accuracy": Metric("judge accuracy", higher_is_better=True, percent=True),
+    # a generator's samples against real test images in a judge classifier's penultimate features
+    "judge_fid": Metric("judge-feature FID", higher_is_better=False, percent=False),
 }
 
 

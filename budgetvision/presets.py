@@ -494,6 +494,48 @@ _add(Preset(
 ))
 
 
+_add(Preset(
+    name="cifar100-guided-diffusion",
+    source="budgetvision: class-conditional v-diffusion with Min-SNR-5 loss weighting on seed 003's U-Net, "
+           "classifier-free guidance on an interval, DPM-Solver++(2M) sampling in 20 steps",
+    paper_params=None,
+    paper_result="to beat: seeds 000-003's FID 56.63 / 38.27 / 58.0 / 31.1; ours: budgetvision leaderboard "
+                 "(judge-feature FID at equal steps)",
+    origin="budgetvision",
+    config=_generator(
+        "cifar100-guided-diffusion",
+        data=DataConfig(name="cifar100", val_fraction=0.0),  # CHOICE: all 50,000 training images, as seeds
+                                                            #   001 and 002 (a generator has no model selection)
+        model=ModelConfig(name="vdiffusion_unet",           # CHOICE: seed 003's DSC U-Net (981,891 params at
+                          conditional=True),                #   32x32x3, 100 classes): three poolings suit 32x32,
+                                                            #   and the strongest paper generator's net keeps
+                                                            #   the comparison about the recipe
+        objective=VDiffusionConfig(schedule="cosine",       # seed 003's continuous VP, v-objective, Sobol t
+                                   min_snr_gamma=5.0,       # CHOICE: Min-SNR-5 (Hang et al. 2023, their
+                                                            #   gamma): 3.4x faster convergence reported,
+                                                            #   the lever for a short budget; seed 003's plain
+                                                            #   v MSE spends its effort on the near-clean levels
+                                   cond_drop=0.1,           # Ho & Salimans' p_uncond, as seed 003's preset
+                                   cfg_scale=1.0,           # CHOICE: mnist-guided-diffusion's guidance (1 on
+                                   guidance_interval=(0.0, 1.5),  #   sigma/alpha <= 1.5), which bought judge
+                                                            #   accuracy at the least FID and recall there;
+                                                            #   seed 003's w = 3 at every level trades FID for
+                                                            #   fidelity (Ho & Salimans' Figure 4)
+                                   sampler="dpmpp2m",       # CHOICE: as mnist-guided-diffusion: 32 network
+                                   sample_steps=20),        #   calls per image against seed 003's 1,000
+        optim=OptimConfig(name="adam", lr=1e-3,             # CHOICE: as cifar100-vdiffusion, so the loss
+                          schedule="cosine", warmup_steps=500),  # weighting and sampling are what differ
+        train=TrainConfig(steps=50_000, batch_size=128,     # the generator budget; batch as cifar100-vdiffusion
+                          grad_clip=1.0,                    # as cifar100-vdiffusion
+                          ema_decay=0.999,                  # as cifar100-vdiffusion: a 1,000-step horizon
+                          eval_every=5_000, sample_every=5_000),
+        # Not yet measured against the papers' presets: `benchmarks/compare.py --only` this preset and
+        # theirs on CIFAR-10-JPEG at 5,000 steps writes the leaderboard rows (judge-feature FID of the
+        # leaderboard's own cifar100-speedrun-convnet seed-0 run, with precision and recall).
+    ),
+))
+
+
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; known: {', '.join(sorted(PRESETS))}")

@@ -26,6 +26,7 @@ from budgetvision.objectives.diffusion import (
     dpmpp_2m_sample,
     dynamic_threshold,
     eps_from_v,
+    min_snr_weight,
     guidance_weights,
     linear_betas,
     sigmoid_betas,
@@ -36,7 +37,7 @@ from budgetvision.objectives.diffusion import (
 from budgetvision.presets import get_preset
 
 PRESETS = {"cifar100-ddpm": "ddpm_dsc_unet", "cifar100-vdiffusion": "vdiffusion_unet"}
-OURS = ["mnist-guided-diffusion"]   # budgetvision's own diffusion presets
+OURS = ["mnist-guided-diffusion", "cifar100-guided-diffusion"]   # budgetvision's own diffusion presets
 NETS = sorted(PAPER_PARAMS) + ["vdiffusion_unet_compact"]
 GENERATOR_BUDGET = 1_000_000
 
@@ -92,6 +93,23 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
     assert cfg.train.steps == 10_000 and (cfg.objective.sampler, cfg.objective.sample_steps) == ("dpmpp2m", 20)
     assert [type(m).__name__ for m in obj.network.encoder[1]] == ["DSCResBlock", "DSCResBlock"]  # no attention at 14
     assert main(["train", "--preset", "mnist-guided-diffusion", "--dry-run"]) == 0
+    assert "within budget" in capsys.readouterr().out
+
+
+def test_our_cifar_diffusion_is_seed_003s_unet_with_min_snr_within_budget_and_dry_runs(capsys):
+    """Seed 003's U-Net (981,891 parameters at 32x32x3, 100 classes), Min-SNR-5, guidance 1 on
+    sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training otherwise as cifar100-vdiffusion."""
+    from budgetvision.cli import main
+    from budgetvision.loop import config_params
+
+    cfg, paper = get_preset("cifar100-guided-diffusion").config, get_preset("cifar100-vdiffusion").config
+    obj = build_objective(cfg, spec(3, 32, 100))
+    assert isinstance(obj, VDiffusion) and count_params(obj.network) == 981_891 == config_params(cfg)["total"]
+    o = cfg.objective
+    assert (o.min_snr_gamma, o.cfg_scale, o.guidance_interval, o.sampler, o.sample_steps) == \
+        (5.0, 1.0, (0.0, 1.5), "dpmpp2m", 20)
+    assert paper.objective.min_snr_gamma == 0.0 and (cfg.optim, cfg.train.batch_size) == (paper.optim, 128)
+    assert main(["train", "--preset", "cifar100-guided-diffusion", "--dry-run"]) == 0
     assert "within budget" in capsys.readouterr().out
 
 
@@ -841,6 +859,24 @@ def test_training_noises_by_the_forward_process_and_regresses_the_papers_targets
     torch.testing.assert_close(net.seen[1].double(), log_snr, rtol=1e-6, atol=1e-5)
     v = alpha * eps - sigma * x0
     assert loss.item() == pytest.approx((v - 0.25).square().mean().item(), rel=1e-5)
+
+    # Min-SNR-5 (Hang et al. 2023) weights each sample's v error by min(SNR, 5) / (SNR + 1).
+    weighted = VDiffusion(net, replace(cfg.objective, min_snr_gamma=5.0), image_shape=(1, 4, 4), num_classes=10,
+                          conditional=True)
+    snr = log_snr.exp()
+    w = torch.minimum(snr, torch.full_like(snr, 5.0)) / (snr + 1)
+    per_sample = (v - 0.25).square().flatten(1).mean(1)
+    assert weighted.loss(x0, y, t=t, noise=eps).item() == pytest.approx((w * per_sample).mean().item(), rel=1e-5)
+
+
+def test_min_snr_weight_at_fixed_points():
+    """min(SNR, gamma) / (SNR + 1): SNR/(SNR+1) below gamma, gamma/(SNR+1) above; no overflow at the
+    clean end of the schedule (log-SNR 20: SNR 4.9e8)."""
+    log_snr = torch.tensor([math.log(0.25), 0.0, math.log(4.0), math.log(5.0), math.log(9.0), 20.0, -20.0])
+    expected = [0.2, 0.5, 0.8, 5 / 6, 0.5, 5 / (math.exp(20.0) + 1), 1 / (1 + math.exp(20.0))]
+    got = min_snr_weight(log_snr, 5.0)
+    assert got.tolist() == pytest.approx(expected, rel=1e-6)
+    assert min_snr_weight(torch.tensor([math.log(3.0)]), 1.0).item() == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -260,8 +260,15 @@ def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(mon
     assert compare._sampling("mnist-guided-diffusion") == [
         "--sampler", "dpmpp2m", "--sample-steps", "20", "--cfg-scale", "1.0", "--guidance-interval", "0.0,1.5"]
     assert compare._sampling("mnist-projection-gan") == []
-    assert {j.preset for j in compare.JOBS if j.metric == "judge_accuracy"} >= {
-        n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "generate"}
+    # Every generator of ours is on the leaderboard, read by a judge: by its accuracy on MNIST, by the
+    # judge-feature FID on CIFAR-10-JPEG, where every paper generator is measured beside it.
+    judged = {j.preset: j for j in compare.JOBS if j.metric != "test_accuracy"}
+    assert set(judged) >= {n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "generate"}
+    cifar = {n for n, j in judged.items() if j.dataset == "cifar10-jpeg"}
+    assert cifar == {"cifar100-guided-diffusion", "cifar100-vdiffusion", "cifar100-aw-sngan", "cifar100-sn-dcgan",
+                     "cifar100-ddpm"}
+    assert {(judged[n].metric, judged[n].steps) for n in cifar} == {("judge_fid", 5_000)}
+    assert {j.dataset for j in judged.values()} == set(compare.JUDGES)
 
 
 def test_readme_results_are_the_leaderboard_of_the_committed_files():
@@ -380,3 +387,58 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
     import shutil
     shutil.copytree(run, tmp_path / "copy")
     assert f"holds a screen of run {run.name} at n 24" in screen("1", of=tmp_path / "copy", code=2)
+
+
+def test_a_fid_row_ranks_lowest_first_and_prints_without_percent(tmp_path):
+    """The CIFAR generators' value is a judge-feature FID: lower is better, shown as a distance."""
+    from budgetvision.leaderboard import format_text
+
+    for preset, origin, fids in (("cifar100-vdiffusion", "paper", (30.0, 34.0)),
+                                 ("cifar100-guided-diffusion", "budgetvision", (12.5, 13.5))):
+        header = {**_header(preset, origin, steps=5000), "task": "generate", "metric": "judge_fid"}
+        for seed, fid in enumerate(fids):
+            add_seed(result_path(tmp_path, preset, "cifar10-jpeg", 5000, 128), header, _seed(seed, fid))
+    rows = load_rows(tmp_path)
+    assert [r["preset"] for r in rows] == ["cifar100-guided-diffusion", "cifar100-vdiffusion"]
+    text = format_text(rows)
+    assert "cifar10-jpeg, 5,000 steps: judge-feature FID" in text
+    assert "13.00 ± 0.71  2 seed(s)" in text and "32.00 ± 2.83  2 seed(s)" in text and "%" not in text
+
+
+def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
+    """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (seed 000's SN-DCGAN) at 2
+    steps, judged by a speedrun-convnet run given as --cifar-judge: the row's value is the judge-feature
+    FID of the eval that wrote it, with precision and recall beside it and no judge accuracy (no labels
+    to read samples against)."""
+    import shutil
+    import sys
+    from budgetvision.leaderboard import format_text
+
+    tarball = shared_data / "cifar10-jpeg.tar.gz"
+    if not tarball.exists() or shutil.which("tar") is None:
+        pytest.skip("cifar10-jpeg.tar.gz or tar not available")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards", "cifar10-jpeg/train/*/000[0-9].jpg",
+                    "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)
+    judge = tmp_path / "judge"
+    assert main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "5",
+                 "--set", "train.batch_size=32", "--data-root", str(data), "--out", str(judge), "--no-progress"]) == 0
+    (judge_run,) = judge.iterdir()
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "--data-root", str(data),
+                           "--only", "cifar100-sn-dcgan", "--seeds", "0", "--steps", "2", "--threads", "1",
+                           "--cifar-judge", str(judge_run), "--runs", str(runs), "--results", str(results)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = runs.glob("cifar100-sn-dcgan--cifar10-jpeg--2x64/seed-0/*-cifar100-sn-dcgan")
+    scores = json.loads((run_dir / "eval.json").read_text())
+    assert scores["judge_n"] == 10_000 and scores["judge"].endswith(f"({judge_run})")
+    (row,) = load_rows(results)
+    assert (row["preset"], row["dataset"], row["metric"], row["steps"], row["batch_size"]) == \
+        ("cifar100-sn-dcgan", "cifar10-jpeg", "judge_fid", 2, 64)
+    assert row["mean"] == scores["judge_fid"] > 0
+    assert set(row["extra"]) == {"judge_fid_real_floor", "judge_precision", "judge_recall", "sampling_images_per_s"}
+    assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
+    assert f"cifar10-jpeg, 2 steps: judge-feature FID" in format_text([row])

@@ -135,6 +135,15 @@ def eps_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
     return sigma * x_t + alpha * v
 
 
+def min_snr_weight(log_snr: Tensor, gamma: float) -> Tensor:
+    """Min-SNR-gamma's weight on a v-prediction error (Hang et al. 2023): min(SNR, gamma) / (SNR + 1).
+    The v error is the x0 error times sqrt(SNR + 1), so this weights the x0 error by min(SNR, gamma):
+    as an x0 (or v) loss at high noise, clamped where the levels are so clean that fitting them
+    competes with the rest for little gain. 1 / (1 + exp(-log_snr)) is SNR / (SNR + 1), stably."""
+    snr = log_snr.float().exp()
+    return torch.where(snr < gamma, torch.sigmoid(log_snr.float()), gamma / (snr + 1))
+
+
 def x0_from_eps(x_t: Tensor, eps: Tensor, alpha, sigma) -> Tensor:
     return (x_t - sigma * eps) / alpha
 
@@ -502,7 +511,8 @@ class VDiffusion(_Diffusion):
         return self._sobol.draw(n).reshape(n)
 
     def loss(self, x: Tensor, y: Tensor, *, t: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
-        """Mean squared error of v (seed 003's eq. 3). `t` (in [0, 1]) and `noise` may be fixed."""
+        """Mean squared error of v (seed 003's eq. 3), each sample's weighted by
+        min_snr_weight where objective.min_snr_gamma asks. `t` (in [0, 1]) and `noise` may be fixed."""
         if t is None:
             t = self.sobol_t(x.shape[0])
         t = t.to(x.device, torch.float32)
@@ -512,7 +522,11 @@ class VDiffusion(_Diffusion):
         alpha, sigma = (s.reshape((-1,) + (1,) * (x.dim() - 1)) for s in alpha_sigma(log_snr))
         x_t = alpha * x + sigma * noise
         v = self.network(x_t, log_snr, self._train_labels(y))
-        return F.mse_loss(v.float(), v_target(x, noise, alpha, sigma).float())
+        target = v_target(x, noise, alpha, sigma).float()
+        if not self.cfg.min_snr_gamma:
+            return F.mse_loss(v.float(), target)
+        per_sample = (v.float() - target).square().flatten(1).mean(1)
+        return (min_snr_weight(log_snr, self.cfg.min_snr_gamma) * per_sample).mean()
 
     def _levels(self, steps):
         # t = 1, 1 - 1/n, ..., 1/n; the last step goes on to clean data (Crowson's sampler).
