@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "mnist or folder:PATH")
         sp.add_argument("--steps", type=int, help="optimisation steps (train.steps)")
         sp.add_argument("--seed", type=int, help="first seed (train.seed)")
-        sp.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+        sp.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="config overrides, e.g. optim.lr=1e-3 train.batch_size=128")
 
     sp = sub.add_parser("presets", help="every preset with its parameters against its budget")
@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "that do not fit) are named and skipped")
     sp.add_argument("--dataset", help="measure on another data set (e.g. digits, offline, or folder:PATH) where "
                                       "a preset's own is absent")
-    sp.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+    sp.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. train.batch_size=512 train.compile=true")
     # Unset options take BenchOptions' defaults (bench.py); importing it here would slow every command.
     sp.add_argument("--steps", type=int, help="timed training steps per loop (default 60)")

@@ -46,6 +46,11 @@ def test_dry_run_on_other_dataset(capsys):
     cfg = json.loads(out[: out.rindex("}") + 1])
     assert cfg["data"]["name"] == "mnist" and cfg["train"]["seed"] == 7
     assert cfg["optim"]["lr"] == 1e-3 and cfg["train"]["batch_size"] == 128
+    # --set given twice adds to the first (argparse's plain nargs="+" kept only the last, silently)
+    code, out, err = run(capsys, "train", "--preset", "addnist-mobilenet", "--set", "optim.lr=2e-3",
+                         "--set", "train.batch_size=64", "train.steps=50", "--dry-run")
+    cfg = json.loads(out[: out.rindex("}") + 1])
+    assert code == 0 and (cfg["optim"]["lr"], cfg["train"]["batch_size"], cfg["train"]["steps"]) == (2e-3, 64, 50)
 
 
 @pytest.mark.parametrize("argv, words", [
