@@ -55,9 +55,11 @@ MNIST_GEN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 
 CIFAR_GEN_STEPS = 5_000       # the generator issue's CIFAR-10-JPEG budget; each preset at its own batch
 JUDGE_PRESET = "mnist-lenet"
 JUDGE_SAMPLES = 10_000
-GENERATOR_EXTRAS = ("judge_accuracy", "judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall",
-                    "fid", "sampling_images_per_s")   # each where the eval wrote it (an unconditional
-                                                      # generator has no judge accuracy), but the row's value
+# What `eval --judge --prc` writes for a class-conditional generator (an unconditional one has no
+# judge accuracy); a row keeps each of these and the real FID where its eval wrote them, but its value.
+JUDGE_KEYS = ("judge_accuracy", "judge_fid", "judge_fid_real_floor", "judge_precision", "judge_recall",
+              "sampling_images_per_s")
+GENERATOR_EXTRAS = (*JUDGE_KEYS, "fid")
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ import torch  # noqa: E402
 from budgetvision.device import device_name  # noqa: E402
 from budgetvision.io import read_json, write_json  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
-from compare import GENERATOR_EXTRAS, budgetvision_cli  # noqa: E402
+from compare import JUDGE_KEYS, budgetvision_cli  # noqa: E402
 
-KEYS = ("judge_accuracy", *GENERATOR_EXTRAS, "step", "weights", "sampler", "sample_steps", "cfg_scale",
+KEYS = (*JUDGE_KEYS, "step", "weights", "sampler", "sample_steps", "cfg_scale",
         "guidance_interval")
 
 

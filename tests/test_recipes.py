@@ -285,26 +285,33 @@ def test_readme_results_are_the_leaderboard_of_the_committed_files():
     assert all(math.isfinite(r["mean"]) for r in rows)
 
 
+def _compare_one_generator(tmp_path, data, judge_args, judge_flag, preset, steps, budget):
+    """Train a judge (judge_args), then benchmarks/compare.py on seed 0 of one generator at `steps`
+    with that judge: (judge run, generator run, results folder)."""
+    import sys
+
+    judge = tmp_path / "judge"
+    assert main(["train", *judge_args, "--data-root", str(data), "--out", str(judge), "--no-progress"]) == 0
+    (judge_run,) = judge.iterdir()
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+    done = subprocess.run([sys.executable, str(script), "--data-root", str(data), "--only", preset, "--seeds", "0",
+                           "--steps", str(steps), "--threads", "1", judge_flag, str(judge_run), "--runs", str(runs),
+                           "--results", str(results)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = runs.glob(f"{preset}--{budget}/seed-0/*-{preset}")
+    return judge_run, run_dir, results
+
+
 def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_row(tmp_path, shared_data):
     """benchmarks/compare.py on a class-conditional MNIST generator, end to end at 20 steps: the row's
     value is the judge's accuracy on the samples' labels, read from the eval that wrote it, with the
     judge-feature FID, its floor, precision / recall and the sampling rate beside it."""
-    import subprocess
-    import sys
     from budgetvision.leaderboard import format_text
 
-    repo = Path(__file__).resolve().parent.parent
-    judge = tmp_path / "judge"
-    assert main(["train", "--preset", "mnist-lenet", "--steps", "30", "--data-root", str(shared_data),
-                 "--out", str(judge), "--no-progress"]) == 0
-    (judge_run,) = judge.iterdir()
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "--data-root", str(shared_data),
-                           "--only", "mnist-projection-gan", "--seeds", "0", "--steps", "20", "--threads", "1",
-                           "--judge", str(judge_run), "--runs", str(runs), "--results", str(results)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = runs.glob("mnist-projection-gan--mnist--20x64/seed-0/*-mnist-projection-gan")
+    _, run_dir, results = _compare_one_generator(
+        tmp_path, shared_data, ["--preset", "mnist-lenet", "--steps", "30"], "--judge", "mnist-projection-gan", 20,
+        "mnist--20x64")
     scores = json.loads((run_dir / "eval.json").read_text())
     assert scores["judge_n"] == 10_000
     (row,) = load_rows(results)
@@ -411,7 +418,6 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     FID of the eval that wrote it, with precision and recall beside it and no judge accuracy (no labels
     to read samples against)."""
     import shutil
-    import sys
     from budgetvision.leaderboard import format_text
 
     tarball = shared_data / "cifar10-jpeg.tar.gz"
@@ -421,18 +427,9 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     data.mkdir()
     subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards", "cifar10-jpeg/train/*/000[0-9].jpg",
                     "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)
-    judge = tmp_path / "judge"
-    assert main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "5",
-                 "--set", "train.batch_size=32", "--data-root", str(data), "--out", str(judge), "--no-progress"]) == 0
-    (judge_run,) = judge.iterdir()
-    results, runs = tmp_path / "results", tmp_path / "runs"
-    repo = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "compare.py"), "--data-root", str(data),
-                           "--only", "cifar100-sn-dcgan", "--seeds", "0", "--steps", "2", "--threads", "1",
-                           "--cifar-judge", str(judge_run), "--runs", str(runs), "--results", str(results)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = runs.glob("cifar100-sn-dcgan--cifar10-jpeg--2x64/seed-0/*-cifar100-sn-dcgan")
+    judge_run, run_dir, results = _compare_one_generator(
+        tmp_path, data, ["--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "5",
+                         "--set", "train.batch_size=32"], "--cifar-judge", "cifar100-sn-dcgan", 2, "cifar10-jpeg--2x64")
     scores = json.loads((run_dir / "eval.json").read_text())
     assert scores["judge_n"] == 10_000 and scores["judge"].endswith(f"({judge_run})")
     (row,) = load_rows(results)
@@ -441,4 +438,4 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     assert row["mean"] == scores["judge_fid"] > 0
     assert set(row["extra"]) == {"judge_fid_real_floor", "judge_precision", "judge_recall", "sampling_images_per_s"}
     assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
-    assert f"cifar10-jpeg, 2 steps: judge-feature FID" in format_text([row])
+    assert "cifar10-jpeg, 2 steps: judge-feature FID" in format_text([row])
