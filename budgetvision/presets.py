@@ -489,7 +489,9 @@ _add(Preset(
         # 1.5 cost the most FID per point of accuracy); the preset takes the most accuracy that stays ahead
         # of the paper's generator in all three. For judge accuracy >= 99.5 %, sample with --cfg-scale 0.5
         # --guidance-interval 0,0 (FID 19.94 here). Sampling is not training: the leaderboard scores a run
-        # the way its preset samples now.
+        # the way its preset samples now. Leaderboard, seeds 0-2, 10,000 samples each: judge accuracy
+        # 97.70 +- 0.18 %, FID 1.66 +- 0.11, recall 0.883 +- 0.005 against mnist-ccgan's seed 0 at 97.29 %,
+        # 3.13 and 0.770.
     ),
 ))
 
