@@ -215,12 +215,13 @@ def judge(dataset: str) -> Path:
             if given.get(dataset) is not None:
                 _JUDGE[dataset] = given[dataset]
             else:
-                finished = [d for d in sorted((job_runs(runs, job) / "seed-0").glob(f"*-{job.preset}"))
-                            if (d / "results.json").exists()]
                 out = runs / "judge" / job_runs(runs, job).name
-                out.mkdir(parents=True, exist_ok=True)
-                found = sorted(out.glob(f"*-{job.preset}"))
+                places = (job_runs(runs, job) / "seed-0", out)
+                finished = [d for place in places for d in sorted(place.glob(f"*-{job.preset}"))
+                            if (d / "results.json").exists()]
                 if not finished:
+                    out.mkdir(parents=True, exist_ok=True)
+                    found = sorted(out.glob(f"*-{job.preset}"))
                     args = ["--resume", str(found[0])] if found else [*job.args, "--seed", "0", "--out", str(out)]
                     budgetvision_cli(["train", *args], data_root, out / "log.txt", threads)
                     finished = sorted(out.glob(f"*-{job.preset}"))

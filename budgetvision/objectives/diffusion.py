@@ -137,9 +137,10 @@ def eps_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
 
 def min_snr_weight(log_snr: Tensor, gamma: float) -> Tensor:
     """Min-SNR-gamma's weight on a v-prediction error (Hang et al. 2023): min(SNR, gamma) / (SNR + 1).
-    The v error is the x0 error times sqrt(SNR + 1), so this weights the x0 error by min(SNR, gamma):
-    as an x0 (or v) loss at high noise, clamped where the levels are so clean that fitting them
-    competes with the rest for little gain. 1 / (1 + exp(-log_snr)) is SNR / (SNR + 1), stably."""
+    A squared v error is the x0 error's times (SNR + 1), so this weights the x0 error by min(SNR, gamma):
+    the noise-prediction loss (x0 error times SNR) where SNR < gamma, capped at gamma on the cleaner
+    levels, which plain v MSE weights by SNR + 1 without bound. sigmoid(log_snr) is SNR / (SNR + 1),
+    stably."""
     snr = log_snr.float().exp()
     return torch.where(snr < gamma, torch.sigmoid(log_snr.float()), gamma / (snr + 1))
 
