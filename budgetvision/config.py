@@ -280,9 +280,10 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0  # and at most this many minutes of wall time between them
     sample_every: int = 1000         # generators: steps between fixed-seed sample grids
     amp: bool = True                 # bf16 autocast of forward passes and losses on CUDA ...
-    cpu_amp: bool = False            # ... and on a CPU with native bf16 (AVX-512-BF16 or AMX): 1.5-1.9x
-                                     #   for dense convs there, slower for tiny or depthwise nets, so a
-                                     #   preset turns it on where bench measured it faster (device.py)
+    cpu_amp: bool = False            # ... and on a CPU with native bf16 (AVX-512-BF16 or AMX): a speed
+                                     #   lever for dense convs (2.1x for speedrun_convnet), slower for tiny
+                                     #   or depthwise nets, and not free (-0.30 points on speedrun_convnet
+                                     #   at 3,000 steps): off in every preset (device.py)
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it
