@@ -27,8 +27,8 @@ CASES = {  # name: (preset, steps, overrides), on the offline digits at global b
     # ~1e-3 (one process with channels_last off parts from itself by exactly as much); before that
     # the weights agree to ~1e-7, against ~1e-2 with BatchNorm left per process. Nesterov SGD, not
     # the preset's Muon: torch's Newton-Schulz iteration runs in bfloat16, whose rounding turns the
-    # ~1e-7 summation-order differences into ~1e-4 (measured: 8e-5 after 5 steps). fp32, not the
-    # preset's bf16 autocast on a bf16-native CPU, for the same reason (8e-4 after 5 steps).
+    # ~1e-7 summation-order differences into ~1e-4 (measured: 8e-5 after 5 steps). fp32 whatever the
+    # preset says, for the same reason: bf16 autocast on a bf16-native CPU parted them by 8e-4 in 5 steps.
     "batchnorm": ("cifar100-speedrun-convnet", 5, ["train.batch_size=32", "data.augment.crop=0",
                                                    "data.augment.hflip=0", "optim.name=sgd", "optim.lr=0.02",
                                                    "train.cpu_amp=false"]),
