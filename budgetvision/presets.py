@@ -471,7 +471,10 @@ _add(Preset(
                                                             #   every level
                                    sampler="dpmpp2m",       # CHOICE: second order: 20 levels (the last 12
                                    sample_steps=20),        #   guided: 32 calls) per image keep 10,000 samples
-                                                            #   affordable on a CPU
+                                                            #   affordable on a CPU, and score as 500 ancestral
+                                                            #   steps do (seed 1, n = 1,000: 98.30 % / FID 9.63
+                                                            #   / recall 0.860 against 98.40 % / 10.08 / 0.869;
+                                                            #   screens/samplers--...--seed-1--n1000.json)
         optim=OptimConfig(name="adam", lr=1e-3,             # CHOICE: as cifar100-vdiffusion
                           schedule="cosine", warmup_steps=200),
         train=TrainConfig(steps=10_000,                     # the MNIST budget
