@@ -74,13 +74,12 @@ def cmd_leaderboard(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import BenchOptions, bench_preset, format_text, speed_dir, write_rows
     from .data import data_root
-    from .device import resolve_device, set_threads
+    from .device import resolve_device
     from .errors import DataError
     from .presets import PRESETS
 
     if args.all == (args.preset is not None):
         raise ConfigError("bench needs one of --preset NAME and --all")
-    set_threads(args.threads)
     given = {k: getattr(args, k) for k in ("steps", "window", "warmup", "samples", "workers")}
     options = BenchOptions(**{k: v for k, v in given.items() if v is not None})
     device, root = resolve_device(args.device), data_root(args.data_root)
@@ -110,10 +109,8 @@ def cmd_train(args) -> int:
     from . import api
     from .budget import enforce_budget
     from .data import data_root
-    from .device import set_threads
     from .loop import config_params, images_seen
 
-    threads = set_threads(args.threads)
     if args.resume is not None:
         run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
         _say(run.summary)
@@ -125,6 +122,7 @@ def cmd_train(args) -> int:
     if args.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
     if args.dry_run:
+        import torch
         seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
         counts = config_params(cfg, data_root(args.data_root))
         params = counts["total"]
@@ -133,7 +131,7 @@ def cmd_train(args) -> int:
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
         print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
               f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
-              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {threads}"
+              f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {torch.get_num_threads()}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
     run = api.train(cfg, seeds=args.seeds, out=args.out, data_root=args.data_root, device=args.device,
@@ -462,11 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--data-root", default=None,
                             help="data folder (else $BUDGETVISION_DATA, else the user cache)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bar (status lines instead)")
-
-    def threads(sp):
         sp.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's own, which follows $OMP_NUM_THREADS); "
-                             "two processes on one machine should each take half its cores, or both slow down")
+                        help="CPU threads for torch (default: $OMP_NUM_THREADS, else torch's own count shared "
+                             "evenly with this machine's other budgetvision processes, re-shared as they start "
+                             "and end)")
 
     def sampling(sp):   # how a diffusion run samples, for one command: nothing it learned changes
         sp.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion: sample with this instead of "
@@ -507,7 +504,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
     sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
     sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints")
-    threads(sp)
     common(sp)
     sp.set_defaults(func=cmd_train)
 
@@ -531,7 +527,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="a JSON list of rows instead of a table")
     sp.add_argument("--out", default=None, help="folder for the result files, one per preset, device and data "
                     "set (default: the repository's benchmarks/results/speed, which the README's table is from)")
-    threads(sp)
     common(sp)
     sp.set_defaults(func=cmd_bench)
 
@@ -690,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         print("budgetvision: error: lr-find needs --preset NAME", file=sys.stderr)
         return 2
     try:
+        if hasattr(args, "threads"):   # every command that computes
+            from .device import set_threads
+            set_threads(args.threads)
         return args.func(args)
     except StopRequested as e:   # SIGINT / SIGTERM: the checkpoint is written, the line says how to go on
         _say(f"budgetvision: {e}", file=sys.stderr)

@@ -28,7 +28,7 @@ from .budget import enforce_budget
 from .config import RunConfig, saved_config
 from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
 from .data.shapes import data_shape
-from .device import amp_dtype
+from .device import amp_dtype, rebalance_threads
 from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
@@ -429,6 +429,10 @@ class _Training:
         tc = self.tc
         while self.step < tc.steps:
             self.train_step()
+            shared = rebalance_threads()   # another budgetvision process started or ended beside this one
+            if shared is not None:
+                self.status(f"CPU threads {shared[0]} -> {shared[1]}: shared with this machine's other "
+                            "budgetvision processes (--threads N fixes the count)")
             last = self.step == tc.steps
             if self.step % tc.log_every == 0 or last:
                 self.log_window()

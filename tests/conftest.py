@@ -30,8 +30,16 @@ def _one_thread():
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    # The count is chosen, so the commands the tests run keep it rather than taking a share of the cores
+    # (budgetvision.device.set_threads), and the processes they start inherit it.
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
     with threadpool_limits(limits=1):
         yield
+    if before is None:
+        del os.environ["OMP_NUM_THREADS"]
+    else:
+        os.environ["OMP_NUM_THREADS"] = before
 
 
 @pytest.fixture(autouse=True)
