@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,15 +113,39 @@ JUDGES = {"mnist": Job(JUDGE_PRESET, "mnist", None, *_own(JUDGE_PRESET)),
           "cifar10-jpeg": Job(CIFAR[0], "cifar10-jpeg", "folder:cifar10-jpeg", *CIFAR_BUDGET)}
 
 
+# The budgetvision processes running now. A SIGTERM to this script (`kill`, `timeout`, a batch system)
+# reaches only it, so it passes the signal on: each training checkpoints and exits, no queued one
+# starts, and the next invocation resumes them. (Ctrl-C reaches the trainings from the terminal.)
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def _stop(signum, frame) -> None:
+    _STOPPING.set()
+    with _CHILDREN_LOCK:
+        for child in _CHILDREN:
+            child.send_signal(signum)
+
+
 def budgetvision_cli(args: list[str], data_root: Path, log: Path, threads: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "budgetvision", *args, "--data-root", str(data_root), "--no-progress"]
     with open(log, "a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        done = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}); see {log}")
+        with _CHILDREN_LOCK:
+            if _STOPPING.is_set():
+                raise RuntimeError(f"{' '.join(args)} not started: stopped by a signal")
+            child = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+            _CHILDREN.add(child)
+        try:
+            returncode = child.wait()
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(child)
+    if returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {returncode}); see {log}")
 
 
 def job_runs(runs: Path, job: Job) -> Path:
@@ -130,6 +155,8 @@ def job_runs(runs: Path, job: Job) -> Path:
 
 def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path, threads: int,
              addnist_sample: Path | None, inception_weights: Path | None = None) -> dict:
+    if _STOPPING.is_set():
+        raise RuntimeError(f"{job.preset} seed {seed} not started: stopped by a signal")
     out = job_runs(runs, job) / f"seed-{seed}"
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
@@ -285,6 +312,7 @@ def main() -> int:
             result_path(args.results, j.preset, j.dataset, j.steps, j.batch_size).unlink(missing_ok=True)
             shutil.rmtree(job_runs(args.runs, j), ignore_errors=True)
     threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
+    signal.signal(signal.SIGTERM, _stop)
     _JUDGE["args"] = ({"mnist": args.judge, "cifar10-jpeg": args.cifar_judge}, args.runs, args.data_root, threads)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_seed, j, s, data_root=args.data_root, runs=args.runs, results=args.results,
@@ -295,8 +323,13 @@ def main() -> int:
             try:
                 f.result()
             except RuntimeError as e:
-                print(f"failed: {e}", file=sys.stderr, flush=True)
+                if not _STOPPING.is_set():
+                    print(f"failed: {e}", file=sys.stderr, flush=True)
                 failed += 1
+    if _STOPPING.is_set():
+        print("stopped by SIGTERM: the trainings in flight wrote checkpoints; run the same command to go on",
+              file=sys.stderr, flush=True)
+        return 128 + signal.SIGTERM
     return 1 if failed else 0
 
 

@@ -240,8 +240,12 @@ def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp
                               "--only", "cifar100-speedrun-convnet", *extra], capture_output=True, text=True, check=True)
         return out.stdout.strip().splitlines()
 
-    assert queue() == ["cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 128, seed 2", "1 training(s) to run"]
-    assert queue("--redo")[-1] == "3 training(s) to run"
+    # the 3,000 x 128 file has seeds 0 and 1; the 3,000 x 256 job (twice the batch) has none
+    assert queue() == ["cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 0",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 1",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 128, seed 2",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 2", "4 training(s) to run"]
+    assert queue("--redo")[-1] == "6 training(s) to run"
     assert len(json.loads(next(tmp_path.glob("*.json")).read_text())["per_seed"]) == 2   # --list deletes nothing
 
 
@@ -330,6 +334,38 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     grid = results / "samples" / "mnist-projection-gan--mnist--20x64--seed-0.png"
     assert grid.read_bytes() == (run_dir / "seed-0" / "samples" / "step-000020.png").read_bytes()
     assert f"sampling {scores['sampling_images_per_s']:,.0f} images/s" in text
+
+
+def test_compare_passes_sigterm_on_so_its_training_checkpoints_and_the_next_call_resumes(tmp_path, shared_data):
+    """`kill` or `timeout` signal compare.py alone: it must pass SIGTERM to the training in flight (which
+    checkpoints and exits), start nothing more, and exit 143, leaving no training running behind it."""
+    import signal
+    import sys
+    import time
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, str(script), "--data-root", str(shared_data), "--only", "mnist-projection-gan",
+           "--seeds", "0,1", "--steps", "5000", "--threads", "1", "--runs", str(runs), "--results",
+           str(tmp_path / "results")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seed_dir = runs / "mnist-projection-gan--mnist--5000x64" / "seed-0"
+    deadline = time.monotonic() + 300
+    while not any(m.stat().st_size for m in seed_dir.glob("*/seed-0/metrics.jsonl")):   # training, handlers set
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert "run the same command to go on" in err
+    log = (seed_dir / "log.txt").read_text()
+    assert "stopped by SIGTERM after step" in log and "checkpoint written" in log, log
+    assert (next(seed_dir.glob("*-mnist-projection-gan")) / "seed-0" / "checkpoint.pt").exists()
+    assert not (runs / "mnist-projection-gan--mnist--5000x64" / "seed-1").exists()     # nothing more started
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(seed_dir) not in ps                                                 # the training is gone
+    queued = subprocess.run(cmd + ["--list"], capture_output=True, text=True).stdout
+    assert "mnist-projection-gan on mnist, 5000 x 64, seed 0" in queued                # the next call goes on
 
 
 def test_source_commit_is_dirty_for_code_but_not_for_the_measurements_being_written(tmp_path):
