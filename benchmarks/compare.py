@@ -2,7 +2,8 @@
 budget per data set, one seed per process, each seed's result added to its file in
 benchmarks/results/ the moment it finishes (so an interrupted comparison loses at most the seeds in
 flight, and the next invocation picks up the rest: finished seeds are skipped, killed ones resumed
-from their checkpoints).
+from their checkpoints). A SIGTERM to this script (kill, timeout) is passed on to the trainings in
+flight, which checkpoint and exit; run the same command to go on.
 
     python benchmarks/compare.py --data-root DATA --jobs 2            # everything still missing
     python benchmarks/compare.py --data-root DATA --only addnist-digit-sum --seeds 0
