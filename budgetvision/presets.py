@@ -110,7 +110,11 @@ _add(Preset(
         train=TrainConfig(steps=10_000,
                           batch_size=1024,        # paper: batch 1024
                           label_smoothing=0.1,    # paper: label smoothing; CHOICE: 0.1
-                          grad_clip=1.0),         # paper: gradient clipping; CHOICE: global norm 1.0
+                          grad_clip=1.0,          # paper: gradient clipping; CHOICE: global norm 1.0
+                          compile=True),          # speed, not the recipe: torch.compile's fused attention and
+                                                  # norms, 1.19x the tool's images/s on the development CPU
+                                                  # (bench, 1 thread: 295 vs 248; 1.65x against 1.45x the plain
+                                                  # loop); the same, measured, bought the convnets nothing
     ),
 ))
 
