@@ -113,8 +113,8 @@ _add(Preset(
                           grad_clip=1.0,          # paper: gradient clipping; CHOICE: global norm 1.0
                           compile=True),          # speed, not the recipe: torch.compile's fused attention and
                                                   # norms, 1.19x the tool's images/s on the development CPU
-                                                  # (bench, 1 thread: 295 vs 248; 1.65x against 1.45x the plain
-                                                  # loop); the same, measured, bought the convnets nothing
+                                                  # (bench, 1 thread alone: 400 vs 336, 1.48x the plain loop
+                                                  # against 1.37x); it bought the convnets nothing (screens/compile)
     ),
 ))
 
