@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def together(preset: str, steps: int, data_root: Path | None, threads: int | Non
     """Both trainings' median images/s over the windows logged while the other was training too: the
     first (given ten times the steps) trains alone for a few windows, the second then trains its
     steps, and the first is stopped when the second ends."""
-    import threading
-
     outs = [tmp / f"{threads}-a", tmp / f"{threads}-b"]
     logs: dict[int, list] = {}
     first = start(preset, 10 * steps, outs[0], data_root, threads)
@@ -102,7 +101,7 @@ def main() -> int:
     cores = _TORCH_OWN
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        settings = {"alone, every core (--threads {})".format(cores): {"images_per_s": alone(
+        settings = {f"alone, every core (--threads {cores})": {"images_per_s": alone(
                         args.preset, args.steps, args.data_root, cores, tmp)},
                     f"two, each --threads {cores} (the old default)": together(
                         args.preset, args.steps, args.data_root, cores, tmp),

@@ -63,7 +63,7 @@ class _ThreadShare:
                 out.append(json.loads(f.read_text()))
             except ProcessLookupError:
                 f.unlink(missing_ok=True)
-            except (PermissionError, OSError, ValueError):   # alive but not ours to signal, or half-written
+            except (OSError, ValueError):   # alive but not ours to signal, or a file half-written
                 continue
         return out
 

@@ -96,7 +96,7 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
     assert "within budget" in capsys.readouterr().out
 
 
-def test_our_cifar_diffusion_is_seed_003s_unet_with_min_snr_within_budget_and_dry_runs(capsys):
+def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_runs(capsys):
     """Seed 003's U-Net (981,891 parameters at 32x32x3, 100 classes) and plain v MSE (Min-SNR-5
     screened worse), guidance 1 on sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training
     otherwise as cifar100-vdiffusion."""
