@@ -132,6 +132,26 @@ def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():
     assert "weight" in layer.state_dict()                                   # ... saved with the network
 
 
+def test_patch_whitening_computes_in_fp32_under_bf16_autocast():
+    # Whitening amplifies the image's least-varying directions, so its large filters' outputs are
+    # differences of nearly equal products: bf16 inputs would lose them (14-17 % rms error on
+    # CIFAR's highest-frequency channels). Under autocast the layer must give its fp32 output.
+    torch.manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.randn(64, 3, 3, 3), size=16, mode="bilinear")
+    x = smooth + 0.01 * torch.randn(64, 3, 16, 16)                 # neighbours nearly equal
+    layer = PatchWhitening(3, size=2, eps=1e-4)
+    init_from_data(torch.nn.Sequential(layer), x)
+    assert layer.weight.abs().max() > 10                           # large filters, as on CIFAR
+    exact = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = layer(x)
+    assert under_autocast.dtype == torch.float32
+    torch.testing.assert_close(under_autocast, exact, atol=1e-5, rtol=1e-5)
+    # what bf16 arithmetic would have given: far off in the whitened directions
+    rough = torch.nn.functional.conv2d(x.bfloat16(), layer.weight.bfloat16()).float()
+    assert (rough - exact).pow(2).mean((0, 2, 3)).sqrt().max() > 0.05   # outputs have unit variance
+
+
 def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):
     from budgetvision.data import eval_batches, splits_of
     from budgetvision.io import load_checkpoint
