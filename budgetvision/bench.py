@@ -50,6 +50,8 @@ from .version import __version__, source_commit
 SPEED_FORMAT = "budgetvision-speed-1"
 SAMPLE_BATCH = 250    # images per sampling call, as `budgetvision eval` draws them
 FAST_SAMPLERS = (("ddim", 50), ("dpmpp2m", 25))   # diffusion: timed beside the recipe's own sampler
+PEAK_SIZE = {"cpu": 2048, "cuda": 8192}   # the square matmul timed as the device's ceiling: large enough to
+                                          # run at full rate (a CPU core: ~0.2 s in fp32; an H100: ~2 ms)
 FLOP_BATCH = 2        # FLOPs are counted at this batch and divided by it: BatchNorm in training mode needs
                       # two images, and every op the counter counts (conv, matmul, attention) is linear in it
 
@@ -214,6 +216,24 @@ def interleaved(loops: list, *, steps: int, window: int, warmup: int, device: to
     return [i / s for i, s in zip(images, seconds)]
 
 
+def matmul_step(device: torch.device, dtype: torch.dtype):
+    """One dense square matmul in `dtype` on `device` with this process's threads, as a step function
+    that returns its FLOPs (2 n^3), so `interleaved` gives its FLOP/s: the ceiling of the machine for
+    the tool's arithmetic. Convolutions and linear layers are matmuls underneath, so a training step's
+    GFLOP/s over this one says how much of the machine it uses, and how much a faster loop could still
+    win (none, near 100 %)."""
+    n = PEAK_SIZE[device.type]
+    gen = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype, generator=gen) for _ in range(2))
+    out = torch.empty(n, n, device=device, dtype=dtype)
+
+    def step() -> int:
+        torch.mm(a, b, out=out)
+        return 2 * n ** 3
+    step.out, step.operands = out, (a, b)   # for tests: what the timed call computes
+    return step
+
+
 def step_shares(step, n: int, device: torch.device) -> dict[str, float] | None:
     """Where the time of `n` steps goes, as shares of their wall time: the forward passes, backward
     and the optimiser's update (the profiler ranges the objectives mark), and "outside", the rest
@@ -343,8 +363,12 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
     prep = prepare(cfg, data_root=data_root, device=device, allow_over=True)
     with tempfile.TemporaryDirectory() as folder:
         tool, training = tool_loop(prep, Path(folder))
-        tool_rate, plain_rate = interleaved([tool, plain_loop(prep, options.workers)], steps=options.steps,
-                                            window=options.window, warmup=options.warmup, device=device)
+        bf16 = amp_dtype(device, amp=cfg.train.amp, cpu_amp=cfg.train.cpu_amp) is not None
+        peak = matmul_step(device, torch.bfloat16 if bf16 else torch.float32)
+        tool_rate, plain_rate, peak_flops = interleaved([tool, plain_loop(prep, options.workers), peak],
+                                                        steps=options.steps, window=options.window,
+                                                        warmup=options.warmup, device=device)
+        del peak
         shares = step_shares(tool, options.window, device)
         samples = options.samples or (64 if device.type == "cuda" else 4)
         rates = sampling_rates(training, samples) if cfg.task == "generate" else {}
@@ -356,11 +380,15 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "params": prep.params,
         "tool_images_per_s": tool_rate, "plain_images_per_s": plain_rate, "ratio": tool_rate / plain_rate,
         "gflop_per_image": gflop, "tool_gflop_per_s": gflop * tool_rate, "plain_gflop_per_s": gflop * plain_rate,
+        # the device's ceiling in the tool's precision (a square matmul, timed in the same turns) and the
+        # share of it the tool's step reaches
+        "peak_gflop_per_s": peak_flops / 1e9, "peak_dtype": "bf16" if bf16 else "fp32",
+        "tool_peak_share": gflop * tool_rate / (peak_flops / 1e9),
         "sampling_images_per_s": rates.get(sampler_name(cfg)), "sampler": sampler_name(cfg),
         "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
         "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (torch.profiler)
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
-                          "bf16": amp_dtype(device, amp=tc.amp, cpu_amp=tc.cpu_amp) is not None},
+                          "bf16": bf16},
         "steps": options.steps, "window": options.window, "warmup": options.warmup,
         "samples": samples if rates else 0, "workers": options.workers,
         "torch": torch.__version__, "budgetvision": __version__, "commit": source_commit(),
@@ -429,17 +457,23 @@ def _outside(row: dict) -> str:
     return f"{100 * shares['outside']:.1f} %" if shares else "-"
 
 
+def _peak(row: dict) -> str:
+    """The tool's GFLOP/s as a share of the matmul ceiling in its precision (older files: -)."""
+    share = row.get("tool_peak_share")
+    return f"{100 * share:.0f} % of {row['peak_gflop_per_s']:,.0f}" if share is not None else "-"
+
+
 def format_text(rows: list[dict]) -> str:
     # Columns as wide as their longest entry: a cut name ("r:cifar10-jpeg") would name another data set.
     pw = max([len("preset"), *(len(r["preset"]) for r in rows)])
     dw = max([len("data set"), *(len(r["dataset"]) for r in rows)])
     head = (f"{'preset':{pw}} {'data set':{dw}} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
-            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'outside':>7}  sampling img/s")
+            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'of matmul peak':>16} {'outside':>7}  sampling img/s")
     out = [head, "-" * len(head)]
     for r in rows:
         out.append(f"{r['preset']:{pw}} {r['dataset']:{dw}} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
                    f"{r['plain_images_per_s']:>11,.1f} {r['ratio']:>5.2f}x {r['gflop_per_image']:>10.4g} "
-                   f"{r['tool_gflop_per_s']:>12.1f} {_outside(r):>7}  {_sampling(r)}")
+                   f"{r['tool_gflop_per_s']:>12.1f} {_peak(r):>16} {_outside(r):>7}  {_sampling(r)}")
     if rows:
         r = rows[0]
         out.append(f"{r['device']} ({r['device_name']}), {r['threads']} threads, torch {r['torch']}; "
@@ -449,13 +483,14 @@ def format_text(rows: list[dict]) -> str:
 
 def format_markdown(rows: list[dict]) -> str:
     out = ["| preset | data set | batch | tool precision | tool img/s | plain img/s (fp32) | ratio | GFLOP/image "
-           "| tool GFLOP/s | outside fwd/bwd/opt | sampling img/s | device | threads | torch | command |",
-           "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
+           "| tool GFLOP/s | of matmul peak (GFLOP/s) | outside fwd/bwd/opt | sampling img/s | device | threads "
+           "| torch | command |",
+           "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
     for r in rows:
         precision = "bf16 autocast" if r["tool_settings"].get("bf16") else "fp32"
         out.append(f"| {r['preset']} | {r['dataset']} | {r['batch_size']} | {precision} | {r['tool_images_per_s']:,.1f} | "
                    f"{r['plain_images_per_s']:,.1f} | {r['ratio']:.2f}x | {r['gflop_per_image']:.4g} | "
-                   f"{r['tool_gflop_per_s']:,.1f} | {_outside(r)} | {_sampling(r)} | "
+                   f"{r['tool_gflop_per_s']:,.1f} | {_peak(r)} | {_outside(r)} | {_sampling(r)} | "
                    f"{r['device']}: {r['device_name']} | {r['threads']} | {r['torch']} | `{r['command']}` |")
     return "\n".join(out) + "\n"
 
