@@ -50,7 +50,10 @@ class ConvMuon(torch.optim.Optimizer):
 
 def build_optimizer(params, cfg: OptimConfig, device: torch.device, lr: float | None = None) -> torch.optim.Optimizer:
     lr = cfg.lr if lr is None else lr
-    fused = {"fused": True} if device.type == "cuda" else {}
+    # Fused kernels on the CPU too (torch's CPU default is a Python loop over the tensors): on the 2-core
+    # EPYC, one thread, Adam's update of addnist-mobilenet's 64 tensors took 0.48 ms fused against 2.2 ms
+    # (1.6 foreach), Nesterov SGD's of dsc_resnet's 62 0.25 against 1.3 ms. The same arithmetic, to rounding.
+    fused = {"fused": True} if device.type in ("cuda", "cpu") else {}
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
     if cfg.name == "adamw":

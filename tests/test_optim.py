@@ -77,3 +77,22 @@ def test_onecycle_cycles_momentum_only_when_asked_else_each_group_keeps_its_own(
         assert seen[0] == pytest.approx([0.95, 0.95]) and seen[2] == pytest.approx([0.85, 0.85])
     else:
         assert seen == [[0.6, 0.85]] * 10
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_the_fused_cpu_update_is_torchs_default_update_to_rounding(name):
+    # build_optimizer takes torch's fused kernels on the CPU (a speed default): over 20 steps they
+    # must move the parameters as torch's default for-loop implementation does.
+    cfg = OptimConfig(name=name, lr=0.05, weight_decay=1e-2, momentum=0.9)
+    torch.manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(6, 4)), torch.nn.Parameter(torch.randn(6))]
+    qs, start = copy.deepcopy(ps), copy.deepcopy(ps)
+    mine = build_optimizer(ps, cfg, CPU)
+    assert mine.defaults["fused"] is True
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
+    extra = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {"betas": cfg.betas}
+    ref = kind(qs, lr=0.05, weight_decay=1e-2, foreach=False, **extra)
+    _step_both(mine, ps, ref, qs, [(6, 4), (6,)], steps=20)
+    for p, q, p0 in zip(ps, qs, start):
+        assert (p - p0).abs().min() > 1e-3                      # every entry moved
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
