@@ -401,7 +401,10 @@ _add(Preset(
         # AVX-512-BF16 EPYC (bench, 1 thread: 916 against 437 images/s) but 0.30 points lower: 84.56 +-
         # 0.06 % over seeds 0-2 at 3,000 x 128 against fp32's 84.86 +- 0.17 %, every seed lower
         # (benchmarks/results/screens/precision--cifar100-speedrun-convnet--cifar10-jpeg--3000x128--bf16.json).
-        # The budget counts steps, not seconds, so the default keeps the accuracy.
+        # The budget counts steps, not seconds, so the default keeps the accuracy. Computing the whitening
+        # stem in fp32 (its bf16 outputs had 14-17 % error in the highest-frequency channels) did not buy
+        # it back: seeds 0-2 read 84.43 +- 0.22 % validation, 84.63 +- 0.17 % test, against bf16's 84.61 /
+        # 84.56 % and fp32's 84.69 / 84.86 % (screens/precision--...--bf16-fp32-stem.json).
         # Tried, not kept (seed 0, validation, 3,000 x 128 CIFAR-10-JPEG, flip TTA): lr 0.4 (82.58 vs
         # 82.78 %), weight decay 2e-4 (82.94 %, within seed noise: seed 1 gave 83.42 %), 8-pixel cutout
         # on the whitened net (82.86 vs 83.34 %), Muon at muon_lr 0.02 (84.24 vs 84.42 % at 0.05) and
