@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import InterpolationMode, v2
@@ -50,8 +51,12 @@ from .version import __version__, source_commit
 SPEED_FORMAT = "budgetvision-speed-1"
 SAMPLE_BATCH = 250    # images per sampling call, as `budgetvision eval` draws them
 FAST_SAMPLERS = (("ddim", 50), ("dpmpp2m", 25))   # diffusion: timed beside the recipe's own sampler
-PEAK_SIZE = {"cpu": 2048, "cuda": 8192}   # the square matmul timed as the device's ceiling: large enough to
-                                          # run at full rate (a CPU core: ~0.2 s in fp32; an H100: ~2 ms)
+# The dense kernels timed as the device's ceiling, each sized to run at full rate (a CPU core: 0.05-0.2 s
+# a call in fp32; an H100: ~1 ms): a square matmul (n) and a 3x3 convolution, channels_last (batch,
+# channels, side). Both, because a library's best kernel differs: on the 2-core EPYC torch.mm (MKL)
+# ran at ~90 GFLOP/s in fp32 where oneDNN's convolutions reached ~115.
+CEILING_MATMUL = {"cpu": 2048, "cuda": 8192}
+CEILING_CONV = {"cpu": (64, 256, 8), "cuda": (256, 512, 16)}
 FLOP_BATCH = 2        # FLOPs are counted at this batch and divided by it: BatchNorm in training mode needs
                       # two images, and every op the counter counts (conv, matmul, attention) is linear in it
 
@@ -216,22 +221,32 @@ def interleaved(loops: list, *, steps: int, window: int, warmup: int, device: to
     return [i / s for i, s in zip(images, seconds)]
 
 
-def matmul_step(device: torch.device, dtype: torch.dtype):
-    """One dense square matmul in `dtype` on `device` with this process's threads, as a step function
-    that returns its FLOPs (2 n^3), so `interleaved` gives its FLOP/s: the ceiling of the machine for
-    the tool's arithmetic. Convolutions and linear layers are matmuls underneath, so a training step's
-    GFLOP/s over this one says how much of the machine it uses, and how much a faster loop could still
-    win (none, near 100 %)."""
-    n = PEAK_SIZE[device.type]
+def ceiling_steps(device: torch.device, dtype: torch.dtype) -> list:
+    """The device's ceiling for the tool's arithmetic: a dense square matmul and a dense 3x3
+    convolution (channels_last) in `dtype` with this process's threads, as step functions that return
+    their FLOPs, so `interleaved` gives their FLOP/s; the faster is the ceiling. Convolutions and
+    linear layers are such kernels underneath, so a training step's GFLOP/s over it says how much of
+    the machine the step uses and how much a faster loop could still win (little, near 100 %)."""
     gen = torch.Generator(device=device).manual_seed(0)
+    n = CEILING_MATMUL[device.type]
     a, b = (torch.randn(n, n, device=device, dtype=dtype, generator=gen) for _ in range(2))
     out = torch.empty(n, n, device=device, dtype=dtype)
 
-    def step() -> int:
+    def matmul() -> int:
         torch.mm(a, b, out=out)
         return 2 * n ** 3
-    step.out, step.operands = out, (a, b)   # for tests: what the timed call computes
-    return step
+
+    batch, width, side = CEILING_CONV[device.type]
+    x = torch.randn(batch, width, side, side, device=device, dtype=dtype, generator=gen)
+    w = torch.randn(width, width, 3, 3, device=device, dtype=dtype, generator=gen) / (9 * width) ** 0.5
+    x, w = x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)
+
+    def conv() -> int:
+        conv.out = F.conv2d(x, w, padding=1)
+        return 2 * batch * width * width * 9 * side * side
+
+    matmul.out, matmul.operands, conv.operands = out, (a, b), (x, w)   # for tests: what the timed calls compute
+    return [matmul, conv]
 
 
 def step_shares(step, n: int, device: torch.device) -> dict[str, float] | None:
@@ -364,11 +379,12 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
     with tempfile.TemporaryDirectory() as folder:
         tool, training = tool_loop(prep, Path(folder))
         bf16 = amp_dtype(device, amp=cfg.train.amp, cpu_amp=cfg.train.cpu_amp) is not None
-        peak = matmul_step(device, torch.bfloat16 if bf16 else torch.float32)
-        tool_rate, plain_rate, peak_flops = interleaved([tool, plain_loop(prep, options.workers), peak],
-                                                        steps=options.steps, window=options.window,
-                                                        warmup=options.warmup, device=device)
-        del peak
+        ceiling = ceiling_steps(device, torch.bfloat16 if bf16 else torch.float32)
+        tool_rate, plain_rate, *kernel_flops = interleaved([tool, plain_loop(prep, options.workers), *ceiling],
+                                                           steps=options.steps, window=options.window,
+                                                           warmup=options.warmup, device=device)
+        del ceiling
+        peak_flops = max(kernel_flops)
         shares = step_shares(tool, options.window, device)
         samples = options.samples or (64 if device.type == "cuda" else 4)
         rates = sampling_rates(training, samples) if cfg.task == "generate" else {}
@@ -380,9 +396,10 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "params": prep.params,
         "tool_images_per_s": tool_rate, "plain_images_per_s": plain_rate, "ratio": tool_rate / plain_rate,
         "gflop_per_image": gflop, "tool_gflop_per_s": gflop * tool_rate, "plain_gflop_per_s": gflop * plain_rate,
-        # the device's ceiling in the tool's precision (a square matmul, timed in the same turns) and the
-        # share of it the tool's step reaches
+        # the device's ceiling in the tool's precision (the faster of a dense matmul and a dense conv,
+        # timed in the same turns) and the share of it the tool's step reaches
         "peak_gflop_per_s": peak_flops / 1e9, "peak_dtype": "bf16" if bf16 else "fp32",
+        "peak_kernels_gflop_per_s": {"matmul": kernel_flops[0] / 1e9, "conv3x3": kernel_flops[1] / 1e9},
         "tool_peak_share": gflop * tool_rate / (peak_flops / 1e9),
         "sampling_images_per_s": rates.get(sampler_name(cfg)), "sampler": sampler_name(cfg),
         "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
@@ -458,7 +475,7 @@ def _outside(row: dict) -> str:
 
 
 def _peak(row: dict) -> str:
-    """The tool's GFLOP/s as a share of the matmul ceiling in its precision (older files: -)."""
+    """The tool's GFLOP/s as a share of the device's ceiling in its precision (older files: -)."""
     share = row.get("tool_peak_share")
     return f"{100 * share:.0f} % of {row['peak_gflop_per_s']:,.0f}" if share is not None else "-"
 
@@ -468,7 +485,7 @@ def format_text(rows: list[dict]) -> str:
     pw = max([len("preset"), *(len(r["preset"]) for r in rows)])
     dw = max([len("data set"), *(len(r["dataset"]) for r in rows)])
     head = (f"{'preset':{pw}} {'data set':{dw}} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
-            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'of matmul peak':>16} {'outside':>7}  sampling img/s")
+            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'of peak':>16} {'outside':>7}  sampling img/s")
     out = [head, "-" * len(head)]
     for r in rows:
         out.append(f"{r['preset']:{pw}} {r['dataset']:{dw}} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
@@ -483,7 +500,7 @@ def format_text(rows: list[dict]) -> str:
 
 def format_markdown(rows: list[dict]) -> str:
     out = ["| preset | data set | batch | tool precision | tool img/s | plain img/s (fp32) | ratio | GFLOP/image "
-           "| tool GFLOP/s | of matmul peak (GFLOP/s) | outside fwd/bwd/opt | sampling img/s | device | threads "
+           "| tool GFLOP/s | of peak (GFLOP/s) | outside fwd/bwd/opt | sampling img/s | device | threads "
            "| torch | command |",
            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
     for r in rows:

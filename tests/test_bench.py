@@ -28,7 +28,7 @@ FIELDS = {
     "preset": str, "task": str, "dataset": str, "device": str, "device_name": str, "threads": int,
     "batch_size": int, "params": int, "tool_images_per_s": float, "plain_images_per_s": float,
     "ratio": float, "gflop_per_image": float, "tool_gflop_per_s": float, "plain_gflop_per_s": float,
-    "peak_gflop_per_s": float, "peak_dtype": str, "tool_peak_share": float,
+    "peak_gflop_per_s": float, "peak_dtype": str, "tool_peak_share": float, "peak_kernels_gflop_per_s": dict,
     "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "sampling_rates": dict,
     "step_shares": dict, "tool_settings": dict,
     "steps": int, "window": int, "warmup": int, "samples": int, "workers": int, "torch": str,
@@ -50,21 +50,27 @@ def _check_row(row: dict, preset: str, task: str) -> None:
     assert row["tool_gflop_per_s"] == row["gflop_per_image"] * row["tool_images_per_s"]
     assert row["plain_gflop_per_s"] == row["gflop_per_image"] * row["plain_images_per_s"]
     assert row["tool_peak_share"] == row["tool_gflop_per_s"] / row["peak_gflop_per_s"]
+    assert row["peak_gflop_per_s"] == max(row["peak_kernels_gflop_per_s"].values())
     assert row["peak_dtype"] == ("bf16" if row["tool_settings"]["bf16"] else "fp32")
     assert row["torch"] == torch.__version__ and row["command"].startswith(f"budgetvision bench --preset {preset}")
 
 
-def test_the_matmul_ceiling_computes_a_square_product_and_counts_its_flops(monkeypatch):
-    monkeypatch.setitem(bench.PEAK_SIZE, "cpu", 64)
-    step = bench.matmul_step(torch.device("cpu"), torch.float32)
-    assert step() == 2 * 64 ** 3
-    a, b = step.operands
+def test_the_ceiling_kernels_compute_a_matmul_and_a_convolution_and_count_their_flops(monkeypatch):
+    monkeypatch.setitem(bench.CEILING_MATMUL, "cpu", 64)
+    monkeypatch.setitem(bench.CEILING_CONV, "cpu", (2, 8, 5))
+    matmul, conv = bench.ceiling_steps(torch.device("cpu"), torch.float32)
+    assert matmul() == 2 * 64 ** 3
+    a, b = matmul.operands
     assert a.shape == b.shape == (64, 64) and a.dtype == torch.float32 and not torch.equal(a, b)
-    torch.testing.assert_close(step.out, (a.double() @ b.double()).float())
-    assert bench.matmul_step(torch.device("cpu"), torch.bfloat16).operands[0].dtype == torch.bfloat16
-    # interleaved turns FLOPs per step into FLOP/s: two steps' work over their time
-    (rate,) = bench.interleaved([step], steps=2, window=1, warmup=0, device=torch.device("cpu"))
-    assert rate > 0
+    torch.testing.assert_close(matmul.out, (a.double() @ b.double()).float())
+    assert conv() == 2 * 2 * 8 * 8 * 9 * 5 * 5           # batch x out x in x 3 x 3 x positions, a MAC 2 FLOPs
+    x, w = conv.operands
+    assert x.shape == (2, 8, 5, 5) and w.shape == (8, 8, 3, 3) and x.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(conv.out, F.conv2d(x.double(), w.double(), padding=1).float())
+    assert all(k.operands[0].dtype == torch.bfloat16 for k in bench.ceiling_steps(torch.device("cpu"), torch.bfloat16))
+    # interleaved turns FLOPs per step into FLOP/s
+    rates = bench.interleaved([matmul, conv], steps=2, window=1, warmup=0, device=torch.device("cpu"))
+    assert len(rates) == 2 and min(rates) > 0
 
 
 def _flops(fn) -> int:
