@@ -427,7 +427,8 @@ def _slug(text: str) -> str:
 
 
 def write_rows(rows: list[dict], folder: Path) -> list[Path]:
-    """One file per preset, device and data set; a later measurement of the same replaces it."""
+    """One file per preset, device, data set and precision (bf16 rows: `--bf16-autocast`); a later
+    measurement of the same replaces it, a measurement in the other precision sits beside it."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -435,7 +436,8 @@ def write_rows(rows: list[dict], folder: Path) -> list[Path]:
         raise BudgetVisionError(f"cannot create results folder {folder}: {e.strerror}") from None
     paths = []
     for row in rows:
-        path = folder / f"{row['preset']}--{_slug(row['device_name'])}--{_slug(row['dataset'])}.json"
+        precision = "--bf16-autocast" if row["tool_settings"].get("bf16") else ""
+        path = folder / f"{row['preset']}--{_slug(row['device_name'])}--{_slug(row['dataset'])}{precision}.json"
         write_json(path, {"format": SPEED_FORMAT, **row})
         paths.append(path)
     return paths

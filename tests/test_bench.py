@@ -197,6 +197,17 @@ def test_readme_speed_section_is_generated_from_the_committed_files():
         assert "No speed result is committed yet" in section
 
 
+def test_a_bf16_row_sits_beside_the_fp32_row_of_its_preset_and_a_new_one_replaces_the_old(tmp_path):
+    def row(bf16: bool, rate: float) -> dict:
+        return {"preset": "mnist-lenet", "device_name": "AMD EPYC, 2 cores", "dataset": "mnist",
+                "tool_settings": {"bf16": bf16}, "tool_images_per_s": rate}
+    fp32, bf16 = bench.write_rows([row(False, 1.0), row(True, 2.0)], tmp_path)
+    assert fp32.name == "mnist-lenet--amd-epyc-2-cores--mnist.json"
+    assert bf16.name == "mnist-lenet--amd-epyc-2-cores--mnist--bf16-autocast.json"
+    assert bench.write_rows([row(False, 3.0)], tmp_path) == [fp32]
+    assert sorted(json.loads(p.read_text())["tool_images_per_s"] for p in tmp_path.iterdir()) == [2.0, 3.0]
+
+
 def test_a_onecycle_preset_benches_through_its_profiled_window(tmp_path):
     """OneCycle refuses a step past its end: the schedule spans the timed steps and the profiled window."""
     assert main(["bench", "--preset", "cifar100-speedrun-convnet", *SMOKE, "--out", str(tmp_path)]) == 0
