@@ -284,6 +284,8 @@ class TrainConfig:
                                      #   lever for dense convs (2.1x for speedrun_convnet), slower for tiny
                                      #   or depthwise nets, and not free (-0.30 points on speedrun_convnet
                                      #   at 3,000 steps): off in every preset (device.py)
+    amp_fp32_norms: bool = False     # under autocast, BatchNorm layers normalise fp32 inputs (airbench keeps
+                                     #   its BN in fp32): a screen of where bf16 loses accuracy (loop.py)
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it

@@ -33,7 +33,7 @@ from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, save_checkpoint, write_json
 from .models import count_params
-from .models.layers import ViewAveraged, init_from_data, sync_batchnorm
+from .models.layers import ViewAveraged, init_from_data, norms_in_fp32, sync_batchnorm
 from .objectives import NonFiniteLoss, Objective, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
@@ -177,6 +177,8 @@ class _Training:
         # autocast around forward and loss only: bf16 on CUDA, and on a bf16-native CPU where asked
         self.objective.amp_dtype = amp_dtype(self.device, amp=self.tc.amp, cpu_amp=self.tc.cpu_amp)
         for net in self.objective.trained_networks().values():
+            if self.objective.amp_dtype is not None and self.tc.amp_fp32_norms:
+                norms_in_fp32(net)
             if self.tc.channels_last:
                 net.to(memory_format=torch.channels_last)
             if self.tc.compile:

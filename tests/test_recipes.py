@@ -12,7 +12,7 @@ from budgetvision.cli import main
 from budgetvision.errors import BudgetVisionError
 from budgetvision.leaderboard import add_seed, load_rows, readme_section, result_path
 from budgetvision.models import build_model, count_params
-from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data
+from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32
 from budgetvision.presets import PRESETS
 from budgetvision.loop import config_params
 
@@ -150,6 +150,23 @@ def test_patch_whitening_computes_in_fp32_under_bf16_autocast():
     # what bf16 arithmetic would have given: far off in the whitened directions
     rough = torch.nn.functional.conv2d(x.bfloat16(), layer.weight.bfloat16()).float()
     assert (rough - exact).pow(2).mean((0, 2, 3)).sqrt().max() > 0.05   # outputs have unit variance
+
+
+def test_norms_in_fp32_keeps_batchnorm_in_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.GELU(),
+                              torch.nn.Conv2d(4, 2, 1), torch.nn.BatchNorm2d(2))
+    x = torch.randn(8, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net[1](net[0](x)).dtype == torch.bfloat16          # autocast leaves BN in bf16
+        assert norms_in_fp32(net) == 2
+        h = net[0](x)
+        assert h.dtype == torch.bfloat16 and net[1](h).dtype == torch.float32
+        assert net(x).dtype == torch.float32                      # the last BN's output
+        out = net[1](h)
+    # normalised in fp32: batch statistics of the bf16 activations cast up, no bf16 rounding after
+    expected = torch.nn.functional.batch_norm(h.float(), None, None, net[1].weight, net[1].bias, training=True)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):

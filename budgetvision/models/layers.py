@@ -169,6 +169,22 @@ class PatchWhitening(nn.Module):
             return F.conv2d(x.float(), self.weight, self.bias).to(x.dtype)
 
 
+def _inputs_to_fp32(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+
+def norms_in_fp32(network: nn.Module) -> int:
+    """Every BatchNorm of `network` normalises in fp32 under autocast (train.amp_fp32_norms): a forward
+    pre-hook casts its input up, so its batch statistics and output are fp32, and the next conv casts
+    back down (autocast leaves BatchNorm in its input's dtype). Returns the number of layers hooked."""
+    hooked = 0
+    for module in network.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(_inputs_to_fp32)
+            hooked += 1
+    return hooked
+
+
 def init_from_data(network: nn.Module, x: torch.Tensor) -> bool:
     """Data-dependent initialisation: every submodule with `init_from_data(x)` is set from the
     normalised training images `x`, in module order. True when any was."""
