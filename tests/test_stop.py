@@ -61,16 +61,19 @@ def test_checkpoints_also_come_by_wall_time(tmp_path):
 
 
 def test_a_second_process_on_a_running_run_refuses_and_the_log_stays_whole(tmp_path):
-    steps = 2_000   # still training while the second process starts up
+    steps = 2_000
     first = _start(tmp_path, steps=steps)
     _wait_for(tmp_path, 5, first)
+    # Paused, not killed: it keeps its lock and cannot finish while the second process starts up (a
+    # free-running first run of a tiny net has finished 2,000 steps before a busy machine imported torch).
+    first.send_signal(signal.SIGSTOP)
     (run,) = tmp_path.iterdir()
     second = subprocess.run([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"],
                             env=env(), capture_output=True, text=True, timeout=120)
     assert first.poll() is None, "the first run finished before the second process tried"
     assert second.returncode == 2
     assert f"is being trained by pid {first.pid}" in second.stderr and second.stderr.count("\n") == 1
-    first.send_signal(signal.SIGKILL)   # the operating system releases the lock with the process
+    first.send_signal(signal.SIGKILL)   # the operating system releases the lock with the process (paused too)
     first.wait()
     done = subprocess.run([sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"],
                           env=env(), capture_output=True, text=True)
