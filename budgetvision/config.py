@@ -285,7 +285,8 @@ class TrainConfig:
                                      #   or depthwise nets, and not free (-0.30 points on speedrun_convnet
                                      #   at 3,000 steps): off in every preset (device.py)
     amp_fp32_norms: bool = False     # under autocast, BatchNorm layers normalise fp32 inputs (airbench keeps
-                                     #   its BN in fp32): a screen of where bf16 loses accuracy (loop.py)
+                                     #   its BN in fp32): a screen of where bf16 loses accuracy (loop.py);
+                                     #   off: on speedrun_convnet it did not close the gap on validation
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it

@@ -404,7 +404,9 @@ _add(Preset(
         # The budget counts steps, not seconds, so the default keeps the accuracy. Computing the whitening
         # stem in fp32 (its bf16 outputs had 14-17 % error in the highest-frequency channels) did not buy
         # it back: seeds 0-2 read 84.43 +- 0.22 % validation, 84.63 +- 0.17 % test, against bf16's 84.61 /
-        # 84.56 % and fp32's 84.69 / 84.86 % (screens/precision--...--bf16-fp32-stem.json).
+        # 84.56 % and fp32's 84.69 / 84.86 % (screens/precision--...--bf16-fp32-stem.json). BatchNorm in
+        # fp32 as well (train.amp_fp32_norms) read 84.29 +- 0.22 % validation, 84.85 +- 0.16 % test: level
+        # with fp32 on test, 0.40 below it on validation, which chooses; not adopted (...--bf16-fp32-norms.json).
         # Tried, not kept (seed 0, validation, 3,000 x 128 CIFAR-10-JPEG, flip TTA): lr 0.4 (82.58 vs
         # 82.78 %), weight decay 2e-4 (82.94 %, within seed noise: seed 1 gave 83.42 %), 8-pixel cutout
         # on the whitened net (82.86 vs 83.34 %), Muon at muon_lr 0.02 (84.24 vs 84.42 % at 0.05) and
