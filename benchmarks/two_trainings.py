@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from budgetvision.bench import _slug  # noqa: E402
 from budgetvision.device import _TORCH_OWN, device_name  # noqa: E402
 from budgetvision.io import write_json  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
@@ -112,8 +113,7 @@ def main() -> int:
               "torch_threads_alone": cores, "settings": settings,
               "command": f"python benchmarks/two_trainings.py --preset {args.preset} --steps {args.steps}",
               "commit": source_commit() or "unknown", "device_name": device, "torch": torch.__version__}
-    slug = device.lower().replace(",", "").replace(" ", "-")
-    path = args.results / f"two-trainings--{args.preset}--{slug}.json"
+    path = args.results / f"two-trainings--{args.preset}--{_slug(device)}.json"
     write_json(path, record)
     print(json.dumps(record, indent=1))
     print(f"written to {path}")

@@ -406,6 +406,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (torch.profiler)
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
                           "bf16": bf16},
+        "overrides": overrides,    # the --set changes from the preset's config, as given
         "steps": options.steps, "window": options.window, "warmup": options.warmup,
         "samples": samples if rates else 0, "workers": options.workers,
         "torch": torch.__version__, "budgetvision": __version__, "commit": source_commit(),
@@ -427,8 +428,8 @@ def _slug(text: str) -> str:
 
 
 def write_rows(rows: list[dict], folder: Path) -> list[Path]:
-    """One file per preset, device, data set and precision (bf16 rows: `--bf16-autocast`); a later
-    measurement of the same replaces it, a measurement in the other precision sits beside it."""
+    """One file per preset, device, data set and `--set` overrides (e.g. `...--train-cpu-amp-true.json`):
+    a later measurement of the same replaces it; one with other overrides sits beside it."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -436,8 +437,8 @@ def write_rows(rows: list[dict], folder: Path) -> list[Path]:
         raise BudgetVisionError(f"cannot create results folder {folder}: {e.strerror}") from None
     paths = []
     for row in rows:
-        precision = "--bf16-autocast" if row["tool_settings"].get("bf16") else ""
-        path = folder / f"{row['preset']}--{_slug(row['device_name'])}--{_slug(row['dataset'])}{precision}.json"
+        settings = "".join(f"--{_slug(o)}" for o in row["overrides"])
+        path = folder / f"{row['preset']}--{_slug(row['device_name'])}--{_slug(row['dataset'])}{settings}.json"
         write_json(path, {"format": SPEED_FORMAT, **row})
         paths.append(path)
     return paths

@@ -30,7 +30,7 @@ FIELDS = {
     "ratio": float, "gflop_per_image": float, "tool_gflop_per_s": float, "plain_gflop_per_s": float,
     "peak_gflop_per_s": float, "peak_dtype": str, "tool_peak_share": float, "peak_kernels_gflop_per_s": dict,
     "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "sampling_rates": dict,
-    "step_shares": dict, "tool_settings": dict,
+    "step_shares": dict, "tool_settings": dict, "overrides": list,
     "steps": int, "window": int, "warmup": int, "samples": int, "workers": int, "torch": str,
     "budgetvision": str, "commit": (str, type(None)), "date": str, "command": str,
 }
@@ -197,14 +197,14 @@ def test_readme_speed_section_is_generated_from_the_committed_files():
         assert "No speed result is committed yet" in section
 
 
-def test_a_bf16_row_sits_beside_the_fp32_row_of_its_preset_and_a_new_one_replaces_the_old(tmp_path):
-    def row(bf16: bool, rate: float) -> dict:
+def test_a_row_with_overrides_sits_beside_the_presets_own_row_and_a_new_one_replaces_the_old(tmp_path):
+    def row(overrides: list[str], rate: float) -> dict:
         return {"preset": "mnist-lenet", "device_name": "AMD EPYC, 2 cores", "dataset": "mnist",
-                "tool_settings": {"bf16": bf16}, "tool_images_per_s": rate}
-    fp32, bf16 = bench.write_rows([row(False, 1.0), row(True, 2.0)], tmp_path)
-    assert fp32.name == "mnist-lenet--amd-epyc-2-cores--mnist.json"
-    assert bf16.name == "mnist-lenet--amd-epyc-2-cores--mnist--bf16-autocast.json"
-    assert bench.write_rows([row(False, 3.0)], tmp_path) == [fp32]
+                "overrides": overrides, "tool_images_per_s": rate}
+    own, bf16 = bench.write_rows([row([], 1.0), row(["train.cpu_amp=true"], 2.0)], tmp_path)
+    assert own.name == "mnist-lenet--amd-epyc-2-cores--mnist.json"
+    assert bf16.name == "mnist-lenet--amd-epyc-2-cores--mnist--train-cpu-amp-true.json"
+    assert bench.write_rows([row([], 3.0)], tmp_path) == [own]
     assert sorted(json.loads(p.read_text())["tool_images_per_s"] for p in tmp_path.iterdir()) == [2.0, 3.0]
 
 
