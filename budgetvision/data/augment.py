@@ -226,8 +226,8 @@ def _grouped(x: Tensor, g: torch.Generator, bins: Tensor, wide: bool) -> Tensor:
         m = _magnitude(op, int(bins[members[0]]), h, w, wide)
         if k % 2:
             m = -m
-        idx = members.to(x.device)
-        out[idx] = _apply(op, x[idx], m).clamp(0, 1)
+        idx = members.to(x.device)   # index_select / index_copy_: a gather, not per-element indexing
+        out.index_copy_(0, idx, _apply(op, x.index_select(0, idx), m).clamp(0, 1))
     return out
 
 
