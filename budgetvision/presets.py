@@ -423,6 +423,11 @@ _add(Preset(
         # EMA 0.99 (84.08 %) and onecycle_pct_start 0.1 (84.34 %) screened lower still.
         # Kept: the whitening stem (82.78 -> 83.34 %), Muon over SGD (83.56 -> 84.42 %), the first
         # block pooling after its second conv (84.42 -> 84.84 %: same parameters, 4x the positions).
+        # Screened, not yet adopted (eval only, validation, benchmarks/tta_screen.py on six trained runs:
+        # screens/tta-views--...--3000.json): the same views weighted equally (a third each to the image
+        # and its two diagonal shifts, each flip-averaged) instead of airbench's 1/2, 1/4, 1/4: 85.22
+        # against 85.09 % mean, five runs up, one level. Adopting it changes the recipe behind the
+        # 3,000 x 128 rows, whose runs are gone: to go with their next re-run.
     ),
 ))
 

@@ -512,3 +512,27 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     assert set(row["extra"]) == {"judge_fid_real_floor", "judge_precision", "judge_recall", "sampling_images_per_s"}
     assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
     assert "cifar10-jpeg, 2 steps: judge-feature FID" in format_text([row])
+
+
+def test_tta_screen_scores_the_runs_own_views_as_the_run_did(tmp_path):
+    """benchmarks/tta_screen.py on a short cifar100-speedrun-convnet run (digits, offline): its
+    "airbench" mix is the preset's own test-time views, so it reads exactly the validation accuracy
+    the run wrote; every mix is scored on the validation split, and a file says where it came from."""
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    runs = tmp_path / "runs"
+    assert main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "20",
+                 "--out", str(runs), "--no-progress", "--set", "train.eval_every=20"]) == 0
+    (run,) = runs.iterdir()
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "tta_screen.py"), str(run),
+                           "--data-root", str(tmp_path), "--name", "tta", "--out", str(tmp_path / "screens")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    screen = json.loads((tmp_path / "screens" / "tta.json").read_text())
+    wrote = json.loads((run / "seed-0" / "results.json").read_text())["val_accuracy"]
+    (row,) = screen["runs"]
+    assert row["val_accuracy"]["airbench"] == pytest.approx(wrote, abs=1e-9)
+    assert set(row["val_accuracy"]) == {"none", "flip", "airbench", "uniform-diagonal", "uniform-5",
+                                        "uniform-axes", "uniform-9", "uniform-15"}
+    assert screen["split"] == "val" and screen["mean_val_accuracy"] == row["val_accuracy"]
