@@ -1,6 +1,6 @@
 """Screen test-time views on trained classifier runs, without training: each run's network is
 evaluated once per view (the image or its mirror, translated by (dx, dy) pixels with reflected
-borders, as `train.flip_tta` / `train.tta_shift` translate), and every named mix of those views is
+borders, by the `translated` that `train.tta_shift` uses), and every named mix of those views is
 scored on the validation split (the test split chooses nothing). One result file in
 benchmarks/results/screens/ holds every run's accuracy per mix.
 
@@ -19,14 +19,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from budgetvision.data.datasets import splits_of  # noqa: E402
 from budgetvision.data.loader import eval_batches  # noqa: E402
 from budgetvision.device import device_name  # noqa: E402
 from budgetvision.io import write_json  # noqa: E402
-from budgetvision.models.layers import ViewAveraged  # noqa: E402
-from budgetvision.runs.folder import open_seed  # noqa: E402
+from budgetvision.models.layers import ViewAveraged, translated  # noqa: E402
+from budgetvision.runs.folder import open_run, open_seed  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
 DIAGONALS = ((1, 1), (-1, -1), (1, -1), (-1, 1))
@@ -51,24 +50,15 @@ MIXES = {
 VIEWS = sorted({view for mix in MIXES.values() for view in mix})
 
 
-def translated(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """x with its content moved dx pixels right and dy down, borders reflected (ViewAveraged's shift)."""
-    if dx == dy == 0:
-        return x
-    s, (h, w) = max(abs(dx), abs(dy)), x.shape[-2:]
-    padded = F.pad(x, (s, s, s, s), mode="reflect")
-    return padded[..., s - dy:s - dy + h, s - dx:s - dx + w]
-
-
 def mixed(logits: dict, mix: dict) -> torch.Tensor:
     return sum(w * logits[view] for view, w in mix.items()) / sum(mix.values())
 
 
 @torch.inference_mode()
 def screen_run(run: Path, data_root: Path) -> dict:
-    opened = open_seed(run, device=torch.device("cpu"), data_root=data_root)
+    splits = splits_of(open_run(run)[0].data, data_root)     # loaded once: open_seed takes its spec
+    opened = open_seed(run, device=torch.device("cpu"), data_root=data_root, spec=splits.spec)
     net = opened.network.network if isinstance(opened.network, ViewAveraged) else opened.network
-    splits = splits_of(opened.config.data, data_root)
     x, y = splits.val
     if not len(x):
         raise SystemExit(f"{run} trained without a validation split: nothing to screen on")

@@ -12,7 +12,7 @@ from budgetvision.cli import main
 from budgetvision.errors import BudgetVisionError
 from budgetvision.leaderboard import add_seed, load_rows, readme_section, result_path
 from budgetvision.models import build_model, count_params
-from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32
+from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32, translated
 from budgetvision.presets import PRESETS
 from budgetvision.loop import config_params
 
@@ -110,6 +110,16 @@ def test_shift_tta_weighs_the_image_half_and_each_diagonal_shift_a_quarter():
     expected = (ViewAveraged(_Pixels(), flip=False, shift=1)(x)
                 + ViewAveraged(_Pixels(), flip=False, shift=1)(mirrored)) / 2
     torch.testing.assert_close(both, expected)
+
+
+def test_translated_moves_content_by_dx_right_and_dy_down_reflecting_the_border():
+    x = torch.arange(36.0).view(1, 1, 6, 6)    # pixel (r, c) holds 6r + c
+    assert translated(x, 0, 0) is x
+    right = translated(x, 1, 0)[0, 0]
+    assert torch.equal(right[:, 1:], x[0, 0, :, :-1]) and right[:, 0].tolist() == x[0, 0, :, 1].tolist()
+    up = translated(x, 0, -2)[0, 0]             # up two rows; the bottom two reflect rows 4 and 3
+    assert torch.equal(up[:4], x[0, 0, 2:]) and up[4:, 0].tolist() == [24.0, 18.0]
+    torch.testing.assert_close(translated(translated(x, 1, 1), -1, -1)[..., 1:-1, 1:-1], x[..., 1:-1, 1:-1])
 
 
 def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():

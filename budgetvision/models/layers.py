@@ -196,6 +196,16 @@ def init_from_data(network: nn.Module, x: torch.Tensor) -> bool:
     return found
 
 
+def translated(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """x with its content moved dx pixels right and dy down (negative: left, up), the uncovered
+    border filled by reflection: the shifted views of `ViewAveraged` and benchmarks/tta_screen.py."""
+    if dx == dy == 0:
+        return x
+    s, (h, w) = max(abs(dx), abs(dy)), x.shape[-2:]
+    padded = F.pad(x, (s, s, s, s), mode="reflect")
+    return padded[..., s - dy:s - dy + h, s - dx:s - dx + w]
+
+
 class ViewAveraged(nn.Module):
     """A classifier evaluated on several views of each image, as airbench does: the mean logits of
     the image and its mirror (`flip`); with `shift`, half the weight goes to the image and a
@@ -219,10 +229,8 @@ class ViewAveraged(nn.Module):
         logits = self._mirrored(x)
         if not self.shift:
             return logits
-        s, (h, w) = self.shift, x.shape[-2:]
-        padded = F.pad(x, (s, s, s, s), mode="reflect")
-        down_right = padded[..., :h, :w]            # content moves s pixels down and right
-        up_left = padded[..., 2 * s:, 2 * s:]
+        s = self.shift
+        down_right, up_left = translated(x, s, s), translated(x, -s, -s)
         return 0.5 * logits + 0.25 * (self._mirrored(down_right) + self._mirrored(up_left))
 
 
