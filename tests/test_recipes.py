@@ -12,6 +12,7 @@ from budgetvision.cli import main
 from budgetvision.errors import BudgetVisionError
 from budgetvision.leaderboard import add_seed, load_rows, readme_section, result_path
 from budgetvision.models import build_model, count_params
+from budgetvision.models.classifiers import log_add_independent
 from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32, translated
 from budgetvision.presets import PRESETS
 from budgetvision.loop import config_params
@@ -57,6 +58,16 @@ def test_digit_sum_net_outputs_the_law_of_the_sum():
     logits = net.digit_logits(same)
     torch.testing.assert_close(logits[:, 0], logits[:, 2])
     assert count_params(net) == 98_506
+
+
+def test_log_add_independent_is_the_law_of_a_sum_without_underflow():
+    """Two dice, then two distributions so sure that every product but one underflows in
+    probability space: each sum keeps its exact log-probability."""
+    dice = torch.full((1, 6), -math.log(6.0))
+    two = log_add_independent(dice, dice).exp()[0]
+    torch.testing.assert_close(two, torch.tensor([1, 2, 3, 4, 5, 6, 5, 4, 3, 2, 1]) / 36.0)
+    out = log_add_independent(torch.tensor([[0.0, -1000.0]]), torch.tensor([[-2000.0, 0.0, -500.0]]))
+    assert out.tolist() == [[-2000.0, 0.0, -500.0, -1500.0]]
 
 
 def test_digit_sum_net_is_sure_of_the_sum_of_sure_digits():
