@@ -119,3 +119,24 @@ def test_fourier_positions_are_distinct_and_bounded():
     assert codes.shape == (49, 64)
     assert codes.abs().max() <= 1
     assert torch.cdist(codes, codes).add(torch.eye(49)).min() > 0   # every position differs
+
+
+def test_attention_runs_in_fp32_under_the_cpus_bf16_autocast(monkeypatch):
+    """CPU autocast computes the Linears in bf16 and attention in fp32 (bf16's CPU flash-attention
+    backward is 8x slower): the scores see fp32 q, k, v, and the output stays within bf16's error of
+    the fp32 module's."""
+    from budgetvision.models.layers import SelfAttention
+
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda q, k, v: seen.append((q.dtype, k.dtype, v.dtype)) or sdpa(q, k, v))
+    torch.manual_seed(0)
+    attn, x = SelfAttention(32, 4), torch.randn(2, 8, 32)
+    reference = attn(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(x)
+    assert seen == [(torch.float32,) * 3] * 2 and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, atol=0.03, rtol=0.03)
+    out.float().sum().backward()   # and it trains: gradients reach the bf16 Linears' fp32 weights
+    assert attn.qkv.weight.grad is not None and torch.isfinite(attn.qkv.weight.grad).all()
