@@ -243,8 +243,11 @@ class DSCTransformer(Classifier):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         _, dim, height, width = x.shape
-        tokens = x.flatten(2).transpose(1, 2)
-        tokens = tokens + fourier_positions_2d(height, width, dim, device=x.device, dtype=x.dtype)
+        # The token stream (the blocks' residual sum) in fp32 under autocast too: the Linears compute
+        # in bf16, the sum and the RMSNorms reading it keep fp32 (torch's fused RMSNorm also refuses
+        # a bf16 input with fp32 weights, and says so).
+        tokens = x.flatten(2).transpose(1, 2).float()
+        tokens = tokens + fourier_positions_2d(height, width, dim, device=x.device, dtype=tokens.dtype)
         for _ in range(self.depth):
             tokens = self.block(tokens)
         return self.fc(self.norm(tokens).mean(dim=1))
