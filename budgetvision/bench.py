@@ -13,8 +13,7 @@ non-finite guard, the schedule and the EMA.
 A row also holds the work per training image (the FLOPs torch's FlopCounterMode counts in one
 training step: every network's forward and backward; optimiser updates are elementwise and not
 counted), the FLOP rate each loop reaches, the shares of the tool's step spent in forward passes,
-backward, the optimiser and outside them (timed at the parts' edges, and as torch.profiler reads
-them), and for generators the sampling rate of
+backward, the optimiser and outside them (torch.profiler), and for generators the sampling rate of
 the recipe's sampler (and of DDIM and DPM-Solver++ for diffusion), measured as `budgetvision eval`
 draws. Rows are written one file per preset, device and data set, and the README's speed table is
 generated from the committed files.
@@ -43,7 +42,7 @@ from .io import write_json
 from .leaderboard import default_results_dir
 from .loop import Prepared, _Training, input_stats, prepare
 from .objectives import build_objective
-from .objectives.base import BACKWARD, FORWARD, OPTIMIZER, PartClock, default_labels
+from .objectives.base import BACKWARD, FORWARD, OPTIMIZER, default_labels
 from .optim import build_optimizers, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import draw_timed
@@ -252,25 +251,12 @@ def ceiling_steps(device: torch.device, dtype: torch.dtype) -> list:
 
 def step_shares(step, n: int, device: torch.device) -> dict[str, float] | None:
     """Where the time of `n` steps goes, as shares of their wall time: the forward passes, backward
-    and the optimiser's update (the parts the objectives mark, objectives.base.step_part, timed by
-    a PartClock) and "outside", the rest (data, augmentation, the non-finite guard, clipping, EMA,
-    schedule). On a GPU the parts time the host's launches, so read "outside" there as host
-    overhead. None for a step that marks none of the parts (PCA's closed-form statistics: no
-    forward, backward or optimiser to split it into)."""
-    _sync(device)
-    with PartClock() as clock:
-        start = time.perf_counter()
-        for _ in range(n):
-            step()
-        _sync(device)
-        wall = time.perf_counter() - start
-    return _shares(clock.seconds, wall)
-
-
-def profiled_step_shares(step, n: int, device: torch.device) -> dict[str, float] | None:
-    """step_shares as torch.profiler reads them: the CPU time of the parts' profiler ranges. The
-    profiler records every operator, inside the parts and between them, and what that costs between
-    them reads as "outside": far more than the PartClock's in networks of small operators."""
+    and the optimiser's update (the profiler ranges the objectives mark), and "outside", the rest
+    (data, augmentation, the non-finite guard, clipping, EMA, schedule). CPU time of the ranges: on
+    a GPU the ranges time the host's launches, so read "outside" there as host overhead. None for a
+    step that marks none of the ranges (PCA's closed-form statistics: no forward, backward or
+    optimiser to split it into)."""
+    parts = (FORWARD, BACKWARD, OPTIMIZER)
     _sync(device)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
@@ -278,17 +264,13 @@ def profiled_step_shares(step, n: int, device: torch.device) -> dict[str, float]
             step()
         _sync(device)
         wall = time.perf_counter() - start
-    spent = dict.fromkeys((FORWARD, BACKWARD, OPTIMIZER), 0.0)
+    spent = dict.fromkeys(parts, 0.0)
     for event in prof.events():
         if event.name in spent:
             spent[event.name] += event.cpu_time_total / 1e6
-    return _shares(spent, wall)
-
-
-def _shares(seconds: dict[str, float], wall: float) -> dict[str, float] | None:
-    if not any(seconds.values()):
+    if not any(spent.values()):
         return None
-    shares = {name.removeprefix("bv."): min(s / wall, 1.0) for name, s in seconds.items()}
+    shares = {name.removeprefix("bv."): min(seconds / wall, 1.0) for name, seconds in spent.items()}
     shares["outside"] = max(0.0, 1.0 - sum(shares.values()))
     return shares
 
@@ -389,9 +371,9 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
     """One row: the preset (on `dataset`, with `overrides`) measured on `device`."""
     overrides = list(overrides)
     cfg = apply_overrides(get_preset(preset).config, ([f"data.name={dataset}"] if dataset else []) + overrides)
-    # The schedule spans exactly the steps each loop takes (the tool's: also a window timed by parts and
-    # one profiled), as it would a run of that length; OneCycle refuses a step past its end.
-    cfg = apply_overrides(cfg, [f"train.steps={options.warmup + options.steps + 2 * options.window}",
+    # The schedule spans exactly the steps each loop takes (the tool's: also one profiled window), as
+    # it would a run of that length; OneCycle refuses a step past its end.
+    cfg = apply_overrides(cfg, [f"train.steps={options.warmup + options.steps + options.window}",
                                 "train.tensorboard=false"])
     prep = prepare(cfg, data_root=data_root, device=device, allow_over=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -404,7 +386,6 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         del ceiling
         peak_flops = max(kernel_flops)
         shares = step_shares(tool, options.window, device)
-        profiled = profiled_step_shares(tool, options.window, device)
         samples = options.samples or (64 if device.type == "cuda" else 4)
         rates = sampling_rates(training, samples) if cfg.task == "generate" else {}
     gflop = gflop_per_image(cfg, prep.splits.spec)
@@ -422,8 +403,7 @@ def bench_preset(preset: str, *, dataset: str | None = None, overrides: list[str
         "tool_peak_share": gflop * tool_rate / (peak_flops / 1e9),
         "sampling_images_per_s": rates.get(sampler_name(cfg)), "sampler": sampler_name(cfg),
         "sampling_rates": rates,   # images/s per sampler: the recipe's, then the fast diffusion ones
-        "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (PartClock)
-        "step_shares_profiler": profiled,   # the same read by torch.profiler, its own cost included
+        "step_shares": shares,     # the tool's step: forward, backward, optimizer, outside (torch.profiler)
         "tool_settings": {"channels_last": tc.channels_last, "compile": tc.compile,
                           "bf16": bf16},
         "overrides": overrides,    # the --set changes from the preset's config, as given
@@ -492,14 +472,9 @@ def _sampling(row: dict) -> str:
 
 
 def _outside(row: dict) -> str:
-    """The share of the tool's step outside forward, backward and the optimiser, timed, then as
-    torch.profiler read it; "-" where a file lacks one (files before step_shares_profiler hold the
-    profiler's reading under step_shares)."""
-    timed, profiled = row.get("step_shares"), row.get("step_shares_profiler")
-    if "step_shares_profiler" not in row:
-        timed, profiled = None, timed
-    share = lambda shares: f"{100 * shares['outside']:.1f} %" if shares else "-"   # noqa: E731
-    return f"{share(timed)} ({share(profiled)})" if timed or profiled else "-"
+    """The share of the tool's step outside forward, backward and the optimiser (older files: -)."""
+    shares = row.get("step_shares")
+    return f"{100 * shares['outside']:.1f} %" if shares else "-"
 
 
 def _peak(row: dict) -> str:
@@ -513,12 +488,12 @@ def format_text(rows: list[dict]) -> str:
     pw = max([len("preset"), *(len(r["preset"]) for r in rows)])
     dw = max([len("data set"), *(len(r["dataset"]) for r in rows)])
     head = (f"{'preset':{pw}} {'data set':{dw}} {'batch':>5} {'tool img/s':>11} {'plain img/s':>11} {'ratio':>6} "
-            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'of peak':>16} {'outside (profiler)':>18}  sampling img/s")
+            f"{'GFLOP/img':>10} {'tool GFLOP/s':>12} {'of peak':>16} {'outside':>7}  sampling img/s")
     out = [head, "-" * len(head)]
     for r in rows:
         out.append(f"{r['preset']:{pw}} {r['dataset']:{dw}} {r['batch_size']:>5} {r['tool_images_per_s']:>11,.1f} "
                    f"{r['plain_images_per_s']:>11,.1f} {r['ratio']:>5.2f}x {r['gflop_per_image']:>10.4g} "
-                   f"{r['tool_gflop_per_s']:>12.1f} {_peak(r):>16} {_outside(r):>18}  {_sampling(r)}")
+                   f"{r['tool_gflop_per_s']:>12.1f} {_peak(r):>16} {_outside(r):>7}  {_sampling(r)}")
     if rows:
         r = rows[0]
         out.append(f"{r['device']} ({r['device_name']}), {r['threads']} threads, torch {r['torch']}; "
@@ -528,7 +503,7 @@ def format_text(rows: list[dict]) -> str:
 
 def format_markdown(rows: list[dict]) -> str:
     out = ["| preset | data set | batch | tool precision | tool img/s | plain img/s (fp32) | ratio | GFLOP/image "
-           "| tool GFLOP/s | of peak (GFLOP/s) | outside fwd/bwd/opt: timed (profiler) | sampling img/s | device | threads "
+           "| tool GFLOP/s | of peak (GFLOP/s) | outside fwd/bwd/opt | sampling img/s | device | threads "
            "| torch | command |",
            "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- |"]
     for r in rows:

@@ -30,7 +30,7 @@ FIELDS = {
     "ratio": float, "gflop_per_image": float, "tool_gflop_per_s": float, "plain_gflop_per_s": float,
     "peak_gflop_per_s": float, "peak_dtype": str, "tool_peak_share": float, "peak_kernels_gflop_per_s": dict,
     "sampling_images_per_s": (float, type(None)), "sampler": (str, type(None)), "sampling_rates": dict,
-    "step_shares": dict, "step_shares_profiler": dict, "tool_settings": dict, "overrides": list,
+    "step_shares": dict, "tool_settings": dict, "overrides": list,
     "steps": int, "window": int, "warmup": int, "samples": int, "workers": int, "torch": str,
     "budgetvision": str, "commit": (str, type(None)), "date": str, "command": str,
 }
@@ -89,9 +89,9 @@ def test_classifier_bench_json_fields_flops_and_threads(tmp_path):
     _check_row(row, "mnist-lenet", "classify")
     assert row["threads"] == 2 and "--threads 2" in row["command"]   # set in the process, over $OMP_NUM_THREADS
     assert row["batch_size"] == 64 and row["sampling_images_per_s"] is None and row["sampler"] is None
-    for shares in row["step_shares"], row["step_shares_profiler"]:   # the objective marks its forward,
-        assert set(shares) == {"forward", "backward", "optimizer", "outside"}   # optimizer_step backward, update
-        assert sum(shares.values()) == pytest.approx(1) and min(shares.values()) > 0
+    shares = row["step_shares"]   # the objective marks its forward, optimizer_step backward and update
+    assert set(shares) == {"forward", "backward", "optimizer", "outside"} and sum(shares.values()) == pytest.approx(1)
+    assert min(shares["forward"], shares["backward"], shares["optimizer"]) > 0
 
     # The same network's forward and backward at batch 1, counted here without the bench's code.
     cfg = resolve("mnist-lenet", dataset="digits")
@@ -208,45 +208,29 @@ def test_a_row_with_overrides_sits_beside_the_presets_own_row_and_a_new_one_repl
     assert sorted(json.loads(p.read_text())["tool_images_per_s"] for p in tmp_path.iterdir()) == [2.0, 3.0]
 
 
-def test_a_onecycle_preset_benches_through_its_part_windows(tmp_path):
-    """OneCycle refuses a step past its end: the schedule spans the timed steps and both windows of parts."""
+def test_a_onecycle_preset_benches_through_its_profiled_window(tmp_path):
+    """OneCycle refuses a step past its end: the schedule spans the timed steps and the profiled window."""
     assert main(["bench", "--preset", "cifar100-speedrun-convnet", *SMOKE, "--out", str(tmp_path)]) == 0
 
 
-@pytest.mark.parametrize("shares_of", [bench.step_shares, bench.profiled_step_shares])
-def test_step_shares_split_a_step_by_its_parts(shares_of):
-    """A step of 30 ms in the forward part, 10 ms in the optimiser's (holding a nested forward, which
-    counts once, in the optimiser) and 20 ms of its own: shares 1/2, 0, 1/6 and 1/3, by the clock
-    and by the profiler (sleeps: the ranges' CPU time is their wall time here)."""
-    from budgetvision.objectives.base import FORWARD, OPTIMIZER, step_part
+def test_step_shares_split_a_step_by_its_profiler_ranges():
+    """A step of 30 ms in the forward range, 10 ms in the optimiser's and 20 ms of its own: shares
+    1/2, 0, 1/6 and 1/3 (sleeps: the ranges' CPU time is their wall time here)."""
+    from budgetvision.objectives.base import FORWARD, OPTIMIZER
 
     def step():
-        with step_part(FORWARD):
+        with torch.profiler.record_function(FORWARD):
             time.sleep(0.03)
-        with step_part(OPTIMIZER):
-            time.sleep(0.005)
-            with step_part(FORWARD if shares_of is bench.step_shares else "nested"):
-                time.sleep(0.005)
+        with torch.profiler.record_function(OPTIMIZER):
+            time.sleep(0.01)
         time.sleep(0.02)
 
-    shares = shares_of(step, 4, torch.device("cpu"))
+    shares = bench.step_shares(step, 4, torch.device("cpu"))
     assert set(shares) == {"forward", "backward", "optimizer", "outside"}
     assert shares["backward"] == 0.0
     assert shares["forward"] == pytest.approx(0.5, abs=0.06)
     assert shares["optimizer"] == pytest.approx(1 / 6, abs=0.04)
     assert shares["outside"] == pytest.approx(1 / 3, abs=0.06)
-    # A step with no part at all (PCA's closed form) has no split, not 100 % "outside".
-    assert shares_of(lambda: time.sleep(0.001), 2, torch.device("cpu")) is None
-
-
-def test_the_part_clock_times_only_while_open_and_a_part_stays_a_profiler_range():
-    from budgetvision.objectives.base import BACKWARD, PartClock, step_part
-
-    with step_part(BACKWARD):   # no clock open: nothing to time, nothing fails
-        pass
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof, PartClock() as clock:
-        with step_part(BACKWARD):
-            time.sleep(0.01)
-    assert PartClock.current is None and clock.seconds[BACKWARD] == pytest.approx(0.01, abs=0.005)
-    assert [e.name for e in prof.events()].count(BACKWARD) == 1
+    # A step with no range at all (PCA's closed form) has no split, not 100 % "outside".
+    assert bench.step_shares(lambda: time.sleep(0.001), 2, torch.device("cpu")) is None
 

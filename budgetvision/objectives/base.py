@@ -7,7 +7,6 @@ the budget. Generative objectives add seeded sampling and interpolation beside t
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -18,48 +17,9 @@ from ..distributed import average_gradients
 from ..errors import BudgetVisionError
 
 
-# A training step's parts, each a profiler range of this name (`bench` reads them); everything else in
-# a step is the loop's own time: data, augmentation, the non-finite guard, clipping, EMA, schedule.
+# Profiler ranges of a training step's parts (`bench` reads them); everything else in a step is the
+# loop's own time: data, augmentation, the non-finite guard, clipping, EMA, schedule, logging.
 FORWARD, BACKWARD, OPTIMIZER = "bv.forward", "bv.backward", "bv.optimizer"
-
-
-class PartClock:
-    """The wall seconds spent in each part of the steps run while it is open (`with PartClock() as
-    clock:`), read from the host's clock at each part's start and end: about a microsecond a part,
-    where torch.profiler records every operator and so lengthens the time between the parts most
-    in the networks of many small operators (bench keeps both readings). A part inside another part
-    counts once, in the outer one. On a GPU, as the profiler's CPU ranges, it times the host's
-    launches."""
-
-    current: PartClock | None = None
-
-    def __init__(self):
-        self.seconds = dict.fromkeys((FORWARD, BACKWARD, OPTIMIZER), 0.0)
-        self._open: str | None = None
-
-    def __enter__(self) -> PartClock:
-        PartClock.current = self
-        return self
-
-    def __exit__(self, *exc) -> None:
-        PartClock.current = None
-
-
-@contextlib.contextmanager
-def step_part(name: str):
-    """One part of a training step (FORWARD, BACKWARD, OPTIMIZER): a torch.profiler range of that
-    name, and timed while a PartClock is open."""
-    clock = PartClock.current
-    with torch.profiler.record_function(name):
-        if clock is None or clock._open is not None:
-            yield
-            return
-        clock._open, start = name, time.perf_counter()
-        try:
-            yield
-        finally:
-            clock.seconds[name] += time.perf_counter() - start
-            clock._open = None
 
 
 class NonFiniteLoss(BudgetVisionError):
@@ -76,7 +36,7 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
     every process clips by the same norm and takes the same decision."""
     params = [p for p in params if p.requires_grad]
     opt.zero_grad(set_to_none=True)
-    with step_part(BACKWARD):
+    with torch.profiler.record_function(BACKWARD):
         loss.backward()
     loss = average_gradients(params, loss)
     if grad_clip > 0:
@@ -87,7 +47,7 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
         opt.zero_grad(set_to_none=True)
         what = name if not torch.isfinite(loss) else f"gradient of the {name}"
         raise NonFiniteLoss(f"non-finite {what} ({loss.item()})")
-    with step_part(OPTIMIZER):
+    with torch.profiler.record_function(OPTIMIZER):
         opt.step()
 
 
@@ -99,10 +59,10 @@ class Objective(nn.Module):
     def autocast(self, x: Tensor):
         """The precision of forward passes and losses, never of backward or the optimiser step:
         autocast to `amp_dtype` where the loop set one (bf16 on CUDA), else full precision. Every
-        forward pass of a step runs in here, so here is also its part FORWARD (`step_part`)."""
+        forward pass of a step runs in here, so here is also its profiler range (FORWARD)."""
         precision = (contextlib.nullcontext() if self.amp_dtype is None
                      else torch.autocast(x.device.type, dtype=self.amp_dtype))
-        with step_part(FORWARD), precision:
+        with torch.profiler.record_function(FORWARD), precision:
             yield
 
     def trained_networks(self) -> dict[str, nn.Module]:
