@@ -113,11 +113,12 @@ _add(Preset(
                           grad_clip=1.0,          # paper: gradient clipping; CHOICE: global norm 1.0
                           cpu_amp=True,           # speed, not the recipe: bf16 autocast on a bf16-native CPU
                                                   # (others stay fp32; CUDA autocasts by train.amp), attention
-                                                  # kept in fp32 (models/layers.py): 2.2x fp32's images/s, and
-                                                  # level with fp32 over seeds 0-2 at 3,000 x 128 on
-                                                  # CIFAR-10-JPEG: 72.77 +- 0.46 % validation, 73.52 +- 0.64 %
-                                                  # test against 72.74 / 73.48 % (the fp32 seeds:
-                                                  # screens/precision--cifar100-dsc-transformer--...--fp32.json)
+                                                  # kept in fp32 (models/layers.py): 1.37x fp32's images/s
+                                                  # (bench, 1 thread: 559.7 against 409.5, 2.17x the plain
+                                                  # loop against 1.48x), and level with fp32 over seeds 0-2
+                                                  # at 3,000 x 128 on CIFAR-10-JPEG: 72.77 +- 0.46 %
+                                                  # validation, 73.52 +- 0.64 % test, against 72.74 / 73.48 %
+                                                  # (screens/precision--cifar100-dsc-transformer--...--fp32.json)
                           compile=True),          # speed, not the recipe: torch.compile's fused attention and
                                                   # norms, 1.19x the tool's images/s on the development CPU
                                                   # (bench, 1 thread alone: 400 vs 336, 1.48x the plain loop
@@ -373,10 +374,11 @@ _add(Preset(
         # of crop=2: 98.28 % vs 98.34 % (train accuracy 99.55 vs 99.75 %); Muon on the encoder's
         # filters (muon_lr 0.05, SGD lr 0.1 on the rest) with the shift views: 98.43 % (ahead until
         # step 4,000: 94.4 vs 85.1 % at step 1,000).
-        # Measured, not on: train.cpu_amp (bf16 autocast on a bf16-native CPU) makes this net's forward
-        # + backward 1.9x faster on the development EPYC, 2.06x the plain fp32 loop (bench, 1 thread,
-        # beside two other trainings) against 1.25x; its accuracy is unmeasured, and on
-        # cifar100-speedrun-convnet bf16 cost 0.30 points over three seeds (its comment).
+        # Measured, not on: train.cpu_amp (bf16 autocast on a bf16-native CPU) trains 1.7x faster on the
+        # development EPYC (bench, 1 thread, 200 steps: 793.5 against 472.8 images/s, 2.09x the plain
+        # fp32 loop against 1.32x), but seeds 0-2 read 98.74 +- 0.02 % validation against fp32's 98.77
+        # +- 0.03 %, every seed lower, and 98.97 +- 0.08 % test against 99.01 +- 0.20 %
+        # (screens/precision--addnist-digit-sum--addnist--10000x64--bf16.json); a budget counts steps.
     ),
 ))
 
