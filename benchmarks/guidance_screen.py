@@ -6,12 +6,13 @@ and the next invocation skips the settings already in the file).
     python benchmarks/guidance_screen.py RUN --judge JUDGE --data-root DATA --n 2000 \\
         --settings 0.5 1@0.5,5 2@0.5,5
 
-A setting is W (guidance weight W at every level) or W@LO,HI (guidance only where sigma/alpha lies in
+Every setting is scored against the train split (or --reference val): a screen chooses, and the test
+split never does, so --reference test is refused. A setting is W (guidance weight W at every level) or W@LO,HI (guidance only where sigma/alpha lies in
 (LO, HI]; Kynkaanniemi et al. 2024). Each is `budgetvision eval RUN --judge JUDGE --prc --n N
---cfg-scale W --guidance-interval LO,HI` with the run's own sampler and steps unless --sampler /
+--reference train --cfg-scale W --guidance-interval LO,HI` with the run's own sampler and steps unless --sampler /
 --sample-steps say otherwise. Sampling is not training: the run and its checkpoint stay as they are.
 
-A file holds one run's screen: guidance--PRESET--seed-S--nN.json by default, or --name STEM. A
+A file holds one run's screen: guidance--PRESET--seed-S--nN--REFERENCE.json by default, or --name STEM. A
 screen of another run (say an earlier checkpoint's copy) under the same name is refused, so that rows
 of two checkpoints never share a file.
 """
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 
 from budgetvision.device import device_name  # noqa: E402
 from budgetvision.io import read_json, write_json  # noqa: E402
+from budgetvision.runs.evaluate import eval_file  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 from compare import JUDGE_KEYS, budgetvision_cli  # noqa: E402
 
@@ -44,10 +46,13 @@ def parse_setting(text: str) -> tuple[float, str]:
     return float(w), f"{lo:g},{hi:g}"
 
 
-def screen_path(results: Path, run_dir: Path, n: int, name: str | None = None) -> Path:
+CHOOSING = ("train", "val")   # the references a screen may score against; test only reports
+
+
+def screen_path(results: Path, run_dir: Path, n: int, reference: str, name: str | None = None) -> Path:
     if name is None:
         manifest = read_json(run_dir / "run.json")
-        name = f"guidance--{manifest['preset']}--seed-{manifest['seeds'][0]}--n{n}"
+        name = f"guidance--{manifest['preset']}--seed-{manifest['seeds'][0]}--n{n}--{reference}"
     return results / "screens" / f"{name}.json"
 
 
@@ -57,6 +62,8 @@ def main() -> int:
     p.add_argument("--judge", type=Path, required=True, help="a trained mnist-lenet run")
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--n", type=int, default=2000, help="samples per setting (seeds 0..n-1)")
+    p.add_argument("--reference", default="train", help="the real images settings are scored against: train "
+                   "(default) or val; test is refused")
     p.add_argument("--settings", nargs="+", required=True, metavar="W[@LO,HI]")
     p.add_argument("--sampler", default=None, help="instead of the run's objective.sampler")
     p.add_argument("--sample-steps", type=int, default=None, help="instead of the run's objective.sample_steps")
@@ -65,15 +72,20 @@ def main() -> int:
     p.add_argument("--name", default=None, metavar="STEM", help="the result file's name under screens/ "
                    "(default guidance--PRESET--seed-S--nN)")
     args = p.parse_args()
+    if args.reference not in CHOOSING:
+        print(f"guidance_screen: --reference {args.reference} refused: a screen chooses a setting, and the test "
+              f"split never chooses; score against {' or '.join(CHOOSING)}", file=sys.stderr)
+        return 2
 
-    path = screen_path(args.results, args.run, args.n, args.name)
+    path = screen_path(args.results, args.run, args.n, args.reference, args.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     judge_acc = read_json(args.judge / "results.json")["per_seed"][0]["test_accuracy"]
     screen = read_json(path) if path.exists() else {
-        "format": "budgetvision-screen-1", "run": args.run.name, "n": args.n,
+        "format": "budgetvision-screen-1", "run": args.run.name, "n": args.n, "reference": args.reference,
         "judge": f"{args.judge.name} ({100 * judge_acc:.2f} % test)", "rows": []}
-    if screen["run"] != args.run.name or screen["n"] != args.n:
-        p.error(f"{path} holds a screen of run {screen['run']} at n {screen['n']}: name another file with --name")
+    if (screen["run"], screen["n"], screen.get("reference", "test")) != (args.run.name, args.n, args.reference):
+        p.error(f"{path} holds a screen of run {screen['run']} at n {screen['n']} against "
+                f"{screen.get('reference', 'test')}: name another file with --name")
     fixed = [*(["--sampler", args.sampler] if args.sampler else []),
              *(["--sample-steps", str(args.sample_steps)] if args.sample_steps else [])]
     done = {r["command"] for r in screen["rows"]}
@@ -81,13 +93,13 @@ def main() -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     for text in args.settings:
         w, interval = parse_setting(text)
-        flags = ["--prc", "--n", str(args.n), "--cfg-scale", f"{w:g}", "--guidance-interval", interval, *fixed]
+        flags = ["--prc", "--n", str(args.n), "--reference", args.reference, "--cfg-scale", f"{w:g}", "--guidance-interval", interval, *fixed]
         command = " ".join(["budgetvision eval RUN --judge JUDGE", *flags])
         if command in done:
             continue
         budgetvision_cli(["eval", str(args.run), "--judge", str(args.judge), *flags], args.data_root, log,
                          args.threads)
-        out = read_json(args.run / "eval.json")
+        out = read_json(eval_file(args.run, args.reference))
         row = {k: out[k] for k in KEYS}
         row.update(command=command,
                    commit=source_commit() or "unknown", device_name=device_name(torch.device("cpu")),

@@ -118,7 +118,8 @@ def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: s
              **generator_metrics) -> SimpleNamespace:
     """A classifier run's test accuracy over its seeds (`.test_accuracy`, `.test_accuracy_std`,
     `.per_seed`), or a generator run's metrics as `budgetvision eval` computes them
-    (e.g. `evaluate(run, fid=True, judge="runs/00001-mnist-lenet", n=10_000)`). Writes eval.json."""
+    (e.g. `evaluate(run, fid=True, judge="runs/00001-mnist-lenet", n=10_000)`). Writes eval.json, or
+    eval-train.json / eval-val.json for `reference="train"` / `"val"` (a generator's choosing)."""
     run_dir = Path(path)
     cfg, _ = open_run(run_dir)
     root, dev = default_data_root(data_root), resolve_device(device)

@@ -217,7 +217,7 @@ def cmd_eval(args) -> int:
     if cfg.task == "generate":
         return _eval_generator(args)
     generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
-        [f for f in ("judge", *SAMPLING_FLAGS) if getattr(args, f) is not None]
+        [f for f in ("judge", "reference", *SAMPLING_FLAGS) if getattr(args, f) is not None]
     if generator_flags:
         flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
         raise ConfigError(f"{args.run} is a classifier run; --{flag} "
@@ -236,7 +236,7 @@ def cmd_eval(args) -> int:
 def _eval_generator(args) -> int:
     from .data import data_root
     from .device import resolve_device
-    from .runs import evaluate_generator
+    from .runs import eval_file, evaluate_generator
 
     if not (args.fid or args.kid or args.inception_score or args.prc or args.judge or args.lpips):
         raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --prc, --judge RUN, --lpips")
@@ -247,13 +247,14 @@ def _eval_generator(args) -> int:
                              inception_weights=_opt_path(args.inception_weights),
                              lpips_weights=_opt_path(args.lpips_weights), data_root=data_root(args.data_root),
                              device=resolve_device(args.device), run_seed=args.run_seed,
-                             ema=not args.no_ema, **_sampling(args), progress=not args.no_progress)
+                             ema=not args.no_ema, reference=args.reference or "test", **_sampling(args),
+                             progress=not args.no_progress)
     for key, value in out.items():
         if isinstance(value, float):
             print(f"{key}: {value:.6g}")
     if "judge" in out:
         print(f"judge: {out['judge']}")
-    print(f"written to {Path(args.run) / 'eval.json'}")
+    print(f"written to {eval_file(Path(args.run), args.reference or 'test')}")
     return 0
 
 
@@ -537,7 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--is", dest="inception_score", action="store_true", help="Inception Score")
     sp.add_argument("--prc", action="store_true", help="improved precision and recall (k=3) against the test "
                     "split, in Inception features and, with --judge, in the judge's")
-    sp.add_argument("--n", type=int, default=10_000, help="generated images (and test images) to compare")
+    sp.add_argument("--n", type=int, default=10_000, help="generated images (and real reference images, a "
+                    "class-stratified seeded draw where the split is larger) to compare")
+    sp.add_argument("--reference", choices=("train", "val", "test"), default=None, help="the real images FID, KID, precision / "
+                    "recall and the judge compare against: test (default) reports, into eval.json; train or val "
+                    "choose settings, into eval-train.json / eval-val.json")
     sp.add_argument("--judge", default=None, metavar="RUN", help="a classifier run: its accuracy on "
                     "class-conditional samples and its feature FID")
     sp.add_argument("--lpips", action="store_true", help="LPIPS from samples to their nearest training images")

@@ -27,6 +27,7 @@ from . import distributed
 from .budget import enforce_budget
 from .config import RunConfig, saved_config
 from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
+from .data.datasets import draw_record, eval_subset
 from .data.shapes import data_shape
 from .device import amp_dtype, rebalance_threads
 from .errors import BudgetVisionError, ConfigError, StopRequested
@@ -38,7 +39,7 @@ from .objectives import NonFiniteLoss, Objective, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
 
-TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy is measured on this many un-augmented train images
+TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy reads this many un-augmented train images (eval_draw's)
 COLLAPSE_D_LOSS = 1e-3           # a GAN discriminator loss below this ...
 COLLAPSE_WINDOWS = 5             # ... for this many consecutive log windows is reported as collapse
 SAMPLE_SEEDS = list(range(64))   # the fixed, non-cherry-picked 8x8 grid written while training
@@ -373,9 +374,7 @@ class _Training:
         """What is evaluated and sampled: the EMA copy when the run keeps one."""
         return self.ema.module if self.ema is not None else self.objective.ema_target()
 
-    def evaluate(self, x, y, limit: int | None = None) -> dict:
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
+    def evaluate(self, x, y) -> dict:
         return evaluate_classifier(for_evaluation(self.network(), self.cfg), x, y, mean=self.mean, std=self.std,
                                    device=self.device, num_classes=self.spec.num_classes,
                                    batch_size=max(self.tc.batch_size, 256), amp=self.tc.amp)
@@ -464,9 +463,10 @@ class _Training:
         if self.classify:
             splits = prep.splits
             test = self.evaluate(*splits.test)
-            train_eval = self.evaluate(*splits.train, limit=TRAIN_ACCURACY_IMAGES)
+            train_eval = self.evaluate(*eval_subset(splits.train, TRAIN_ACCURACY_IMAGES)[:2])
             results.update({
                 "train_accuracy": train_eval["accuracy"], "train_accuracy_n": train_eval["n"],
+                "train_accuracy_draw": draw_record("train", train_eval["n"], len(splits.train[1]))["draw"],
                 "val_accuracy": self.evaluate(*splits.val)["accuracy"] if self.validates else None,
                 "test_accuracy": test["accuracy"],
                 "test_loss": test["loss"], "test_accuracy_batch_std": test["batch_accuracy_std"],

@@ -11,6 +11,7 @@ from budgetvision.evaluation import fid as fidlib
 from budgetvision.evaluation import judge as judgelib
 from budgetvision.evaluation.judge import judge_fid
 from budgetvision.data import splits_of
+from budgetvision.data.datasets import eval_subset
 from budgetvision.runs import evaluate_generator, open_judge, open_run
 from budgetvision.evaluation.precision_recall import PRC_K, knn_radii, precision_recall
 from test_generative_eval import digits, inception_weights, runs  # noqa: F401  (fixtures)
@@ -139,7 +140,7 @@ def test_evaluate_generator_prc_reuses_the_fid_features(runs, inception_weights,
     assert calls == {"inception": 2, "judge": 3}
     judge = open_judge(runs["judge"], device="cpu")
     splits = splits_of(open_run(runs["generator"])[0].data)   # the generator's own splits give the floor
-    floor = judge_fid(judge, splits.train[0][:8], splits.test[0][:8], device="cpu")
+    floor = judge_fid(judge, eval_subset(splits.train, 8)[0], eval_subset(splits.test, 8)[0], device="cpu")
     assert out["judge_fid_real_floor"] == pytest.approx(floor, rel=1e-9)  # the shared features change nothing
 
 

@@ -450,8 +450,8 @@ def test_source_commit_is_dirty_for_code_but_not_for_the_measurements_being_writ
 
 def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp_path):
     """benchmarks/guidance_screen.py on a 2-step diffusion run (digits, offline): one row per setting,
-    each the eval.json of samples drawn at that weight and interval, with its command; run again,
-    it measures only the settings not yet in the file."""
+    each the eval-train.json of samples drawn at that weight and interval, with its command; run again,
+    it measures only the settings not yet in the file. It scores against train, never test."""
     import subprocess
     import sys
 
@@ -463,22 +463,24 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
                  "--set", "train.batch_size=8", "objective.sample_steps=3"]) == 0
     judge, run = sorted(runs.iterdir())
 
-    def screen(*settings, of=run, code=0):
+    def screen(*settings, of=run, code=0, reference=()):
         done = subprocess.run([sys.executable, str(repo / "benchmarks" / "guidance_screen.py"), str(of),
                                "--judge", str(judge), "--data-root", str(tmp_path), "--n", "24", "--threads", "1",
-                               "--results", str(tmp_path / "results"), "--settings", *settings],
+                               "--results", str(tmp_path / "results"), *reference, "--settings", *settings],
                               capture_output=True, text=True)
         assert done.returncode == code, done.stdout + done.stderr
         if code:
             return done.stderr
-        return json.loads((tmp_path / "results" / "screens" / "guidance--mnist-guided-diffusion--seed-0--n24.json")
-                          .read_text())["rows"]
+        return json.loads((tmp_path / "results" / "screens" /
+                           "guidance--mnist-guided-diffusion--seed-0--n24--train.json").read_text())["rows"]
 
     rows = screen("0.5", "2@0.5,5")
     assert [(r["cfg_scale"], r["guidance_interval"]) for r in rows] == [(0.5, [0.0, 0.0]), (2.0, [0.5, 5.0])]
-    assert rows[1]["command"] == ("budgetvision eval RUN --judge JUDGE --prc --n 24 --cfg-scale 2 "
-                                  "--guidance-interval 0.5,5")
-    last = json.loads((run / "eval.json").read_text())          # the second setting's eval
+    assert rows[1]["command"] == ("budgetvision eval RUN --judge JUDGE --prc --n 24 --reference train "
+                                  "--cfg-scale 2 --guidance-interval 0.5,5")
+    assert not (run / "eval.json").exists()                       # nothing scored against test
+    last = json.loads((run / "eval-train.json").read_text())    # the second setting's eval
+    assert last["reference"] == "train"
     assert {k: last[k] for k in ("judge_accuracy", "judge_fid", "judge_recall", "step")} == \
         {k: rows[1][k] for k in ("judge_accuracy", "judge_fid", "judge_recall", "step")}
     assert all(0 <= r["judge_accuracy"] <= 1 and r["sample_steps"] == 3 for r in rows)
@@ -488,6 +490,12 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
     import shutil
     shutil.copytree(run, tmp_path / "copy")
     assert f"holds a screen of run {run.name} at n 24" in screen("1", of=tmp_path / "copy", code=2)
+    # the test split chooses nothing: a screen against it is refused in one line, and writes nothing
+    files = sorted(p.name for p in (tmp_path / "results" / "screens").iterdir())
+    err = screen("1", code=2, reference=("--reference", "test"))
+    assert "the test split never chooses" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in (tmp_path / "results" / "screens").iterdir()) == files
+    assert not (run / "eval.json").exists()
 
 
 def test_a_fid_row_ranks_lowest_first_and_prints_without_percent(tmp_path):

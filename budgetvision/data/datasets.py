@@ -372,6 +372,22 @@ def _load_folder(spec: str, root: Path):
 
 # ---------------------------------------------------------------- splits and statistics
 
+EVAL_DRAW_SEED = 0          # every evaluation subset of a split is this seed's draw: the same images in every run
+
+
+def _quotas(counts: np.ndarray, quota: np.ndarray, total: int) -> np.ndarray:
+    """Integer per-class counts summing to `total`, from fractional `quota`s by largest remainder."""
+    k = np.floor(quota).astype(np.int64)
+    k[np.argsort(-(quota - k), kind="stable")[:total - int(k.sum())]] += 1
+    return np.minimum(k, counts)
+
+
+def _pick(yn: np.ndarray, pool: np.ndarray, classes: np.ndarray, k: np.ndarray, seed: int) -> np.ndarray:
+    """k[i] members of class classes[i] among `pool`, a seeded permutation within each class."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(pool[yn[pool] == c])[:kc] for c, kc in zip(classes, k)])
+
+
 def carve_val(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Sorted (train, val) indices: a stratified val share of exactly round(n * fraction) samples.
 
@@ -382,15 +398,45 @@ def carve_val(y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     if fraction <= 0 or n == 0:
         return torch.arange(n), torch.empty(0, dtype=torch.int64)
     classes, counts = np.unique(yn, return_counts=True)
-    quota = counts * fraction
-    k = np.floor(quota).astype(np.int64)
-    short = int(round(n * fraction)) - int(k.sum())
-    k[np.argsort(-(quota - k), kind="stable")[:short]] += 1
-    rng = np.random.default_rng(seed)
-    val = np.concatenate([rng.permutation(np.flatnonzero(yn == c))[:kc] for c, kc in zip(classes, k)])
+    k = _quotas(counts, counts * fraction, int(round(n * fraction)))
+    val = _pick(yn, np.arange(n), classes, k, seed)
     mask = np.ones(n, dtype=bool)
     mask[val] = False
     return torch.from_numpy(np.flatnonzero(mask)), torch.from_numpy(np.sort(val))
+
+
+def eval_draw(y: Tensor, n: int, *, seed: int = EVAL_DRAW_SEED, exclude: Tensor | None = None) -> Tensor:
+    """Sorted indices of the n items of a split that evaluation reads: the whole split where n covers
+    it, else a draw stratified by class (quotas by largest remainder, a seeded permutation within each
+    class). Data sets on disk are often stored class by class, so the first n would hold a few
+    classes. `exclude`: indices not to draw, for a second set disjoint from a first."""
+    yn = y.cpu().numpy()
+    pool = np.arange(len(yn))
+    if exclude is not None:
+        pool = np.setdiff1d(pool, exclude.cpu().numpy())
+    if n >= len(pool):
+        return torch.from_numpy(pool)
+    classes, counts = np.unique(yn[pool], return_counts=True)
+    k = _quotas(counts, counts * (n / len(pool)), n)
+    return torch.from_numpy(np.sort(_pick(yn, pool, classes, k, seed)))
+
+
+def eval_subset(split: tuple[Tensor, Tensor], n: int, *, exclude: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """(images, labels, indices) of `eval_draw` over a split's (x, y)."""
+    idx = eval_draw(split[1], n, exclude=exclude)
+    if len(idx) == len(split[1]):
+        return split[0], split[1], idx
+    return split[0].index_select(0, idx), split[1].index_select(0, idx), idx
+
+
+DRAW_RULE = f"the whole split where n covers it, else stratified by class, seed {EVAL_DRAW_SEED}"
+
+
+def draw_record(split: str, n_drawn: int, n_split: int) -> dict:
+    """What an eval file records of the real images it compared against."""
+    how = "the whole split" if n_drawn == n_split else f"stratified by class, seed {EVAL_DRAW_SEED}"
+    return {"split": split, "n": n_drawn, "of": n_split, "draw": how}
 
 
 def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..data import load_splits
+from ..data.datasets import eval_subset
 from ..errors import ConfigError
 from ..evaluation.judge import check_judge_fits, judge_fid, judge_scores
 from ..runs import open_generator, open_judge, sample, to_uint8
@@ -55,7 +56,7 @@ def run_pca_vs_gan(gan_run: Path, judge_run: Path, *, components: list[int], n: 
         raise ConfigError(f"--components goes up to {dim} (the pixels of one {spec.name} image)")
     seeds = list(range(n))
     labels = default_labels(seeds, spec.num_classes)
-    real = splits.test[0][:n]
+    real, real_labels, _ = eval_subset(splits.test, n)
 
     gan_images = to_uint8(sample(objective, network, seeds, labels.to(device) if objective.conditional else None))
     gan = {"judge_accuracy": judge_scores(judge, gan_images, labels, device=device)["accuracy"]
@@ -67,7 +68,6 @@ def run_pca_vs_gan(gan_run: Path, judge_run: Path, *, components: list[int], n: 
     for i in range(0, len(y), FIT_CHUNK):
         pca.accumulate(x[i:i + FIT_CHUNK].to(device).float() / 127.5 - 1, y[i:i + FIT_CHUNK].to(device))
     z = seeded_normal(seeds, (components[-1],), device)
-    real_labels = splits.test[1][:n]
     real_in = real.to(device).float() / 127.5 - 1
 
     def score(k: int, images: torch.Tensor, intended: torch.Tensor) -> dict:

@@ -1,9 +1,14 @@
 """Run-level evaluation: opens runs, samples, computes the metrics of evaluation/, writes `eval.json`.
 
 A classifier run is re-evaluated on its test split. A generator run gets FID / KID / IS with the
-standard Inception network against the test split, improved precision and recall in the same
+standard Inception network against a reference split, improved precision and recall in the same
 Inception features and in a judge's, a trained classifier's scores on class-conditional samples,
 and LPIPS to the nearest training images (and `judge-confusion.png`).
+
+The reference is the test split for reporting (`eval.json`), or train / val for choosing a setting
+(`eval-train.json`, `eval-val.json`): scores against different references never share a file. Its
+real images are `eval_draw`'s: the whole split, or a seeded draw stratified by class where --n is
+smaller, never the first n (folders on disk are stored class by class).
 
 Samples come from seeds 0..n-1, class seed % num_classes for conditional models (as `sample`
 does), and are quantised to uint8 first, as a saved PNG would be: every metric sees exactly the
@@ -20,6 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..data import Splits, load_splits, splits_of
+from ..data.datasets import DRAW_RULE, EVAL_DRAW_SEED, draw_record, eval_subset
 from ..errors import BudgetVisionError, ConfigError
 from ..evaluation import evaluate_classifier
 from ..evaluation import fid as fidlib
@@ -37,17 +43,32 @@ SPLITS = ("train", "val", "test")
 LPIPS_SAMPLES = 1_000       # samples whose nearest training image LPIPS ranks (each costs 10 LPIPS passes)
 
 
-def _split_images(splits: Splits, split: str, n: int) -> Tensor:
+def eval_file(run_dir: Path, reference: str = "test") -> Path:
+    """Where a generator's scores against `reference` go: eval.json reports (test); the others choose."""
+    return Path(run_dir) / ("eval.json" if reference == "test" else f"eval-{reference}.json")
+
+
+def _split_name(split: str) -> None:
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
-    return getattr(splits, split)[0][:n]
+
+
+def _split(splits: Splits, split: str) -> tuple[Tensor, Tensor]:
+    _split_name(split)
+    images, labels = getattr(splits, split)
+    if len(labels) == 0:
+        raise ConfigError(f"{splits.spec.name} has no {split} split here (data.val_fraction = 0): "
+                          "choose train or test")
+    return images, labels
 
 
 def _reference(splits: Splits, dataset: str, split: str, n: int, *, weights: Path, net, device, batch_size: int,
                val_fraction: float, split_seed: int, progress: bool) -> tuple[dict, Path, bool]:
-    images = _split_images(splits, split, n)
-    # train / val depend on how val was carved; the test split does not
+    whole = _split(splits, split)
+    images = eval_subset(whole, n)[0]
+    # train / val depend on how val was carved; the test split does not. A draw names its seed.
     key = "" if split == "test" else f"-val{val_fraction:g}-seed{split_seed}"
+    key += "" if len(images) == len(whole[1]) else f"-stratified{EVAL_DRAW_SEED}"
     path = fidlib.reference_path(dataset, split, len(images), fidlib.file_sha256(weights), key)
     stats, cached = fidlib.reference_statistics(images, path=path, net=net, weights=weights, device=device,
                                                 batch_size=batch_size, progress=progress)
@@ -57,12 +78,11 @@ def _reference(splits: Splits, dataset: str, split: str, n: int, *, weights: Pat
 def fid_reference(dataset: str, split: str = "test", *, n: int = 10_000, data_root: Path | None = None,
                   device, inception_weights: Path | None = None, batch_size: int = 250,
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False) -> dict:
-    """Compute (or find cached) the Inception reference statistics of the first n images of a
-    data set's split; what `eval --fid` then reuses. Returns where they are and what they hold."""
+    """Compute (or find cached) the Inception reference statistics of n images of a data set's split
+    (`eval_draw`'s, as eval reads them); what `eval --fid` then reuses. Returns where they are and what they hold."""
     if n < 2:
         raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split '{split}': choose one of {', '.join(SPLITS)}")
+    _split_name(split)
     weights = fidlib.find_inception_weights(inception_weights)
     device = torch.device(device)
     splits = load_splits(dataset, data_root, val_fraction=val_fraction, seed=split_seed)
@@ -118,9 +138,10 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
                        judge_seed: int | None = None, batch_size: int = 250, lpips_n: int = LPIPS_SAMPLES,
                        sampler: str | None = None, sample_steps: int | None = None,
                        cfg_scale: float | None = None, guidance_interval: str | None = None, ema: bool = True,
-                       progress: bool = False) -> dict:
-    """Sample seeds 0..n-1 of a generator run and score them; merges into the run's `eval.json`
-    (kept keys from an earlier call on the same checkpoint) and returns what this call computed
+                       reference: str = "test", progress: bool = False) -> dict:
+    """Sample seeds 0..n-1 of a generator run and score them against `reference`'s real images (test
+    reports; train or val choose); merges into the run's `eval_file(run_dir, reference)` (kept keys
+    from an earlier call on the same checkpoint) and returns what this call computed
     together with the run's identity. `prc` measures precision and recall in the Inception features
     and, given a judge, in the judge's; with a judge the Inception half is skipped, with a warning,
     where the Inception weights cannot be found. `sampler` / `sample_steps` / `cfg_scale` /
@@ -131,6 +152,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     run_dir = Path(run_dir)
     inception = fid or kid or inception_score
     _check_request(inception or prc or judge is not None or lpips, n, prc, batch_size, lpips_n)
+    _split_name(reference)
     device = torch.device(device)
 
     # Everything that can fail on input fails here, before sampling and feature passes that take long.
@@ -144,6 +166,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     lpips_file = find_lpips_weights(lpips_weights) if lpips else None
     lpips_net = load_lpips(lpips_file, device) if lpips else None
     splits = splits_of(cfg.data, data_root)
+    n_reference = len(_split(splits, reference)[1])
     the_judge = None
     if judge is not None:
         the_judge = open_judge(Path(judge), device=device, data_root=data_root, run_seed=judge_seed)
@@ -161,21 +184,24 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
            "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
            "seeds": manifest["seeds"], "sampling_images_per_s": images_per_s,
            "sampling_device": str(device),
-           "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)"}
+           "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)",
+           # scores of one reference merge whatever their n; each metric records its own counts
+           "reference": reference, "reference_images": n_reference, "reference_draw": DRAW_RULE}
     if hasattr(cfg.objective, "sampler"):
         out.update(sampler=cfg.objective.sampler, sample_steps=cfg.objective.sample_steps,
                    cfg_scale=cfg.objective.cfg_scale, guidance_interval=list(cfg.objective.guidance_interval))
     if inception_net is not None:
-        out.update(_inception_scores(images, inception_net, weights, splits, cfg, fid=fid, kid=kid, prc=prc,
+        out.update(_inception_scores(images, inception_net, weights, splits, cfg, reference, fid=fid, kid=kid, prc=prc,
                                      inception_score=inception_score, device=device, batch_size=batch_size,
                                      progress=progress))
     if the_judge is not None:
-        out.update(_judge_scores(the_judge, images, labels, splits, prc=prc, device=device, batch_size=batch_size,
+        out.update(_judge_scores(the_judge, images, labels, splits, reference, prc=prc, device=device,
+                                 batch_size=batch_size,
                                  confusion_png=run_dir / "judge-confusion.png", preset=cfg.preset))
     if lpips:
         out.update(_lpips_scores(images, lpips_net, lpips_file, splits, min(lpips_n, n), device=device,
                                  batch_size=batch_size))
-    _merge_eval_json(run_dir / "eval.json", out, default_weights=ema)
+    _merge_eval_json(eval_file(run_dir, reference), out, default_weights=ema)
     return out
 
 
@@ -191,16 +217,16 @@ def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: 
         raise ConfigError("batch size and the LPIPS sample count must be positive")
 
 
-def _inception_scores(images: Tensor, net, weights: Path, splits: Splits, cfg, *, fid: bool, kid: bool, prc: bool,
+def _inception_scores(images: Tensor, net, weights: Path, splits: Splits, cfg, reference: str, *, fid: bool,
+                      kid: bool, prc: bool,
                       inception_score: bool, device, batch_size: int, progress: bool) -> dict:
     n = len(images)
     feats, logits = fidlib.inception_features(net, images, device=device, batch_size=batch_size, progress=progress)
     out = {"inception_weights": f"{weights.name} sha256:{fidlib.file_sha256(weights)[:16]}"}
     if fid or kid or prc:
-        ref, _, _ = _reference(splits, cfg.data.name, "test", n, weights=weights, net=net, device=device,
+        ref, _, _ = _reference(splits, cfg.data.name, reference, n, weights=weights, net=net, device=device,
                                batch_size=batch_size, val_fraction=cfg.data.val_fraction,
                                split_seed=cfg.data.split_seed, progress=progress)
-        out["reference"] = f"{cfg.data.name} test split, first {len(ref['features'])} images"
     # Each metric keeps its own counts: a later call at another n may overwrite some keys only.
     if fid:
         out["fid"] = fidlib.frechet_distance(*fidlib.feature_stats(feats), ref["mu"], ref["sigma"])
@@ -220,15 +246,20 @@ def _inception_scores(images: Tensor, net, weights: Path, splits: Splits, cfg, *
     return out
 
 
-def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Splits, *, prc: bool, device,
-                  batch_size: int, confusion_png: Path, preset: str) -> dict:
+def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Splits, reference: str, *, prc: bool,
+                  device, batch_size: int, confusion_png: Path, preset: str) -> dict:
     n = len(images)
-    real = splits.test[0][:n]
+    real, real_labels, drawn = eval_subset(_split(splits, reference), n)
+    # The real-data floor: as many train images as the reference holds (disjoint from it where the
+    # reference is train itself), read against the same reference images.
+    floor_images = eval_subset(splits.train, len(real), exclude=drawn if reference == "train" else None)[0]
     out = {"judge": j.name, "judge_seed": j.seed, "judge_step": j.step, "judge_n": n,
-           "judge_test_accuracy": j.test_accuracy}
-    # The judge on the same number of real test images: the ceiling its sample accuracy is read against.
-    out["judge_real_accuracy"] = judge_scores(j, real, splits.test[1][:n], device=device,
-                                              batch_size=batch_size)["accuracy"]
+           "judge_test_accuracy": j.test_accuracy,
+           "judge_fid_real_floor_images": draw_record("train" + (" (disjoint from the reference)" if reference ==
+                                                                  "train" else ""), len(floor_images),
+                                                      len(splits.train[1]))}
+    # The judge on the same number of real reference images: the ceiling its sample accuracy is read against.
+    out["judge_real_accuracy"] = judge_scores(j, real, real_labels, device=device, batch_size=batch_size)["accuracy"]
     if labels is not None:
         scores = judge_scores(j, images, labels, device=device, batch_size=batch_size)
         out.update({"judge_accuracy": scores["accuracy"], "judge_per_class_accuracy": scores["per_class_accuracy"],
@@ -244,12 +275,10 @@ def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Split
     real_feats = judge_features(j, real, device=device, batch_size=batch_size)
     out["judge_fid"] = _frechet(fake_feats, real_feats)
     out["judge_fid_n_reference"] = len(real)
-    # The real-data reference: train images of the same count against the same test images. Not a
-    # strict floor: the judge trained on those images, so its features of them sit tighter than of
-    # any unseen image, and samples can score below it (benchmarks/results/screens/: unguided
-    # mnist-guided-diffusion samples 5.83 against 9.17 at n = 2,000).
-    out["judge_fid_real_floor"] = _frechet(judge_features(j, splits.train[0][:len(real)], device=device,
-                                                          batch_size=batch_size), real_feats)
+    # Not a strict floor: the judge trained on the floor's train images, so its features of them sit
+    # tighter than of any unseen image, and samples can score below it.
+    out["judge_fid_real_floor"] = _frechet(judge_features(j, floor_images, device=device, batch_size=batch_size),
+                                           real_feats)
     if prc:
         pr = _prc(real_feats, fake_feats, device)
         out.update({"judge_precision": pr["precision"], "judge_recall": pr["recall"], "judge_prc_k": pr["k"]})
@@ -275,7 +304,8 @@ def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
         except BudgetVisionError:
             before = {}
         # The same samples: scores add up.
-        same = ("run_seed", "step", "weights", "sampler", "sample_steps", "cfg_scale", "guidance_interval")
+        same = ("run_seed", "step", "weights", "sampler", "sample_steps", "cfg_scale", "guidance_interval",
+                "reference")
         if "weights" not in before and default_weights:
             before["weights"] = out["weights"]
         if "sampler" in before and "guidance_interval" not in before:   # written before intervals: every level
