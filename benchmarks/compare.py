@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from budgetvision.device import device_name  # noqa: E402
-from budgetvision.leaderboard import add_seed, read_result, result_path  # noqa: E402
+from budgetvision.leaderboard import MNIST_GENERATOR_STEPS, add_seed, read_result, result_path  # noqa: E402
 from budgetvision.presets import get_preset  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
@@ -60,7 +60,7 @@ CIFAR_OURS_WIDE = (3_000, 256)
 # The real budget: 10,000 steps, every CIFAR classifier at the batch of the 3,000-step table (the papers'
 # own 256-1,024 would take this CPU 2-8x the hours), so the table holds one batch rule.
 CIFAR_FULL = (10_000, 128)
-MNIST_GEN_BUDGET = (10_000, 64)  # the generator issue's MNIST budget; batch 64 is every MNIST recipe's own
+MNIST_GEN_BUDGET = (MNIST_GENERATOR_STEPS, 64)  # batch 64 is every MNIST recipe's own
 CIFAR_GEN_STEPS = 5_000       # the generator issue's CIFAR-10-JPEG budget; each preset at its own batch
 JUDGE_PRESET = "mnist-lenet"
 JUDGE_SAMPLES = 10_000
@@ -178,8 +178,9 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     if job.metric != "test_accuracy":   # a generator, read by its data set's judge
         sampling = _sampling(job.preset)
         fid = ["--fid", "--inception-weights", str(inception_weights)] if inception_weights else []
-        evaluated = _judged(run_dir, judge(job.dataset), data_root, log, threads, [*fid, *sampling])
-        scores = {"value": evaluated[job.metric],
+        judge_dir = judge(job.dataset)
+        evaluated = _judged(run_dir, judge_dir, data_root, log, threads, [*fid, *sampling])
+        scores = {"value": evaluated[job.metric], "judge": judge_record(judge_dir),
                   "extra": {k: evaluated[k] for k in GENERATOR_EXTRAS if k in evaluated and k != job.metric},
                   "eval_command": " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(JUDGE_SAMPLES),
                                             *(["--fid --inception-weights WEIGHTS"] if fid else []), *sampling])}
@@ -197,6 +198,7 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
            "commit": source_commit() or "unknown", "device": per["device"],
            "device_name": device_name(torch.device(per["device"])),
            "threads": threads, "torch": res["versions"]["torch"], "precision": res.get("precision", "fp32"),
+           "trained_at": per.get("trained_at", ["not recorded"]),
            "command": "budgetvision train " + " ".join(job.args) + f" --seed {seed}"}
     if job.dataset == "addnist" and addnist_sample is not None:
         row["extra"]["official_sample"] = _score_on_sample(run_dir, addnist_sample, log, threads)
@@ -204,11 +206,18 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     header = {"preset": job.preset, "origin": get_preset(job.preset).origin, "task": res["task"],
               "dataset": job.dataset, "steps": job.steps, "batch_size": job.batch_size,
               "images_seen": job.steps * job.batch_size, "params": params, "metric": job.metric,
-              "command": "budgetvision train " + " ".join(job.args) + " --seeds 3"}
+              "command": "budgetvision train " + " ".join(job.args)}   # the leaderboard adds the seeds
     add_seed(result_path(results, job.preset, job.dataset, job.steps, job.batch_size), header, row)
     print(f"{job.preset} on {job.dataset} seed {seed}: {job.metric} {100 * row['value']:.2f} % "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return row
+
+
+def judge_record(judge_dir: Path) -> dict:
+    """Which classifier read a generator's samples: the leaderboard names it beside the row."""
+    per = json.loads((judge_dir / "results.json").read_text())["per_seed"][0]
+    return {"run": f"{json.loads((judge_dir / 'run.json').read_text())['preset']} seed {per['seed']}",
+            "test_accuracy": per["test_accuracy"], "commit": (per.get("trained_at") or [None])[-1]}
 
 
 def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> float:

@@ -100,7 +100,7 @@ def _classifier(opened, data_root: Path | None, check_images: int) -> _Graph:
     """The network as the run evaluates it, checked on the run's own test images."""
     cfg = opened.config
     splits = splits_of(cfg.data, data_root)
-    mean, std = input_stats(cfg, splits.spec)
+    mean, std = input_stats(cfg, opened.spec)   # the statistics the run trained with
     x, _ = next(eval_batches(*splits.test, check_images, mean=mean, std=std, device=torch.device("cpu")))
     return _Graph(opened.network, {"images": x}, "logits", {
         "input": "images (N, C, H, W) float32: (pixel / 255 - mean) / std per channel",

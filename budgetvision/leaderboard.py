@@ -2,9 +2,10 @@
 
 A result file (`benchmarks/results/*.json`, written by `benchmarks/compare.py`) holds one preset
 trained at one budget (data set, steps, batch size) and every seed measured so far, each with the
-commit, device and command that produced it. The leaderboard groups files by data set and budget,
-so a row is only ever compared with rows trained on the same images for the same steps at the same
-batch size, and prints mean ± std over seeds. The README's results section is this module's
+commit, device and command that produced it. The leaderboard groups files by data set and step budget
+into tables of one batch rule: every row at its own preset's batch (the budget counts steps), or every
+row at one batch chosen for this machine, never a mix. It prints mean ± std over seeds, the command
+that reproduces a row (its seeds as the file holds them) and, for generators, the judge that read it. The README's results section is this module's
 Markdown (`budgetvision leaderboard --markdown`), never hand-written.
 """
 from __future__ import annotations
@@ -15,10 +16,15 @@ from pathlib import Path
 
 from .errors import BudgetVisionError
 from .io import write_json
+from .presets import MNIST_GENERATOR_STEPS, PRESETS
 from .runs import mean_std
 
 RESULT_FORMAT = "budgetvision-result-1"
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+DATASET_TITLES = {   # what a table's data set is, where its label alone would mislead
+    "addnist": "AddNIST rebuilt from MNIST by its published construction (not the official files)",
+    "cifar10-jpeg": "CIFAR-10-JPEG (CIFAR-10 at JPEG quality 75, standing in for CIFAR-100)",
+}
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,17 @@ def load_rows(folder: Path | None = None) -> list[dict]:
             continue
         values = [s["value"] for s in r["per_seed"]]
         mean, std = mean_std(values)
+        preset = PRESETS.get(r["preset"])
         rows.append({
             "preset": r["preset"], "origin": r["origin"], "task": r["task"], "dataset": r["dataset"],
             "steps": r["steps"], "batch_size": r["batch_size"], "images_seen": r["steps"] * r["batch_size"],
+            "own_batch_size": preset.config.train.batch_size if preset else r["batch_size"],
+            "judges": sorted({_judge_text(s["judge"]) for s in r["per_seed"] if "judge" in s}),
             "params": r["params"], "metric": r["metric"], "mean": mean, "std": std,
             "seeds": [s["seed"] for s in r["per_seed"]], "values": values,
             "extra": _extra(r["per_seed"]),
-            "command": r["command"], "commits": sorted({s["commit"] for s in r["per_seed"]}),
+            "command": _command(r["per_seed"]),
+            "commits": sorted({c for s in r["per_seed"] for c in s.get("trained_at", [s["commit"]]) + [s["commit"]]}),
             "devices": sorted({s["device_name"] for s in r["per_seed"]}),
             # runs from before results.json recorded it all trained in fp32 (no CUDA run had been kept)
             "precisions": sorted({s.get("precision", "fp32") for s in r["per_seed"]}),
@@ -107,6 +117,24 @@ def load_rows(folder: Path | None = None) -> list[dict]:
     sign = {name: (-1 if m.higher_is_better else 1) for name, m in METRICS.items()}
     rows.sort(key=lambda r: (r["task"], r["dataset"], r["steps"], sign[r["metric"]] * r["mean"]))
     return rows
+
+
+def _command(per_seed: list[dict]) -> str:
+    """The command that reproduces a row's seeds: the first seed's with --seeds N where the seeds run
+    on from it (`train --seeds N` trains seeds first .. first + N - 1), else each seed's own."""
+    seeds = [s["seed"] for s in per_seed]
+    if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+        return "; ".join(s["command"] for s in per_seed)
+    first = per_seed[0]["command"]
+    if len(seeds) == 1:
+        return first
+    base = first.removesuffix(f" --seed {seeds[0]}")
+    return base + (f" --seed {seeds[0]}" if seeds[0] else "") + f" --seeds {len(seeds)}"
+
+
+def _judge_text(judge: dict) -> str:
+    accuracy = f"{100 * judge['test_accuracy']:.2f} % test" if judge.get("test_accuracy") is not None else "-"
+    return f"{judge['run']} ({accuracy}, commit {judge.get('commit') or 'not recorded'})"
 
 
 def _extra(per_seed: list[dict]) -> dict:
@@ -145,38 +173,67 @@ def _device_text(row: dict) -> str:
     return ", ".join(row["devices"]) + precision
 
 
-def _groups(rows: list[dict]):
-    key = None
+def tables(rows: list[dict]):
+    """(title, rows) per table: one data set and step budget, one batch rule. Where every row trained
+    at its own preset's batch, that is the rule; else each batch size is a table of its own."""
+    seen = []
     for r in rows:
-        k = (r["task"], r["dataset"], r["steps"])
-        if k != key:
-            key = k
-            yield k, [x for x in rows if (x["task"], x["dataset"], x["steps"]) == k]
+        key = (r["task"], r["dataset"], r["steps"])
+        if key not in seen:
+            seen.append(key)
+    for task, dataset, steps in seen:
+        group = [r for r in rows if (r["task"], r["dataset"], r["steps"]) == (task, dataset, steps)]
+        name = f"{DATASET_TITLES.get(dataset, dataset)}, {steps:,} steps"
+        if all(r["batch_size"] == r["own_batch_size"] for r in group):
+            yield f"{name}, each preset at its own batch", group
+            continue
+        for batch in sorted({r["batch_size"] for r in group}):
+            table = [r for r in group if r["batch_size"] == batch]
+            moved = sorted({f"{r['preset']} {r['own_batch_size']:,}" for r in table if r["own_batch_size"] != batch})
+            own = f" (chosen for this machine; the presets' own batches: {', '.join(moved)})" if moved else ""
+            yield f"{name}, batch {batch:,} for every row{own}", table
+
+
+def _judge_column(table: list[dict]) -> dict[str, str]:
+    """Each generator row's judge; a row read by another judge than most of its table says so."""
+    counts: dict[str, int] = {}
+    for r in table:
+        counts[" / ".join(r["judges"])] = counts.get(" / ".join(r["judges"]), 0) + 1
+    usual = max(counts, key=counts.get) if counts else ""
+    return {r["preset"]: " / ".join(r["judges"]) + ("" if " / ".join(r["judges"]) == usual else
+                                                    " (another judge than the rest of this table)")
+            for r in table}
 
 
 def format_text(rows: list[dict]) -> str:
     out = []
-    for (task, dataset, steps), group in _groups(rows):
-        out.append(f"{dataset}, {steps:,} steps: {METRICS[group[0]['metric']].label}, mean ± std over seeds")
-        for r in group:
+    for title, table in tables(rows):
+        out.append(f"{title}: {METRICS[table[0]['metric']].label}, mean ± std over seeds")
+        judges = _judge_column(table)
+        for r in table:
             extra = f"  [{_extra_text(r)}]" if r["extra"] else ""
+            judge = f"  judge: {judges[r['preset']]}" if r["judges"] else ""
             out.append(f"  {r['preset']:28} {r['origin']:12} {r['params']:>8,} params  batch {r['batch_size']:>4} "
-                       f"({r['images_seen']:>9,} images)  {_value(r):>16}  {len(r['seeds'])} seed(s){extra}")
+                       f"({r['images_seen']:>9,} images)  {_value(r):>16}  {len(r['seeds'])} seed(s){extra}{judge}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def format_markdown(rows: list[dict]) -> str:
     out = []
-    for (task, dataset, steps), group in _groups(rows):
-        out.append(f"**{dataset}**, {steps:,} steps:\n")
-        out.append(f"| preset | origin | params | batch | images seen | {METRICS[group[0]['metric']].label} | seeds "
-                   f"| also | device | command |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
-        for r in group:
+    for title, table in tables(rows):
+        judged = any(r["judges"] for r in table)
+        judges = _judge_column(table)
+        out.append(f"**{title}**:\n")
+        out.append(f"| preset | origin | params | batch | images seen | {METRICS[table[0]['metric']].label} | seeds "
+                   f"| also |{' judge |' if judged else ''} device | command |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |" + (" --- |" if judged else "") +
+                   " --- | --- |")
+        for r in table:
             out.append(f"| {r['preset']} | {r['origin']} | {r['params']:,} | {r['batch_size']} | {r['images_seen']:,} | "
-                       f"{_value(r)} | {len(r['seeds'])} | {_extra_text(r) or '-'} | {_device_text(r)} | "
-                       f"`{r['command']}` |")
+                       f"{_value(r)} | {len(r['seeds'])} | {_extra_text(r) or '-'} |"
+                       + (f" {judges[r['preset']] or '-'} |" if judged else "") +
+                       f" {_device_text(r)} | `{r['command']}` |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

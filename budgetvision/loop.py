@@ -38,6 +38,7 @@ from .models.layers import ViewAveraged, init_from_data, norms_in_fp32, sync_bat
 from .objectives import NonFiniteLoss, Objective, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
+from .version import source_commit
 
 TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy reads this many un-augmented train images (eval_draw's)
 COLLAPSE_D_LOSS = 1e-3           # a GAN discriminator loss below this ...
@@ -196,6 +197,8 @@ class _Training:
         self.sums: dict[str, torch.Tensor] = {}
         self.seen = self.step = self.skipped = 0
         self.wall_before = 0.0
+        # the source commits this seed trained at, one more each time a resume runs other code
+        self.commits = [source_commit() or "unknown"]
         self.collapse: list[bool] = []
         self.warned = False
 
@@ -241,6 +244,8 @@ class _Training:
         self.seen = mine["seen"]
         _set_rng_state(mine["rng"], self.device)
         self.step, self.skipped, self.wall_before = state["step"], state["skipped"], state["wall_seconds"]
+        before = state.get("commits", ["not recorded"])
+        self.commits = before + [c for c in self.commits if c != before[-1]]
         if self.main:
             with open(self.metrics_path, "r+b") as f:
                 f.truncate(state["metrics_bytes"])
@@ -286,7 +291,7 @@ class _Training:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             **ranks[0], "world_size": len(ranks), "other_ranks": ranks[1:],
-            "metrics_bytes": self.metrics_path.stat().st_size,
+            "metrics_bytes": self.metrics_path.stat().st_size, "commits": self.commits,
         })
 
     def wall(self) -> float:
@@ -458,7 +463,7 @@ class _Training:
             "param_counts": prep.param_counts, "steps": tc.steps, "batch_size": tc.batch_size,
             "images_seen": images_seen(self.cfg), "nonfinite_skipped": self.skipped, "wall_seconds": self.wall(),
             "device": str(self.device), "world_size": distributed.world_size(), "over_budget": prep.over_budget,
-            "ema": self.ema is not None,
+            "ema": self.ema is not None, "trained_at": self.commits,
         }
         if self.classify:
             splits = prep.splits

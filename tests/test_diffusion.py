@@ -82,7 +82,7 @@ def test_preset_network_matches_paper_count(preset):
 
 def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(capsys):
     """Two poolings, 28 -> 14 -> 7, no padding: 508,097 parameters at MNIST's 28x28x1 and 10
-    classes (conditional), under the generator budget, at the issue's 10,000 MNIST steps."""
+    classes (conditional), under the generator budget, at the leaderboard's MNIST_GENERATOR_STEPS."""
     from budgetvision.cli import main
     from budgetvision.loop import config_params
 

@@ -124,3 +124,23 @@ def test_a_classifier_run_takes_no_reference(two_class_runs, capsys):
     judge, _ = two_class_runs
     assert main(["eval", str(judge), "--reference", "train"]) == 2
     assert "--reference is for generator runs" in capsys.readouterr().err
+
+
+def test_a_classifier_is_read_with_the_statistics_it_trained_with(tmp_path, capsys):
+    """Evaluated on other files (the official AddNIST sample, a folder that changed), a classifier
+    still standardises its inputs with its own train split's mean and std, recorded in run.json."""
+    from budgetvision.runs import open_seed
+
+    class_sorted_folder(tmp_path / "data", {"train": 40, "test": 20})
+    assert main(["train", "--preset", "mnist-lenet", "--dataset", f"folder:{tmp_path / 'data'}", "--steps", "5",
+                 "--out", str(tmp_path / "runs"), "--no-progress"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    manifest = json.loads((run / "run.json").read_text())
+    trained = load_splits(f"folder:{tmp_path / 'data'}", val_fraction=0.0).spec
+    assert manifest["input_mean"] == pytest.approx(list(trained.mean), abs=0) and len(manifest["input_std"]) == 1
+    for png in (tmp_path / "data" / "train" / "a").iterdir():   # class a's train images become light
+        png.write_bytes((tmp_path / "data" / "train" / "b" / png.name).read_bytes())
+    now = load_splits(f"folder:{tmp_path / 'data'}", val_fraction=0.0).spec
+    assert now.mean[0] > trained.mean[0] + 0.2
+    opened = open_seed(run, device="cpu")
+    assert (opened.spec.mean, opened.spec.std) == (trained.mean, trained.std)

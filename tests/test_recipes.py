@@ -283,6 +283,56 @@ def test_leaderboard_reads_the_result_files_it_is_given(tmp_path, capsys):
                                                                                     steps=10), _seed(3, 0.9))
 
 
+def test_a_table_holds_one_batch_rule(tmp_path):
+    """The budget counts steps: a table is every row at its own preset's batch, or every row at one
+    batch chosen for this machine, never our recipe at 256 above papers moved to 128."""
+    from budgetvision.leaderboard import format_markdown, tables
+
+    for preset, origin, batch, value in (("cifar100-speedrun-convnet", "budgetvision", 128, 0.85),
+                                         ("cifar100-dsc-resnet", "paper", 128, 0.72),
+                                         ("cifar100-speedrun-convnet", "budgetvision", 256, 0.86)):
+        add_seed(result_path(tmp_path, preset, "cifar10-jpeg", 3000, batch), _header(preset, origin, batch=batch),
+                 _seed(0, value))
+    add_seed(result_path(tmp_path, "addnist-digit-sum", "addnist", 10000, 64),
+             _header("addnist-digit-sum", "budgetvision", "addnist", 10000, 64), _seed(0, 0.99))
+    made = [(title, [(r["preset"], r["batch_size"]) for r in rows]) for title, rows in tables(load_rows(tmp_path))]
+    assert made == [
+        ("AddNIST rebuilt from MNIST by its published construction (not the official files), 10,000 steps, "
+         "each preset at its own batch", [("addnist-digit-sum", 64)]),
+        ("CIFAR-10-JPEG (CIFAR-10 at JPEG quality 75, standing in for CIFAR-100), 3,000 steps, batch 128 for every "
+         "row (chosen for this machine; the presets' own batches: cifar100-dsc-resnet 512)",
+         [("cifar100-speedrun-convnet", 128), ("cifar100-dsc-resnet", 128)]),
+        ("CIFAR-10-JPEG (CIFAR-10 at JPEG quality 75, standing in for CIFAR-100), 3,000 steps, batch 256 for every "
+         "row (chosen for this machine; the presets' own batches: cifar100-speedrun-convnet 128)",
+         [("cifar100-speedrun-convnet", 256)])]
+    assert format_markdown(load_rows(tmp_path)).count("| preset |") == 3
+
+
+def test_a_row_command_trains_the_seeds_its_file_holds(tmp_path):
+    from budgetvision.leaderboard import _command
+
+    def per(*seeds):
+        return [{"seed": s, "command": f"budgetvision train --preset p --seed {s}"} for s in seeds]
+    assert _command(per(0)) == "budgetvision train --preset p --seed 0"
+    assert _command(per(0, 1, 2)) == "budgetvision train --preset p --seeds 3"
+    assert _command(per(1, 2)) == "budgetvision train --preset p --seed 1 --seeds 2"
+    assert _command(per(0, 2)) == "budgetvision train --preset p --seed 0; budgetvision train --preset p --seed 2"
+
+
+def test_a_generator_row_names_its_judge_and_a_different_one_is_flagged(tmp_path):
+    from budgetvision.leaderboard import format_text
+
+    for preset, accuracy in (("mnist-guided-diffusion", 0.9892), ("mnist-ccgan", 0.9892),
+                             ("mnist-projection-gan", 0.9894)):
+        header = {**_header(preset, "paper", "mnist", 10000, 64), "task": "generate", "metric": "judge_accuracy"}
+        add_seed(result_path(tmp_path, preset, "mnist", 10000, 64), header,
+                 {**_seed(0, 0.97), "judge": {"run": "mnist-lenet seed 0", "test_accuracy": accuracy, "commit": "c1"}})
+    lines = format_text(load_rows(tmp_path)).splitlines()
+    flagged = [line for line in lines if "another judge than the rest of this table" in line]
+    assert len(flagged) == 1 and "mnist-projection-gan" in flagged[0] and "(98.94 % test, commit c1)" in flagged[0]
+    assert sum("judge: mnist-lenet seed 0 (98.92 % test, commit c1)" in line for line in lines) == 2
+
+
 def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp_path):
     import subprocess
     import sys
@@ -298,12 +348,16 @@ def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp
                               "--only", "cifar100-speedrun-convnet", *extra], capture_output=True, text=True, check=True)
         return out.stdout.strip().splitlines()
 
-    # the 3,000 x 128 file has seeds 0 and 1; the 3,000 x 256 job (twice the batch) has none
+    # the 3,000 x 128 file has seeds 0 and 1; the 3,000 x 256 job (twice the batch) and the real
+    # budget's 10,000 x 128 have none
     assert queue() == ["cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 0",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 10000 x 128, seed 0",
                        "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 1",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 10000 x 128, seed 1",
                        "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 128, seed 2",
-                       "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 2", "4 training(s) to run"]
-    assert queue("--redo")[-1] == "6 training(s) to run"
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 3000 x 256, seed 2",
+                       "cifar100-speedrun-convnet on cifar10-jpeg, 10000 x 128, seed 2", "7 training(s) to run"]
+    assert queue("--redo")[-1] == "9 training(s) to run"
     assert len(json.loads(next(tmp_path.glob("*.json")).read_text())["per_seed"]) == 2   # --list deletes nothing
 
 
@@ -371,7 +425,7 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     judge-feature FID, its floor, precision / recall and the sampling rate beside it."""
     from budgetvision.leaderboard import format_text
 
-    _, run_dir, results = _compare_one_generator(
+    judge_run, run_dir, results = _compare_one_generator(
         tmp_path, shared_data, ["--preset", "mnist-lenet", "--steps", "30"], "--judge", "mnist-projection-gan", 20,
         "mnist--20x64")
     scores = json.loads((run_dir / "eval.json").read_text())
@@ -384,7 +438,11 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     assert row["extra"]["judge_fid_real_floor"][0] == scores["judge_fid_real_floor"]
     assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
     text = format_text([row])
-    assert "mnist, 20 steps: judge accuracy" in text
+    assert "mnist, 20 steps, each preset at its own batch: judge accuracy" in text
+    judge_results = json.loads((judge_run / "results.json").read_text())["per_seed"][0]
+    assert row["judges"] == [f"mnist-lenet seed 0 ({100 * judge_results['test_accuracy']:.2f} % test, commit "
+                             f"{judge_results['trained_at'][-1]})"]
+    assert f"judge: {row['judges'][0]}" in text
     assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
     assert row["extra"]["sampling_images_per_s"][0] == scores["sampling_images_per_s"] > 0
     seed_row = json.loads(next(results.glob("*.json")).read_text())["per_seed"][0]
@@ -510,7 +568,7 @@ def test_a_fid_row_ranks_lowest_first_and_prints_without_percent(tmp_path):
     rows = load_rows(tmp_path)
     assert [r["preset"] for r in rows] == ["cifar100-guided-diffusion", "cifar100-vdiffusion"]
     text = format_text(rows)
-    assert "cifar10-jpeg, 5,000 steps: judge-feature FID" in text
+    assert "standing in for CIFAR-100), 5,000 steps, each preset at its own batch: judge-feature FID" in text
     assert "13.00 ± 0.71  2 seed(s)" in text and "32.00 ± 2.83  2 seed(s)" in text and "%" not in text
 
 

@@ -36,7 +36,7 @@ from ..io import read_json, write_json
 from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
 from ..loop import images_seen, input_stats
-from .folder import mean_std, open_run, open_seed, seed_dirs
+from .folder import mean_std, open_run, open_seed, seed_dirs, trained_spec
 from .generate import sample, sampling_overrides, to_uint8
 
 SPLITS = ("train", "val", "test")
@@ -325,7 +325,7 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = T
     if cfg.task != "classify":
         raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; eval here needs a classifier run")
     splits = splits_of(cfg.data, data_root)
-    mean, std = input_stats(cfg, splits.spec)
+    mean, std = input_stats(cfg, trained_spec(splits.spec, manifest))
     per_seed = []
     for seed, sdir in seed_dirs(run_dir, manifest["seeds"]).items():
         if not (sdir / "checkpoint.pt").exists():

@@ -7,7 +7,7 @@ import math
 import re
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -67,6 +67,10 @@ def start_run(prep: Prepared, out: Path, seeds: list[int]) -> Path:
             "format": RUN_FORMAT, "preset": prep.config.preset, "seeds": seeds, "params": prep.params,
             "over_budget": prep.over_budget, "device": str(prep.device),
             "precision": precision(prep.device, prep.config.train), "versions": versions(prep.device),
+            # what a classifier's inputs are standardised with: evaluated elsewhere (another data root,
+            # the official AddNIST files) it still reads them as it trained
+            **({"input_mean": list(prep.splits.spec.mean), "input_std": list(prep.splits.spec.std)}
+               if prep.config.task == "classify" else {}),
         })
     except OSError as e:  # a full disk or a vanished folder: leave nothing half-written
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -84,6 +88,14 @@ def open_run(run_dir: Path) -> tuple[RunConfig, dict]:
         raise BudgetVisionError(f"{run_dir} was written by another version (format {manifest.get('format')!r}, "
                                 f"expected {RUN_FORMAT!r})")
     return load_config(run_dir / "config.json"), manifest
+
+
+def trained_spec(spec: DataSpec, manifest: dict) -> DataSpec:
+    """`spec` with the input statistics the run trained with, where its run.json recorded them (runs
+    from before it did read them from the data they are evaluated on)."""
+    if "input_mean" not in manifest:
+        return spec
+    return replace(spec, mean=tuple(manifest["input_mean"]), std=tuple(manifest["input_std"]))
 
 
 @dataclass
@@ -122,6 +134,8 @@ def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | Non
         raise ConfigError(f"{run_dir} has no seed {seed} (it has {seeds})")
     if spec is None:
         spec = splits_of(cfg.data, data_root).spec if cfg.task == "classify" else shape_spec(cfg, data_root)
+    if cfg.task == "classify":
+        spec = trained_spec(spec, manifest)
     seed_dir = seed_dirs(run_dir, seeds)[seed]
     objective, network, step, weights = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device, ema)
     return OpenedSeed(run_dir, cfg, manifest, seed, seed_dir, step, spec, objective, network, weights)
