@@ -451,6 +451,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_selftest(args) -> int:
+    from .device import resolve_device
+    from .selftest import report
+
+    device = resolve_device(args.device)   # --device cuda without CUDA: one line, exit 2
+    return report(device, as_json=args.json, out=Path(args.out) if args.out else None, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="budgetvision", description="Image models under hard parameter and step budgets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
@@ -666,6 +674,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=None, help="folder (default: runs/pca-vs-gan-<gan run>)")
     common(sp)
     sp.set_defaults(func=cmd_pca_vs_gan)
+
+    sp = sub.add_parser("selftest", help="does this machine work? short checks of every path on one device; "
+                        "exit 0 when all pass")
+    sp.add_argument("--json", action="store_true", help="rows (check, ok, seconds, detail) and the environment "
+                    "as JSON")
+    sp.add_argument("--out", default=None, help="keep the checks' runs in this folder (default: a temporary "
+                    "folder, removed)")
+    common(sp, data=False)
+    sp.set_defaults(func=cmd_selftest)
 
     sp = sub.add_parser("demo", help="the whole pipeline offline on scikit-learn's digits, minutes on a CPU")
     sp.add_argument("--out", default=str(DEFAULT_OUT / "demo"), help="folder for the demo's runs")
