@@ -205,10 +205,11 @@ class _Training:
     INIT_IMAGES = 5_000   # training images that data-dependent layers (PatchWhitening) are set from
 
     def _init_from_data(self) -> None:
-        """Layers initialised from data see the first training images, normalised as the loader
-        does; before the EMA copy is taken, and a resumed run overwrites them from its checkpoint."""
-        x, _ = next(eval_batches(*self.prep.splits.train, self.INIT_IMAGES, mean=self.mean, std=self.std,
-                                 device=self.device))
+        """Layers initialised from data see INIT_IMAGES training images of every class (eval_draw's: the
+        first 5,000 of a class-sorted folder are one class), normalised as the loader does; before the
+        EMA copy is taken, and a resumed run overwrites them from its checkpoint."""
+        images, labels, _ = eval_subset(self.prep.splits.train, self.INIT_IMAGES)
+        x, _ = next(eval_batches(images, labels, self.INIT_IMAGES, mean=self.mean, std=self.std, device=self.device))
         for net in self.objective.trained_networks().values():
             init_from_data(net, x)
 

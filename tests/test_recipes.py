@@ -190,12 +190,15 @@ def test_norms_in_fp32_keeps_batchnorm_in_fp32_under_bf16_autocast():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):
+def test_the_loop_sets_whitening_from_training_images_of_every_class(tmp_path, monkeypatch):
+    """The stem is fitted from eval_draw's images: a class-sorted folder's first 5,000 are one class."""
     from budgetvision.data import eval_batches, splits_of
+    from budgetvision.data.datasets import eval_subset
     from budgetvision.io import load_checkpoint
-    from budgetvision.loop import input_stats
+    from budgetvision.loop import _Training, input_stats
     from budgetvision.presets import get_preset
     from budgetvision.config import apply_overrides
+    monkeypatch.setattr(_Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
     code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
                  "--out", str(tmp_path), "--no-progress", "--set", "train.batch_size=16"])
     assert code == 0
@@ -203,11 +206,15 @@ def test_the_loop_sets_whitening_from_the_first_training_images(tmp_path):
     cfg = apply_overrides(get_preset("cifar100-speedrun-convnet").config, ["data.name=digits"])
     splits = splits_of(cfg.data, None)
     mean, std = input_stats(cfg, splits.spec)
-    x, _ = next(eval_batches(*splits.train, 5_000, mean=mean, std=std, device="cpu"))
-    expected = PatchWhitening(splits.spec.channels)
+    images, labels, _ = eval_subset(splits.train, 60)
+    assert torch.bincount(labels).tolist() == [6] * 10
+    x, _ = next(eval_batches(images, labels, 60, mean=mean, std=std, device="cpu"))
+    expected, first = PatchWhitening(splits.spec.channels), PatchWhitening(splits.spec.channels)
     expected.init_from_data(x)
+    first.init_from_data(next(eval_batches(*splits.train, 60, mean=mean, std=std, device="cpu"))[0])
     (key,) = [k for k in saved if k.endswith("stem.0.weight")]
     torch.testing.assert_close(saved[key], expected.weight)   # frozen: one step did not move it
+    assert not torch.allclose(saved[key], first.weight, atol=1e-3)
 
 
 def test_speedrun_convnet_recipe_learns_the_digits(tmp_path):
