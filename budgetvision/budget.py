@@ -23,3 +23,16 @@ def enforce_budget(params: int, steps: int, budget: BudgetConfig, *, allow_over:
     if excess and not allow_over:
         raise BudgetError("over budget: " + "; ".join(excess) + " (pass --over-budget to run anyway; results will say so)")
     return bool(excess)
+
+
+# The task's rules. A config's own budget section can only tighten them: a run folder's config.json
+# is a file its user can edit, and an edit there must not let a resumed run exceed them.
+RULES = {"classify": BudgetConfig(max_params=100_000, max_steps=10_000),
+         "generate": BudgetConfig(max_params=1_000_000, max_steps=50_000)}
+
+
+def budget_of(cfg) -> BudgetConfig:
+    """The budget a run is held to: its task's rule, or its config's where that is tighter."""
+    rule = RULES[cfg.task]
+    return BudgetConfig(max_params=min(rule.max_params, cfg.budget.max_params),
+                        max_steps=min(rule.max_steps, cfg.budget.max_steps))

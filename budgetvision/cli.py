@@ -107,11 +107,13 @@ def cmd_bench(args) -> int:
 
 def cmd_train(args) -> int:
     from . import api
-    from .budget import enforce_budget
+    from .budget import budget_of, enforce_budget
     from .data import data_root
+    from .config import check_seeds
     from .loop import config_params, images_seen
 
     if args.resume is not None:
+        _refuse_with_resume(args)
         run = api.resume(args.resume, data_root=args.data_root, device=args.device, progress=not args.no_progress)
         _say(run.summary)
         _say(f"run folder: {run.path}")
@@ -119,18 +121,21 @@ def cmd_train(args) -> int:
     if args.preset is None:
         raise ConfigError("train needs --preset NAME (or --resume RUN); see 'budgetvision presets'")
     cfg = _resolve(args)
+    args.seeds = 1 if args.seeds is None else args.seeds
     if args.seeds < 1:
         raise ConfigError("--seeds must be >= 1")
+    check_seeds(cfg.train.seed, args.seeds)
     if args.dry_run:
         import torch
         seeds = list(range(cfg.train.seed, cfg.train.seed + args.seeds))
         counts = config_params(cfg, data_root(args.data_root))
         params = counts["total"]
-        over = enforce_budget(params, cfg.train.steps, cfg.budget, allow_over=args.over_budget)
+        budget = budget_of(cfg)
+        over = enforce_budget(params, cfg.train.steps, budget, allow_over=args.over_budget)
         print(cfg.to_json())
         parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
-        print(f"parameters: {params:,}{parts} (budget < {cfg.budget.max_params:,}); steps: {cfg.train.steps:,} "
-              f"(budget <= {cfg.budget.max_steps:,}); batch {cfg.train.batch_size}; "
+        print(f"parameters: {params:,}{parts} (budget < {budget.max_params:,}); steps: {cfg.train.steps:,} "
+              f"(budget <= {budget.max_steps:,}); batch {cfg.train.batch_size}; "
               f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {torch.get_num_threads()}"
               + ("; OVER BUDGET (override given)" if over else "; within budget"))
         return 0
@@ -138,6 +143,18 @@ def cmd_train(args) -> int:
                     over_budget=args.over_budget, progress=not args.no_progress, verbose=True)
     _say(run.summary)
     return 0
+
+
+# A resumed run is its folder's config, seeds and budget status: these would be silently ignored.
+_NOT_WITH_RESUME = (("preset", "--preset"), ("dataset", "--dataset"), ("steps", "--steps"), ("seed", "--seed"),
+                    ("set", "--set"), ("seeds", "--seeds"), ("dry_run", "--dry-run"), ("over_budget", "--over-budget"))
+
+
+def _refuse_with_resume(args) -> None:
+    given = [flag for attr, flag in _NOT_WITH_RESUME if getattr(args, attr) not in (None, False, [])]
+    if given:
+        raise ConfigError(f"--resume continues a run as its folder records it; {', '.join(given)} cannot be "
+                          f"given with it (start a new run instead)")
 
 
 def cmd_sweep(args) -> int:
@@ -149,6 +166,10 @@ def cmd_sweep(args) -> int:
     study = args.study or args.preset
     if study is None:
         raise ConfigError("sweep needs --preset NAME (or --study NAME with --report)")
+    if study in (".", "..") or "/" in study or "\\" in study or "\0" in study:
+        raise ConfigError(f"--study {study!r} must be a plain name: it is the study's folder under --out")
+    if args.trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {args.trials}")
     out = Path(args.out) / study
     storage = args.storage or f"sqlite:///{(out / 'sweep.db').resolve()}"
     if args.report:
@@ -335,6 +356,8 @@ def cmd_sample(args) -> int:
     from .loop import shape_spec
 
     seeds = parse_seeds(args.seeds)
+    if args.nrow is not None and args.nrow < 1:
+        raise ConfigError(f"--nrow must be >= 1, got {args.nrow}")
     out = _out_png(args.out)
     cfg, objective, network, device = _open_generator(args)
     classes = shape_spec(cfg, data_root(args.data_root)).num_classes   # a folder data set under the data root
@@ -375,6 +398,8 @@ def cmd_neighbours(args) -> int:
     cfg, objective, network, _ = _open_generator(args)
     splits = load_splits(cfg.data.name, data_root(args.data_root), val_fraction=cfg.data.val_fraction,
                          seed=cfg.data.split_seed)
+    if args.k > len(splits.train[0]):
+        raise ConfigError(f"--k {args.k} is more than the {len(splits.train[0]):,} training images of {cfg.data.name}")
     images = sample(objective, network, seeds, None)
     neighbours, dist = nearest_training_images(images, splits.train[0], args.k)
     neighbours_figure(images, neighbours, dist.cpu(), out)
@@ -508,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("train", help="train a preset; writes runs/<NNNNN>-<preset>/")
     recipe(sp)
-    sp.add_argument("--seeds", type=int, default=1, help="independent seeds to run (mean ± std reported)")
+    sp.add_argument("--seeds", type=int, default=None, help="independent seeds to run (default 1; mean ± std "
+                    "reported)")
     sp.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run folders")
     sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
     sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
@@ -721,8 +747,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         _say(f"budgetvision: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        _say("budgetvision: interrupted; continue with 'budgetvision train --resume RUN'", file=sys.stderr)
+    except KeyboardInterrupt as e:   # a second Ctrl-C while training names its run folder
+        run = e.args[0] if e.args else getattr(args, "resume", None)
+        _say("budgetvision: interrupted" + (f"; continue with 'budgetvision train --resume {run}'" if run else ""),
+             file=sys.stderr)
         return 130
 
 

@@ -24,6 +24,7 @@ NONFINITE = ("stop", "skip")
 INTERPOLATIONS = ("slerp", "lerp")            # latent paths; objectives/base.py implements each
 INTERPOLATION_LABELS = ("blend", "nearest")   # class vectors along the path, or the closer end's label
 VBN_MODES = ("off", "epoch", "batch")         # seed 004's virtual batch norm; objectives/gan.py
+MAX_SEED = 2**63 - 1                          # seeds seed torch generators and sit in int64 tensors
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -80,6 +81,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction must be in [0, 1)")
         _check(bool(self.name), "data.name must not be empty")
+        _check(0 <= self.split_seed <= MAX_SEED, f"data.split_seed must be in [0, {MAX_SEED}]")
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "train.steps must be >= 1")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
-        _check(self.seed >= 0, "train.seed must be >= 0")
+        _check(0 <= self.seed <= MAX_SEED, f"train.seed must be in [0, {MAX_SEED}]")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         _check(self.tta_shift >= 0, "train.tta_shift must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
@@ -304,6 +306,19 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "checkpoint_every", "sample_every"):
             _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")
+
+
+def check_seeds(first: int, count: int) -> None:
+    """A run's seeds first .. first + count - 1 must all be seeds."""
+    _check(first + count - 1 <= MAX_SEED, f"seeds {first} .. {first + count - 1} go past the largest seed {MAX_SEED}")
+
+
+def check_fits(cfg: "RunConfig", image_size: int) -> None:
+    """Bounds that need the data set's image side: a crop padding or test-time shift as large as the
+    image would fail in reflection padding (or allocate without end), after the run folder exists."""
+    for key, value in (("data.augment.crop", cfg.data.augment.crop), ("train.tta_shift", cfg.train.tta_shift)):
+        _check(value < image_size, f"{key} {value} must be smaller than the {image_size}-pixel images of "
+                                   f"'{cfg.data.name}'")
 
 
 @dataclass(frozen=True)

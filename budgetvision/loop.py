@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +26,15 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from . import distributed
-from .budget import enforce_budget
-from .config import RunConfig, saved_config
+from .budget import budget_of, enforce_budget
+from .config import RunConfig, check_fits, saved_config
 from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
 from .data.datasets import draw_record, eval_subset
 from .data.shapes import data_shape
 from .device import amp_dtype, rebalance_threads
 from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
-from .io import load_checkpoint, save_checkpoint, write_json
+from .io import load_checkpoint, open_run_file, repair_log, save_checkpoint, write_json
 from .models import count_params
 from .models.layers import ViewAveraged, init_from_data, norms_in_fp32, sync_batchnorm
 from .objectives import NonFiniteLoss, Objective, build_objective
@@ -78,9 +80,10 @@ def config_params(cfg: RunConfig, data_root: Path | None = None) -> dict[str, in
 def prepare(cfg: RunConfig, *, data_root: Path | None, device: torch.device, allow_over: bool) -> Prepared:
     # The budget is checked before the data is loaded: an over-budget run fails fast, even offline.
     counts = config_params(cfg, data_root)
-    over = enforce_budget(counts["total"], cfg.train.steps, cfg.budget, allow_over=allow_over)
+    over = enforce_budget(counts["total"], cfg.train.steps, budget_of(cfg), allow_over=allow_over)
     check_world(cfg, distributed.world_size())
     splits = splits_of(cfg.data, data_root)
+    check_fits(cfg, splits.spec.image_size)
     if cfg.train.batch_size > len(splits.train[1]):
         raise BudgetVisionError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(splits.train[1])} "
                                 f"training images of '{cfg.data.name}'")
@@ -132,7 +135,8 @@ class _StopSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir   # named by the second signal's KeyboardInterrupt, for the line main prints
         self.signum: int | None = None
         self.previous: dict = {}
 
@@ -141,7 +145,7 @@ class _StopSignals:
             # Under torchrun a signal can come twice, from the terminal and forwarded by torchrun, which
             # itself kills its processes (SIGKILL) when they outlast its grace period.
             if distributed.world_size() == 1:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(str(self.run_dir))
             return
         self.signum = signum
 
@@ -155,11 +159,31 @@ class _StopSignals:
             signal.signal(s, handler)
 
 
+@contextmanager
+def _board_errors_in_main_thread():
+    """TensorBoard writes from a thread of its own, which re-raises a failed write (a read-only or full
+    folder) in the training thread at its next call, where it becomes the one clean line; the thread's
+    own traceback, printed after that line, is left out."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if type(args.thread).__name__ != "_AsyncWriterThread":
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
 class _Training:
     """One seed's training state and the loop's steps over it."""
 
-    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool, on_validation=None):
+    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool, on_validation=None,
+                 run_id: str | None = None):
         self.prep, self.cfg, self.seed, self.dir = prep, prep.config, seed, seed_dir
+        self.run_id = run_id   # the run folder's identity (run.json), kept in every checkpoint
         self.on_validation = on_validation
         self.tc, self.spec, self.device = prep.config.train, prep.splits.spec, prep.device
         self.classify = self.cfg.task == "classify"
@@ -248,8 +272,9 @@ class _Training:
         before = state.get("commits", ["not recorded"])
         self.commits = before + [c for c in self.commits if c != before[-1]]
         if self.main:
-            with open(self.metrics_path, "r+b") as f:
-                f.truncate(state["metrics_bytes"])
+            dropped = repair_log(self.metrics_path, state["metrics_bytes"])
+            if dropped:
+                print(f"budgetvision: warning: {dropped}", file=sys.stderr)
 
     def _read_checkpoint(self) -> dict | None:
         if not self.ckpt_path.exists():
@@ -264,6 +289,9 @@ class _Training:
         if not same:
             raise BudgetVisionError(f"checkpoint {self.ckpt_path} belongs to another config (preset "
                                     f"'{state.get('config', {}).get('preset')}'); refusing to resume")
+        if not same_run(state, self.run_id, self.seed):
+            raise BudgetVisionError(f"checkpoint {self.ckpt_path} was written by another run or seed of the same "
+                                    f"config; refusing to resume")
         written, now = state.get("world_size", 1), distributed.world_size()
         if written != now:
             raise BudgetVisionError(f"checkpoint {self.ckpt_path} was written by {written} training process(es) "
@@ -286,7 +314,8 @@ class _Training:
         if self.board is not None:
             self.board.flush()
         save_checkpoint(self.ckpt_path, {
-            "config": self.cfg.to_dict(), "seed": self.seed, "step": self.step, "skipped": self.skipped,
+            "config": self.cfg.to_dict(), "run_id": self.run_id, "seed": self.seed, "step": self.step,
+            "skipped": self.skipped,
             "wall_seconds": self.wall(), "objective": self.objective.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
@@ -409,9 +438,14 @@ class _Training:
 
     # ------------------------------------------------------------------ the loop and its end
     def run(self) -> dict:
+        with _board_errors_in_main_thread():
+            return self._run()
+
+    def _run(self) -> dict:
         tc = self.tc
         # Line-buffered: a reader (or a kill) sees whole rows. Only rank 0 of a torchrun group writes.
-        self.log = open(self.metrics_path, "a", buffering=1) if self.main else None
+        self.log = (os.fdopen(open_run_file(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a",
+                              buffering=1) if self.main else None)
         # TensorBoard events beside metrics.jsonl; a resumed run drops the events logged after its checkpoint.
         self.board = (SummaryWriter(str(self.dir), purge_step=self.step or None)
                       if tc.tensorboard and self.main else None)
@@ -422,7 +456,7 @@ class _Training:
         self.objective.train()
         self.t_checkpoint = time.perf_counter()
         try:
-            with _StopSignals() as stop:
+            with _StopSignals(self.dir.parent) as stop:
                 self.loop(stop)
         finally:
             self.bar.close()
@@ -484,24 +518,35 @@ class _Training:
         return results
 
 
+def same_run(state: dict, run_id: str | None, seed: int) -> bool:
+    """Whether a checkpoint is of this run and seed; runs and checkpoints from before run ids pass on
+    their config alone."""
+    theirs = state.get("run_id")
+    return (run_id is None or theirs is None or theirs == run_id) and state.get("seed", seed) == seed
+
+
 def images_seen(cfg: RunConfig) -> int:
     """Training images one seed sees: steps x batch (a GAN step's extra D passes reuse its batch)."""
     return cfg.train.steps * cfg.train.batch_size
 
 
 def _open_seed_dir(seed_dir: Path) -> None:
+    if seed_dir.is_symlink():   # its files would be written wherever the link points
+        raise BudgetVisionError(f"refusing to train into {seed_dir}: it is a symbolic link")
     seed_dir.mkdir(parents=True, exist_ok=True)
     for stale in seed_dir.glob(".*.tmp"):  # a write a kill interrupted; the renamed file is intact
         stale.unlink()
 
 
-def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True, on_validation=None) -> dict:
+def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True, on_validation=None,
+        run_id: str | None = None) -> dict:
     """Train one seed into `seed_dir`, resuming from `seed_dir/checkpoint.pt` when it exists.
-    `on_validation(step, accuracy)` is called after each validation pass (a sweep's pruner).
+    `on_validation(step, accuracy)` is called after each validation pass (a sweep's pruner); `run_id`
+    (run.json's) is written into its checkpoints, and a checkpoint of another run is refused.
 
     Returns that seed's results (also written to `seed_dir/results.json`)."""
     distributed.from_main(lambda: _open_seed_dir(seed_dir))
-    training = _Training(prep, seed, seed_dir, progress, on_validation)
+    training = _Training(prep, seed, seed_dir, progress, on_validation, run_id=run_id)
     training.restore()
     return training.run()
 

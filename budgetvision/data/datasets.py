@@ -8,6 +8,7 @@ missing or corrupt files, no network) is a DataError with one line naming the fi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import tempfile
@@ -150,13 +151,30 @@ def _load_mnist(root: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Ten
 
 # ---------------------------------------------------------------- CIFAR-100
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles what the CIFAR pickles hold (dicts, lists, strings, numbers and numpy arrays) and
+    nothing else: a plain pickle.load runs whatever code a crafted file names."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}   # bytes in a protocol-2 pickle written by Python 3
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR file never holds")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path, keys: tuple[str, ...], hint: str) -> dict:
     try:
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="latin1")
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # numpy 2 on numpy.core in old pickles
+            d = _ArraysOnly(f, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError) as e:
-        raise DataError(f"CIFAR-100 file {path} is corrupt or truncated ({_why(e)}): {hint}") from None
+            ImportError, IndexError, KeyError, MemoryError, RecursionError) as e:
+        raise DataError(f"CIFAR-100 file {path} is corrupt, truncated or not a CIFAR pickle ({_why(e)}): "
+                        f"{hint}") from None
     if not isinstance(d, dict) or any(k not in d for k in keys):
         raise DataError(f"CIFAR-100 file {path} lacks {', '.join(keys)}: {hint}")
     return d
@@ -177,11 +195,18 @@ def _load_cifar100(root: Path, download: bool):
         missing = [f for f in CIFAR100_FILES if not (folder / f).is_file()]
     if missing:
         raise DataError(f"CIFAR-100 is missing {', '.join(missing)}: {hint}")
-    names = tuple(str(n) for n in _unpickle(folder / "meta", ("fine_label_names",), hint)["fine_label_names"])
+    names = _unpickle(folder / "meta", ("fine_label_names",), hint)["fine_label_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, (str, bytes)) for n in names):
+        raise DataError(f"CIFAR-100 file {folder / 'meta'} is malformed (fine_label_names is not a list of "
+                        f"names): {hint}")
+    names = tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
     parts = []
     for split in ("train", "test"):
         d = _unpickle(folder / split, ("data", "fine_labels"), hint)
-        x, y = np.asarray(d["data"]), np.asarray(d["fine_labels"])
+        x, labels = d["data"], d["fine_labels"]
+        x = x if isinstance(x, np.ndarray) else np.zeros((0, 0), np.uint8)
+        ok = isinstance(labels, list) and all(type(v) is int and 0 <= v < len(names) for v in labels)
+        y = np.asarray(labels if ok else [], dtype=np.int64)
         if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or y.shape != (len(x),) \
                 or len(x) == 0 or y.min() < 0 or y.max() >= len(names):
             raise DataError(f"CIFAR-100 file {folder / split} is malformed (data {x.shape} {x.dtype}, "
@@ -247,19 +272,34 @@ def _load_digits():
 
 # ---------------------------------------------------------------- image folders
 
-def _list_images(split_dir: Path, classes: list[str]) -> list[tuple[str, int]]:
-    """(path, label) for every decodable image under split_dir/<class>/, recursively, in sorted order."""
+def _list_images(split_dir: Path, classes: list[str], skipped: list[str]) -> list[tuple[str, int]]:
+    """(path, label) for every decodable image under split_dir/<class>/, recursively, in sorted order.
+    Links to folders inside a class are not followed (a loop would repeat the class, a link to / scan
+    the file system); they are added to `skipped`."""
     items = []
     for label, cls in enumerate(classes):
         d = split_dir / cls
         if not d.is_dir():
             continue
-        for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
-            dirnames.sort()
+        for dirpath, dirnames, filenames in os.walk(d):
+            skipped += [os.path.join(dirpath, n) for n in dirnames if os.path.islink(os.path.join(dirpath, n))]
+            dirnames[:] = sorted(n for n in dirnames if not os.path.islink(os.path.join(dirpath, n)))
             for fn in sorted(filenames):
                 if not fn.startswith(".") and fn.lower().endswith(FOLDER_SUFFIXES):
                     items.append((os.path.join(dirpath, fn), label))
     return items
+
+
+def _folder_key(path: Path, classes: list[str], files: list[str]) -> str:
+    """What decides a decoded folder: each file's path relative to the root (so its split and class)
+    with its inode, size and modification and change times. `mv` keeps the mtime, so a key of the
+    newest mtime alone served the old labels after two class folders swapped names; a rename moves
+    the inode, and any write moves the change time, which no user can set back."""
+    h = hashlib.sha256(json.dumps([str(path), classes]).encode())   # a label is its class's index
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{os.path.relpath(f, path)}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 _DECODE_CHUNK = 1024   # JPEGs per batched decode_jpeg call (one C++ loop instead of a Python one)
@@ -352,13 +392,15 @@ def _load_folder(spec: str, root: Path):
                    if d.is_dir() and not d.name.startswith(".") and d.name not in classes)
     if extra:
         raise DataError(f"folder data set {path}: test classes {', '.join(extra)} have no train folder in {path / 'train'}/")
-    items = {s: _list_images(path / s, classes) for s in ("train", "test")}
+    skipped: list[str] = []
+    items = {s: _list_images(path / s, classes, skipped) for s in ("train", "test")}
+    if skipped:
+        warnings.warn(f"folder data set {path}: {len(skipped)} link(s) to folders not followed "
+                      f"(first: {skipped[0]}); copy their images in to use them")
     if not items["train"] or not items["test"]:
         raise DataError(f"folder data set {path} has no {'train' if not items['train'] else 'test'} images "
                         f"({', '.join(FOLDER_SUFFIXES)}): put images in {layout}")
-    files = [p for s in ("train", "test") for p, _ in items[s]]
-    newest = max(os.stat(f).st_mtime_ns for f in files)
-    key = hashlib.sha256(f"{path}|{len(files)}|{newest}|{','.join(classes)}".encode()).hexdigest()[:16]
+    key = _folder_key(path, classes, [p for s in ("train", "test") for p, _ in items[s]])
     cache = cache_dir() / "folders" / f"{path.name or 'root'}-v{_CACHE_VERSION}-{key}.npz"
     keys = ("train_x", "train_y", "test_x", "test_y")
     cached = _load_cache(cache, keys)

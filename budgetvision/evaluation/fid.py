@@ -106,10 +106,16 @@ def load_inception(weights: Path, device) -> nn.Module:
     """torch-fidelity's FID Inception with `weights`, in eval mode on `device`."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    load_state_dict_file(weights, "FID Inception")  # torch-fidelity unpickles with weights_only=False: vet it first
+    # torch-fidelity unpickles its path with weights_only=False, so it never sees the file: it gets the
+    # state dict loaded here once, checked, and saved again as plain tensors (a file swapped after a
+    # check would be unpickled unchecked).
+    state = load_state_dict_file(weights, "FID Inception")
+    checked = io.BytesIO()
+    torch.save(state, checked)
+    checked.seek(0)
     try:
         net = FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURES),
-                                          feature_extractor_weights_path=str(weights))
+                                          feature_extractor_weights_path=checked)
     except RuntimeError as e:
         raise BudgetVisionError(f"{weights} does not fit the FID Inception network: "
                                 f"{str(e).splitlines()[0][:160]}") from None

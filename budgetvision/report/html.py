@@ -56,10 +56,19 @@ def _row(cells, header=False) -> str:
     return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
 
 
+# What a page reads from results.json, checked once: a damaged file is one line, not a KeyError.
+RESULT_KEYS = ("preset", "task", "dataset", "params", "param_budget", "step_budget", "steps", "batch_size",
+               "images_seen", "seeds", "over_budget", "wall_seconds", "device")
+CLASSIFIER_KEYS = ("train_accuracy", "train_accuracy_std", "test_accuracy", "test_accuracy_std",
+                   "test_accuracy_batch_std")
+
+
 def _load(run_dir: Path) -> tuple[dict, dict, dict]:
-    results = read_json(run_dir / "results.json")
-    config = read_json(run_dir / "config.json")
-    evaluation = read_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else {}
+    results = read_json(run_dir / "results.json", keys=RESULT_KEYS)
+    if results["task"] == "classify":
+        read_json(run_dir / "results.json", keys=CLASSIFIER_KEYS)
+    config = read_json(run_dir / "config.json", keys=())
+    evaluation = read_json(run_dir / "eval.json", keys=()) if (run_dir / "eval.json").exists() else {}
     return results, config, evaluation
 
 

@@ -1,6 +1,7 @@
 """Figures as the papers show them: training graph, confusion matrix, learning-rate range test."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,13 +10,18 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..io import atomic_write_bytes  # noqa: E402
+
 
 def _save(fig, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    # Drawn in memory, then written once atomically: a temporary file of a fixed name would be shared
+    # by two writers, left behind on failure, and followed where a link sat in its place.
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def training_graph(rows_by_seed: dict[int, list[dict]], path: Path, title: str) -> None:
@@ -77,10 +83,9 @@ def sample_grid(images, path: Path, nrow: int = 8) -> None:
     """Images in [-1, 1] (N, C, H, W) as one PNG grid, in seed order, not cherry-picked."""
     from torchvision.utils import save_image
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, tmp, nrow=nrow, padding=1)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    save_image(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, buf, format="png", nrow=nrow, padding=1)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def loss_curves(rows_by_seed: dict[int | str, list[dict]], path: Path, title: str,

@@ -2,10 +2,10 @@
 aggregate results (mean ± std over seeds) and the figures; and the one way to open a trained seed."""
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,14 +14,15 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..config import RunConfig, apply_overrides, load_config
+from ..budget import budget_of
+from ..config import MAX_SEED, RunConfig, apply_overrides, load_config, saved_config
 from ..data import DataSpec, splits_of
 from ..device import precision, versions
 from ..errors import BudgetVisionError, ConfigError
-from ..io import RunLock, load_checkpoint, read_json, write_json
+from ..io import RunLock, load_checkpoint, read_json, read_log, write_json
 from ..objectives import Objective, build_objective
 from ..report.plots import confusion_matrix, loss_curves, training_graph
-from ..loop import Prepared, fit, for_evaluation, images_seen, shape_spec
+from ..loop import Prepared, fit, for_evaluation, images_seen, same_run, shape_spec
 
 RUN_FORMAT = "budgetvision-run-1"
 TASK_NAMES = {"classify": "classifier", "generate": "generator"}
@@ -64,7 +65,8 @@ def start_run(prep: Prepared, out: Path, seeds: list[int]) -> Path:
     try:
         write_json(run_dir / "config.json", prep.config.to_dict())
         write_json(run_dir / "run.json", {
-            "format": RUN_FORMAT, "preset": prep.config.preset, "seeds": seeds, "params": prep.params,
+            "format": RUN_FORMAT, "run_id": uuid.uuid4().hex, "preset": prep.config.preset, "seeds": seeds,
+            "params": prep.params,
             "over_budget": prep.over_budget, "device": str(prep.device),
             "precision": precision(prep.device, prep.config.train), "versions": versions(prep.device),
             # what a classifier's inputs are standardised with: evaluated elsewhere (another data root,
@@ -83,10 +85,11 @@ def open_run(run_dir: Path) -> tuple[RunConfig, dict]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BudgetVisionError(f"no run folder at {run_dir}")
-    manifest = read_json(run_dir / "run.json")
+    manifest = read_json(run_dir / "run.json", keys=("format",))
     if manifest.get("format") != RUN_FORMAT:
         raise BudgetVisionError(f"{run_dir} was written by another version (format {manifest.get('format')!r}, "
                                 f"expected {RUN_FORMAT!r})")
+    _check_manifest(manifest, run_dir / "run.json")
     return load_config(run_dir / "config.json"), manifest
 
 
@@ -96,6 +99,24 @@ def trained_spec(spec: DataSpec, manifest: dict) -> DataSpec:
     if "input_mean" not in manifest:
         return spec
     return replace(spec, mean=tuple(manifest["input_mean"]), std=tuple(manifest["input_std"]))
+
+
+def _check_manifest(manifest: dict, path: Path) -> None:
+    """What the run layer reads from run.json, checked once: a seed becomes a folder name (a string
+    seed '../..' one outside the run), a run id and the over-budget flag decide what resumes."""
+    seeds = manifest.get("seeds")
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int and 0 <= s <= MAX_SEED for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        raise BudgetVisionError(f"corrupt file {path}: 'seeds' must be a list of distinct seeds, got {seeds!r:.80}")
+    if not isinstance(manifest.get("over_budget"), bool) or not isinstance(manifest.get("preset"), str):
+        raise BudgetVisionError(f"corrupt file {path}: 'over_budget' must be true or false and 'preset' a name")
+    if not isinstance(manifest.get("run_id", ""), str):
+        raise BudgetVisionError(f"corrupt file {path}: 'run_id' must be a string")
+    stats = [manifest[k] for k in ("input_mean", "input_std") if k in manifest]
+    if stats and not (len(stats) == 2 and all(isinstance(v, list) and v and len(v) == len(stats[0]) and
+                                               all(type(x) in (int, float) for x in v) for v in stats)):
+        raise BudgetVisionError(f"corrupt file {path}: 'input_mean' and 'input_std' must be lists of numbers, "
+                                "one per channel")
 
 
 @dataclass
@@ -123,6 +144,7 @@ def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | Non
     `ema=False` opens the trained weights where the run also kept an EMA copy (the default network)."""
     run_dir = Path(run_dir)
     cfg, manifest = open_run(run_dir)
+    trained = cfg   # what the checkpoint must have been trained with; sampling changes nothing it learned
     if sampling:
         cfg = apply_overrides(cfg, sampling)
     if task is not None and cfg.task != task:
@@ -137,16 +159,15 @@ def open_seed(run_dir: Path, *, device, seed: int | None = None, task: str | Non
     if cfg.task == "classify":
         spec = trained_spec(spec, manifest)
     seed_dir = seed_dirs(run_dir, seeds)[seed]
-    objective, network, step, weights = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device, ema)
+    objective, network, step, weights = _load_trained(cfg, spec, seed_dir / "checkpoint.pt", device, ema,
+                                                      trained=trained, run_id=manifest.get("run_id"), seed=seed)
     return OpenedSeed(run_dir, cfg, manifest, seed, seed_dir, step, spec, objective, network, weights)
 
 
-def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device,
-                  ema: bool = True) -> tuple[Objective, nn.Module, int, str]:
+def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device, ema: bool = True, *,
+                  trained: RunConfig, run_id: str | None, seed: int) -> tuple[Objective, nn.Module, int, str]:
     state = load_checkpoint(ckpt_path, map_location=device)
-    if state.get("config", {}).get("preset") != cfg.preset:
-        raise BudgetVisionError(f"checkpoint {ckpt_path} is of preset '{state.get('config', {}).get('preset')}', "
-                                f"not '{cfg.preset}'")
+    _check_belongs(state, ckpt_path, trained, run_id, seed)
     objective = build_objective(cfg, spec).to(device)
     try:
         objective.load_state_dict(state["objective"])
@@ -166,15 +187,34 @@ def _load_trained(cfg: RunConfig, spec: DataSpec, ckpt_path: Path, device,
     return objective, for_evaluation(network, cfg), int(state["step"]), weights
 
 
+def _check_belongs(state: dict, ckpt_path: Path, cfg: RunConfig, run_id: str | None, seed: int) -> None:
+    """A checkpoint is read only by the run and seed that wrote it, as resume does: one copied in from
+    another run (even of the same preset) would be scored as this run's."""
+    theirs = state.get("config", {})
+    try:
+        same = saved_config(theirs) == cfg
+    except ConfigError:
+        same = False
+    if not same:
+        preset = theirs.get("preset") if isinstance(theirs, dict) else None
+        raise BudgetVisionError(f"checkpoint {ckpt_path} belongs to another config (preset '{preset}') than "
+                                f"{ckpt_path.parent.parent}/config.json")
+    if not same_run(state, run_id, seed):
+        raise BudgetVisionError(f"checkpoint {ckpt_path} was written by another run or seed of the same config, "
+                                f"not by {ckpt_path.parent.parent}")
+
+
 def train_seeds(prep: Prepared, run_dir: Path, seeds: list[int], *, progress: bool = True,
                 on_validation=None) -> dict:
     """Train (or resume, or skip when finished) every seed, then aggregate and draw the figures. Under
     torchrun every rank trains; rank 0 alone reads and writes the run folder."""
     with _locked(run_dir):   # one process per run: a second one refuses instead of interleaving the logs
         per_seed = []
+        run_id = distributed.from_main(lambda: read_json(run_dir / "run.json").get("run_id"))
         for seed, sdir in seed_dirs(run_dir, seeds).items():
             done = distributed.from_main(lambda: _finished(sdir))
-            per_seed.append(done or fit(prep, seed, sdir, progress=progress, on_validation=on_validation))
+            per_seed.append(done or fit(prep, seed, sdir, progress=progress, on_validation=on_validation,
+                                        run_id=run_id))
         return distributed.from_main(lambda: finish_run(prep, run_dir, per_seed))
 
 
@@ -203,7 +243,8 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
     spec = prep.splits.spec
     results = {
         "preset": cfg.preset, "task": cfg.task, "dataset": cfg.data.name, "model": cfg.model.name,
-        "params": prep.params, "param_counts": prep.param_counts, "param_budget": cfg.budget.max_params, "step_budget": cfg.budget.max_steps,
+        "params": prep.params, "param_counts": prep.param_counts,
+        "param_budget": budget_of(cfg).max_params, "step_budget": budget_of(cfg).max_steps,
         "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
         "images_seen": images_seen(cfg),   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
@@ -236,16 +277,15 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """A seed's metrics.jsonl as a list of rows (empty before its first log)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """A seed's metrics.jsonl as a list of rows (empty before its first log; damaged lines skipped)."""
+    return read_log(path)
 
 
 def warnings_of(run_dir: Path, seeds: list[int]) -> list[str]:
     """Warnings the training loop logged (e.g. GAN collapse), per seed."""
     return [f"seed {s}: {r['message']}" for s in seeds
-            for r in read_metrics(Path(run_dir) / f"seed-{s}" / "metrics.jsonl") if r["kind"] == "warning"]
+            for r in read_metrics(Path(run_dir) / f"seed-{s}" / "metrics.jsonl") if r["kind"] == "warning"
+            and "message" in r]
 
 
 def summary_line(results: dict) -> str:

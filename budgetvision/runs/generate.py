@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig
+from ..config import MAX_SEED, RunConfig
 from ..errors import ConfigError
 from ..evaluation.neighbours import pixel_nearest
 from ..objectives import GenerativeObjective
@@ -24,6 +24,10 @@ def parse_seeds(text: str) -> list[int]:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise ConfigError(f"bad seed range {part!r}: the end is below the start")
+        if hi > MAX_SEED:
+            raise ConfigError(f"seed {hi} in {text!r} is past the largest seed {MAX_SEED}")
+        if hi - lo >= 100_000:
+            raise ConfigError(f"seed list {text!r} is too long (more than 100,000)")
         seeds.extend(range(lo, hi + 1))
     if len(seeds) > 100_000:
         raise ConfigError(f"seed list {text!r} is too long ({len(seeds):,} > 100,000)")
