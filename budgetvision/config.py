@@ -308,7 +308,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    max_params: int = 100_000        # trainable parameters must be strictly fewer
+    max_params: int = 100_000        # budgeted parameters (models/registry.py count_params) must be strictly fewer
     max_steps: int = 10_000          # optimisation steps must be at most this
 
 
