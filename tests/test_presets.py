@@ -48,6 +48,17 @@ def test_preset_builds_within_budget_and_one_step_reaches_every_parameter(name):
         assert any("sum" in k or "count" in k for k in changed)
 
 
+def test_no_generator_preset_sets_the_validation_cadence_it_never_uses():
+    """train.eval_every paces classifiers' validation passes; the loop validates no generator (they are
+    scored after training, by `budgetvision eval`), so a generator preset setting it, commented "FID on
+    10,000 samples is costly", promised an evaluation that never ran."""
+    from budgetvision.config import TrainConfig
+
+    generators = [n for n, p in PRESETS.items() if p.config.task == "generate"]
+    assert len(generators) == 11
+    assert [n for n in generators if PRESETS[n].config.train.eval_every != TrainConfig().eval_every] == []
+
+
 def _saved_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What a checkpoint keeps of `module`, so all inference can read: each tensor once (tied ones too)."""
     seen, out = set(), {}
