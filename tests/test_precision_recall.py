@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from budgetvision import sample as bv_sample
 from budgetvision.cli import main
 from budgetvision.evaluation import fid as fidlib
 from budgetvision.evaluation import judge as judgelib
@@ -159,14 +160,24 @@ def test_cli_eval_prc_with_a_judge_writes_judge_precision_recall(runs, tmp_path,
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(fidlib, "INCEPTION_URL", f"http://127.0.0.1:9/{fidlib.INCEPTION_FILE}")
     gen, judge = str(runs["generator"]), str(runs["judge"])
+    passes = []   # the judge's feature passes: samples, test images, train images (the floor)
+    features = judgelib.judge_features
+    monkeypatch.setattr("budgetvision.runs.evaluate.judge_features",
+                        lambda *args, **kwargs: passes.append(features(*args, **kwargs)) or passes[-1])
     capsys.readouterr()
     with pytest.warns(UserWarning, match="judge's features only"):
         assert main(["eval", gen, "--prc", "--judge", judge, "--n", "60"]) == 0
     printed = capsys.readouterr().out
     assert "judge_precision: " in printed and "judge_recall: " in printed and "mnist-lenet" in printed
     result = json.loads((runs["generator"] / "eval.json").read_text())
-    assert 0 <= result["judge_precision"] <= 1 and 0 <= result["judge_recall"] <= 1
     assert result["judge_prc_k"] == 3 and result["judge_n"] == 60
+    # what the command wrote is precision_recall of the judge's features of seeds 0-59's samples
+    # (drawn again here, image k from seed k alone) against those of its real images
+    fake, real, _ = passes
+    again = features(open_judge(runs["judge"], device="cpu"), bv_sample(runs["generator"], "0-59"), device="cpu")
+    assert torch.equal(fake, again)
+    expected = precision_recall(real, fake)
+    assert (result["judge_precision"], result["judge_recall"]) == (expected["precision"], expected["recall"])
     assert not any(line.startswith(("precision:", "recall:")) for line in printed.splitlines())
 
     # a later judge call without --prc leaves no judge_precision of another n behind
