@@ -140,7 +140,8 @@ def counted_params(record: dict) -> int:
     spec = DataSpec(name=record["dataset"], channels=channels, image_size=size, num_classes=classes,
                     mean=(0.5,) * channels, std=(0.5,) * channels, class_names=tuple(map(str, range(classes))))
     try:
-        return param_counts(build_objective(apply_overrides(PRESETS[record["preset"]].config, overrides), spec))["total"]
+        cfg = apply_overrides(PRESETS[record["preset"]].config, overrides)
+        return param_counts(build_objective(cfg, spec))["total"]
     except BudgetVisionError:
         return record["params"]
 

@@ -149,7 +149,7 @@ def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():
     half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
     torch.testing.assert_close(half.T @ half / len(half), torch.eye(12), atol=1e-4, rtol=0)
     torch.testing.assert_close(out[:, 12:], -out[:, :12])                   # each filter and its negation
-    assert [n for n, p in layer.named_parameters()] == ["bias"]             # filters: a buffer, not a parameter
+    assert [n for n, p in layer.named_parameters()] == ["bias"]             # filters: fitted, counted, not trained
     assert "weight" in layer.state_dict()                                   # ... saved with the network
 
 
