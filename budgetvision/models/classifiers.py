@@ -402,8 +402,8 @@ class SpeedrunConvNet(StemBlocksHead):
     """A width-scaled airbench: its frozen 2x2 patch-whitening stem (2 * 12 channels, set from the
     training images: 288 fitted filter values, counted, and 24 trained biases), then full 3x3
     convolutions (no depthwise factorisation: at this width the dense convs are both faster on a CPU
-    and better per step) in three conv-pool blocks, global max-pool, linear head. The first block pools after its second conv, so both of
-    its convs see the stem's full 31 x 31 grid."""
+    and better per step) in three conv-pool blocks, global max-pool, linear head. The first block
+    pools after its second conv, so both of its convs see the stem's full 31 x 31 grid."""
 
     def __init__(self, in_channels: int, num_classes: int,
                  widths: tuple[int, int, int] = (32, 48, 80),     # per block; 31 -> 15 -> 7 -> 3
