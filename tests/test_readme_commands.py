@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from budgetvision import leaderboard, presets
 from budgetvision.cli import main
 from budgetvision.evaluation import fid as fidlib
-from budgetvision import leaderboard, presets
 from test_generative_eval import alexnet_weights, inception_weights  # noqa: F401  (fixtures: random weights)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -39,6 +39,7 @@ ADDED = {"train": ["--steps", "2"], "sweep": ["--steps", "2", "--judge-n", "10"]
 WITH_DATASET = {"train", "sweep", "lr-find", "bench"}   # these take --dataset; a line without it gets digits
 # compilation takes seconds that 2 steps do not need (train.compile is speed, not the recipe)
 WITH_SET = {"train", "sweep", "lr-find", "bench"}
+GENERATOR_EVAL = {"--fid", "--kid", "--is", "--prc", "--judge", "--lpips"}   # eval flags that draw samples
 PLACEHOLDERS = {"classifier": ("<mnist-lenet-run>", "<j>", "<a>"), "gan": ("<run>", "<gen-run>", "<g>", "<b>"),
                 "diffusion": ("<diffusion-run>",)}
 
@@ -79,19 +80,17 @@ def _one(arg: str, flag: str, command: str, runs: dict[str, Path], cwd: Path) ->
 
 def tiny(line: str, runs: dict[str, Path], cwd: Path) -> list[str]:
     """The line's arguments with tiny settings and real runs in place of placeholders."""
-    from budgetvision.presets import PRESETS
-
     args = shlex.split(line, comments=True)[1:]
     command = _command(args)
     out = [_one(arg, args[i - 1] if i else "", command, runs, cwd) for i, arg in enumerate(args)]
     if "--resume" in args or "--report" in args:   # a run's or a study's own settings
         return out + ["--no-progress"] * ("--resume" in args)
-    added = ADDED.get(command, []) + (["--n", "10"] if command == "eval" and len(args) > 2 else [])
+    added = ADDED.get(command, []) + (["--n", "10"] if command == "eval" and GENERATOR_EVAL & set(args) else [])
     out += [x for flag, value in zip(added[::2], added[1::2]) if flag not in args for x in (flag, value)]
     if command in WITH_DATASET and "--dataset" not in args:
         out += ["--dataset", "digits"]
     if command in WITH_SET:
-        preset = PRESETS.get(args[args.index("--preset") + 1]) if "--preset" in args else None
+        preset = presets.PRESETS.get(args[args.index("--preset") + 1]) if "--preset" in args else None
         sampled = preset is not None and hasattr(preset.config.objective, "sample_steps")
         # a diffusion preset draws its grid with its recipe's sampler: hundreds of steps a sample
         out += ["--set", "train.compile=false", *(["objective.sample_steps=2"] if sampled else [])]
