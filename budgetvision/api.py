@@ -81,7 +81,7 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
             parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
             world = distributed.world_size()
             procs = f" over {world} processes ({cfg.train.batch_size // world} each)" if world > 1 else ""
-            print(f"{cfg.preset}: {prep.params:,} trainable parameters{parts} (budget < {cfg.budget.max_params:,}), "
+            print(f"{cfg.preset}: {prep.params:,} parameters{parts} (budget < {cfg.budget.max_params:,}), "
                   f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}"
                   f"{procs}, seeds {seed_list}, device {dev}"
                   + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")

@@ -185,7 +185,6 @@ def cmd_sweep(args) -> int:
         raise ConfigError("sweep needs --preset NAME")
     cfg = _resolve(args)
     space = parse_space(args.space, cfg)
-    out.mkdir(parents=True, exist_ok=True)
     result = run_sweep(cfg, space, trials=args.trials, storage=storage, study=study, out=out,
                        data_root=data_root(args.data_root), device=resolve_device(args.device), grid=args.grid,
                        pruner=args.pruner, judge=_opt_path(args.judge), judge_n=args.judge_n,

@@ -277,7 +277,8 @@ class TrainConfig:
     flip_tta: bool = False           # classifiers: evaluate on the mean logits of each image and its mirror
     tta_shift: int = 0               # classifiers: also on copies shifted this many pixels (airbench's TTA)
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
-    eval_every: int = 500            # steps between validation passes (the training graph's points)
+    eval_every: int = 500            # classifiers: steps between validation passes (the training graph's
+                                     # points); generators are scored after training (budgetvision eval)
     checkpoint_every: int = 1000     # steps between atomic checkpoints
     checkpoint_minutes: float = 10.0  # and at most this many minutes of wall time between them
     sample_every: int = 1000         # generators: steps between fixed-seed sample grids
@@ -323,7 +324,7 @@ def check_fits(cfg: "RunConfig", image_size: int) -> None:
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    max_params: int = 100_000        # trainable parameters must be strictly fewer
+    max_params: int = 100_000        # budgeted parameters (models/registry.py count_params) must be strictly fewer
     max_steps: int = 10_000          # optimisation steps must be at most this
 
 

@@ -73,7 +73,7 @@ def param_counts(objective: Objective) -> dict[str, int]:
 
 
 def config_params(cfg: RunConfig, data_root: Path | None = None) -> dict[str, int]:
-    """Trainable parameters of a config's networks on its data set (known shapes need no data)."""
+    """Budgeted parameters (count_params) of a config's networks on its data set (known shapes need no data)."""
     return param_counts(build_objective(cfg, shape_spec(cfg, data_root)))
 
 

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,8 +186,17 @@ def run_sweep(cfg: RunConfig, space: list[Dimension], *, trials: int, storage: s
 
         check_judge_fits(open_judge(judge, device=device, data_root=data_root), splits_of(cfg.data, data_root).spec,
                          cfg.preset)
-    study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
-                           pruner=pruner, metric=metric, heartbeat=heartbeat)
+    # The folder (and the SQLite study in it) only once every check has passed, and gone again if the
+    # study cannot be opened: a refused sweep leaves nothing behind.
+    created = next((p for p in [*reversed(Path(out).parents), Path(out)] if not p.exists()), None)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    try:
+        study_obj = open_study(storage, study, preset=cfg.preset, create=True, grid=space if grid else None,
+                               pruner=pruner, metric=metric, heartbeat=heartbeat)
+    except BudgetVisionError:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
     def objective(trial) -> float:
         trial_cfg = apply_overrides(cfg, [f"{d.key}={d.suggest(trial)}" for d in space])

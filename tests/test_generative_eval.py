@@ -265,6 +265,13 @@ def test_evaluate_generator_writes_eval_json_and_reuses_reference(runs, inceptio
     def no_network(*args, **kwargs):
         raise AssertionError("evaluation must not reach the network")
     monkeypatch.setattr(socket, "create_connection", no_network)
+    passes = []   # (features, logits) of each Inception pass: the samples', then the test images'
+
+    def kept(*args, **kwargs):
+        passes.append(inception_features(*args, **kwargs))
+        return passes[-1]
+    inception_features = fidlib.inception_features
+    monkeypatch.setattr(fidlib, "inception_features", kept)
     gen = runs["generator"]
     out = evaluate_generator(gen, fid=True, kid=True, inception_score=True, n=4, judge=runs["judge"], lpips=True,
                              inception_weights=inception_weights, lpips_weights=alexnet_weights, device="cpu",
@@ -274,7 +281,17 @@ def test_evaluate_generator_writes_eval_json_and_reuses_reference(runs, inceptio
     assert out["preset"] == "mnist-pca" and out["step"] == 10 and out["labels"] == "seed % 10"
     for key in ("fid", "kid_mean", "kid_std", "is_mean", "judge_accuracy", "judge_fid", "lpips_nearest_mean"):
         assert np.isfinite(out[key]), key
-    assert out["fid"] >= 0 and out["is_mean"] >= 1 and out["fid_n"] == 4 and out["fid_n_reference"] == 4
+    assert out["fid_n"] == 4 and out["fid_n_reference"] == 4 and len(passes) == 2
+    # FID in closed form for n points: with S = A^T A, A the centred features (n x 2048) / sqrt(n - 1),
+    # tr (S1 S2)^(1/2) is the nuclear norm of A1 A2^T (4 x 4): no pivoted Cholesky, no eigensolver
+    (fake, _), (real, _) = passes
+    a1, a2 = ((f.double() - f.double().mean(0)) / 3 ** 0.5 for f in (fake, real))
+    closed = ((fake.double().mean(0) - real.double().mean(0)).square().sum() + a1.square().sum()
+              + a2.square().sum() - 2 * torch.linalg.matrix_norm(a1 @ a2.T, "nuc"))
+    assert out["fid"] == pytest.approx(float(closed), rel=1e-9)   # both float64 sums of the same features
+    # IS at n = 4 is over 4 splits of one image each: a split's marginal is its own image's class
+    # distribution, so every KL term is 0 and IS exactly 1, with no spread
+    assert (out["is_mean"], out["is_std"]) == (pytest.approx(1.0, abs=1e-6), pytest.approx(0.0, abs=1e-6))
     assert out["judge"] == f"mnist-lenet ({runs['judge']})" and "fid" not in [k for k in out if "judge" in k]
     assert np.array(out["judge_confusion"]).sum(1).tolist() == [1] * 4 + [0] * 6  # seeds 0-3: classes 0-3
     assert (gen / "judge-confusion.png").stat().st_size > 0
@@ -306,7 +323,10 @@ def test_cli_eval_of_a_generator_run_with_a_judge(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "judge_accuracy" in out and "mnist-lenet" in out
     result = json.loads((gen / "eval.json").read_text())
-    assert 0 <= result["judge_accuracy"] <= 1
+    # the accuracy is the judge's confusion matrix read out: seeds 0-99, labels seed % 10, 10 a class
+    confusion = np.array(result["judge_confusion"])
+    assert confusion.sum(1).tolist() == [10] * 10
+    assert result["judge_accuracy"] == np.trace(confusion) / 100
     assert 0 <= result["judge_fid_real_floor"] < result["judge_fid"]  # real images beat a 1-component PCA
     assert main(["eval", str(gen)]) == 2
     assert "needs at least one of" in capsys.readouterr().err

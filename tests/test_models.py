@@ -1,16 +1,25 @@
-"""Every registered classifier, in every supported input setting (timm's test_models.py style)."""
+"""Every classifier, the papers' and our presets', in every supported input setting (timm's
+test_models.py style)."""
 import itertools
 
 import pytest
 import torch
 from torch import nn
 
+from budgetvision.data.shapes import KNOWN
 from budgetvision.errors import ConfigError
 from budgetvision.models import MODELS, build_model, count_params, model_names, register
-from budgetvision.models.classifiers import PAPER_PARAMS
-from budgetvision.models.layers import fourier_positions_2d
+from budgetvision.models.classifiers import PAPER_PARAMS, DigitSumNet
+from budgetvision.models.layers import PatchWhitening, fourier_positions_2d
+from budgetvision.models.registry import buffer_roles, register_fitted, register_training_state
+from budgetvision.presets import PRESETS
 
-NAMES = sorted(PAPER_PARAMS)  # every classifier; generators have their own tests
+# Every classifier a preset trains, in that preset's own setting (no paper count for ours), and the
+# papers' in theirs; generators have their own tests.
+SETTINGS = {p.config.model.name: (None, dict(zip(("in_channels", "image_size", "num_classes"),
+                                                  KNOWN[p.config.data.name])))
+            for p in PRESETS.values() if p.config.task == "classify"} | PAPER_PARAMS
+NAMES = sorted(SETTINGS)
 # (in_channels, image_size): grey/colour at digits (16), MNIST/AddNIST (28) and CIFAR (32).
 INPUTS = list(itertools.product((1, 3), (16, 28, 32)))
 NUM_CLASSES = (10, 20, 100)
@@ -19,23 +28,39 @@ BUDGET = 100_000
 
 def test_every_classifier_is_registered():
     assert set(NAMES) <= set(model_names())
-    assert len(NAMES) == 5
+    # the five papers' networks and our two presets' (speedrun_convnet, addnist_digit_sum)
+    assert len(PAPER_PARAMS) == 5 and len(NAMES) == 7
+
+
+def _supported(name: str, in_channels: int, num_classes: int) -> bool:
+    # addnist_digit_sum reads one digit per channel: its classes are the sums 1 .. 9 * channels
+    return name != "addnist_digit_sum" or num_classes <= 9 * in_channels
 
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("in_channels,image_size", INPUTS)
 def test_output_and_feature_shapes(name, in_channels, image_size):
     x = torch.randn(2, in_channels, image_size, image_size)
+    models = []
     for num_classes in NUM_CLASSES:
-        model = build_model(name, in_channels=in_channels, num_classes=num_classes,
-                            image_size=image_size)
-        assert model(x).shape == (2, num_classes)
-    model.eval()
-    with torch.no_grad():
-        feats = model.features(x)
-        assert feats.ndim == 2 and feats.shape[0] == 2
-        # features() is exactly what the last layer reads.
-        torch.testing.assert_close(model.head(feats), model(x))
+        shape = dict(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+        if not _supported(name, in_channels, num_classes):
+            with pytest.raises(ConfigError, match="cannot come from"):
+                build_model(name, **shape)
+            continue
+        models.append(build_model(name, **shape))
+        assert models[-1](x).shape == (2, num_classes)
+    for model in models[-1:]:
+        model.eval()
+        with torch.no_grad():
+            feats = model.features(x)
+            assert feats.ndim == 2 and feats.shape[0] == 2
+            # features() is exactly what the last layer reads (the digit-sum net's: per channel,
+            # one digit's features each, and the sum's law is computed from those logits)
+            if isinstance(model, DigitSumNet):
+                torch.testing.assert_close(model.head(feats.reshape(2, in_channels, -1)), model.digit_logits(x))
+            else:
+                torch.testing.assert_close(model.head(feats), model(x))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,7 +77,7 @@ def test_every_parameter_gets_a_finite_gradient(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_count_matches_paper_and_budget(name):
-    paper, setting = PAPER_PARAMS[name]
+    paper, setting = SETTINGS[name]
     n = count_params(build_model(name, **setting))
     assert n < BUDGET
     if paper is not None:
@@ -92,11 +117,42 @@ def test_too_small_image_raises_config_error():
         build_model("lenet5", in_channels=1, num_classes=10, image_size=8)
 
 
-def test_count_params_counts_tied_tensors_once_and_skips_frozen():
+def test_count_params_counts_tied_tensors_once_and_frozen_ones_too():
     shared = nn.Linear(4, 4)                       # 20 parameters
-    frozen = nn.Linear(4, 1)                       # 5 parameters
+    frozen = nn.Linear(4, 1)                       # 5 parameters, learned all the same
     frozen.requires_grad_(False)
-    assert count_params(nn.Sequential(shared, shared, frozen)) == 20
+    assert count_params(nn.Sequential(shared, shared, frozen)) == 25
+
+
+def test_count_params_counts_fitted_buffers_and_only_the_rules_exemptions_go_uncounted():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2),
+                        nn.utils.parametrizations.spectral_norm(nn.Linear(3, 2)))
+    register_fitted(net[0], "fitted", torch.zeros(7))           # counted: 7
+    register_training_state(net[0], "moments", torch.zeros(11))  # training only: not counted
+    # conv 2*9+2 = 20, BN affine 4, linear 3*2+2 = 8: 32 parameters; BN's running stats and the
+    # spectral norm's _u (2) and _v (3) are normalisation statistics
+    assert count_params(net) == 32 + 7
+    roles = buffer_roles(net)
+    assert roles == {"0.fitted": "fitted", "0.moments": "training state",
+                     "1.running_mean": "normalisation", "1.running_var": "normalisation",
+                     "1.num_batches_tracked": "normalisation",
+                     "2.parametrizations.weight.0._u": "normalisation",
+                     "2.parametrizations.weight.0._v": "normalisation"}
+    net[0].register_buffer("forgotten", torch.zeros(5))         # a plain buffer: the rule cannot place it
+    assert buffer_roles(net)["0.forgotten"] == "undeclared" and count_params(net) == 39
+
+
+def test_speedrun_convnet_counts_its_fitted_whitening_filters():
+    """airbench's stem: 24 filters of 3 x 2 x 2 fitted from the training images (288 values) and 24
+    trained biases. Counted once the filters are fitted, and in the copy a checkpoint restores."""
+    net = build_model("speedrun_convnet", in_channels=3, num_classes=100, image_size=32)
+    stem = net.stem[0]
+    assert isinstance(stem, PatchWhitening) and stem.weight.numel() == 288
+    trained = sum(p.numel() for p in net.parameters())
+    assert (trained, count_params(net)) == (93_852, 93_852 + 288)
+    stem.init_from_data(torch.randn(64, 3, 32, 32))
+    assert count_params(net) == 94_140
+    assert count_params(build_model("speedrun_convnet", in_channels=3, num_classes=10, image_size=32)) == 86_850
 
 
 def test_tied_transformer_layer_is_counted_once():

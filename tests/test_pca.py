@@ -42,6 +42,25 @@ def test_reconstruction_through_the_leading_k_components():
     torch.testing.assert_close(pca.pca.reconstruct(x, y, 16), pca.pca.reconstruct(x, y))
 
 
+def test_once_fitted_sampling_reads_no_training_statistic():
+    """The streamed moments are declared training state and not counted (models/registry.py): that
+    holds only if sampling never reads them. Overwritten with garbage (the two counts kept equal, the
+    sign of no new data), the fitted generator draws the very same images."""
+    from budgetvision.models.registry import buffer_roles, count_params
+
+    pca, _, _ = fitted(components=4)
+    before = pca.sample(list(range(6)))
+    roles = buffer_roles(pca.pca)
+    assert roles == dict.fromkeys(("count", "sum", "outer", "fitted_count"), "training state")
+    for name in ("sum", "outer"):
+        getattr(pca.pca, name).normal_()
+    pca.pca.count.fill_(7.0)
+    pca.pca.fitted_count.fill_(21.0)            # 3 classes x 7
+    assert torch.equal(pca.sample(list(range(6))), before)
+    # counted: the 3 classes' means (16), components (4 x 16) and scales (4)
+    assert count_params(pca.pca) == 3 * (16 + 4 * 16 + 4)
+
+
 def test_samples_depend_on_seed_only_and_stay_in_range():
     pca, _, _ = fitted(components=3)
     batch = pca.sample(list(range(8)))

@@ -149,7 +149,7 @@ def test_patch_whitening_whitens_correlated_patches_and_trains_only_its_bias():
     half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
     torch.testing.assert_close(half.T @ half / len(half), torch.eye(12), atol=1e-4, rtol=0)
     torch.testing.assert_close(out[:, 12:], -out[:, :12])                   # each filter and its negation
-    assert [n for n, p in layer.named_parameters()] == ["bias"]             # filters: a buffer, not a parameter
+    assert [n for n, p in layer.named_parameters()] == ["bias"]             # filters: fitted, counted, not trained
     assert "weight" in layer.state_dict()                                   # ... saved with the network
 
 
@@ -406,6 +406,32 @@ def test_readme_results_are_the_leaderboard_of_the_committed_files():
     assert rows, "no committed result files under benchmarks/results"
     assert section.strip() == readme_section(rows).strip(), "README.md is stale: run benchmarks/update_readme.py"
     assert all(math.isfinite(r["mean"]) for r in rows)
+
+
+def test_leaderboard_counts_each_row_under_the_rule_of_today():
+    """Result files keep the count of their day; the leaderboard counts each row's network again by
+    count_params. The speedrun's 288 fitted whitening filters went uncounted when its files were
+    written (86,562): its rows move to 86,850 and every other row stays as recorded, which also says
+    no other preset's network has changed since it was measured."""
+    from budgetvision.leaderboard import REPO_RESULTS
+
+    rows = load_rows(REPO_RESULTS)
+    recorded = {r["file"]: json.loads((REPO_RESULTS / r["file"]).read_text())["params"] for r in rows}
+    moved = {r["file"]: (recorded[r["file"]], r["params"]) for r in rows if r["params"] != recorded[r["file"]]}
+    assert moved == {f"cifar100-speedrun-convnet--cifar10-jpeg--3000x{b}.json": (86_562, 86_850) for b in (128, 256)}
+
+
+def test_leaderboard_counts_a_row_with_its_commands_overrides(tmp_path):
+    """A --set in the result's command that changes the network is built in; a preset the tool no
+    longer has keeps the recorded count."""
+    header = {**_header("cifar100-speedrun-convnet", "budgetvision"),
+              "command": "budgetvision train --preset cifar100-speedrun-convnet --dataset folder:cifar10-jpeg "
+                         "--set model.name=lenet5 'train.batch_size=64' --seeds 3"}
+    add_seed(result_path(tmp_path, "cifar100-speedrun-convnet", "cifar10-jpeg", 3000, 128), header, _seed(0, 0.5))
+    add_seed(result_path(tmp_path, "gone", "cifar10-jpeg", 3000, 128), _header("gone", "paper"), _seed(0, 0.5))
+    lenet = count_params(build_model("lenet5", in_channels=3, num_classes=10, image_size=32))
+    assert {r["preset"]: r["params"] for r in load_rows(tmp_path)} == {"cifar100-speedrun-convnet": lenet,
+                                                                      "gone": 90_000}
 
 
 def _compare_one_generator(tmp_path, data, judge_args, judge_flag, preset, steps, budget):

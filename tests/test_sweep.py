@@ -179,6 +179,22 @@ def test_sweeps_say_how_a_trial_cannot_be_scored(tmp_path, args, words, capsys):
     assert len(err) == 1 and words in err[0]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "mnist-lenet"], "needs a validation split"),          # seed 004 trained on all of train
+    (["--preset", "mnist-lenet", "--set", "data.val_fraction=0.1", "--pruner", "asha"], "--pruner must be one of"),
+    (["--preset", "mnist-lenet", "--set", "data.val_fraction=0.1", "--storage", "nosuchdb://x"], "cannot open study"),
+])
+def test_a_refused_sweep_writes_nothing(tmp_path, args, words, capsys):
+    """The study's folder (runs/sweeps/<study>/ and any parent it needed) appears only once the sweep
+    is accepted: a refusal is one line and an untouched disk."""
+    out = tmp_path / "runs" / "sweeps"
+    assert main(["sweep", *args, "--dataset", "digits", "--space", "optim.lr=log:1e-4:1e-2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_worker_killed_mid_trial_leaves_its_trial_retried_and_the_study_finishes(tmp_path):
     """SIGKILL one worker while its trial trains: it stops beating, the next worker fails that trial
     after three missed beats (1 s each here) and runs its parameters again, and the study completes."""

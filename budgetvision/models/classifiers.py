@@ -400,10 +400,10 @@ class ConvPoolBlock(nn.Sequential):
 
 class SpeedrunConvNet(StemBlocksHead):
     """A width-scaled airbench: its frozen 2x2 patch-whitening stem (2 * 12 channels, set from the
-    training images; 24 trained biases), then full 3x3 convolutions (no depthwise factorisation: at
-    this width the dense convs are both faster on a CPU and better per step) in three conv-pool
-    blocks, global max-pool, linear head. The first block pools after its second conv, so both of
-    its convs see the stem's full 31 x 31 grid."""
+    training images: 288 fitted filter values, counted, and 24 trained biases), then full 3x3
+    convolutions (no depthwise factorisation: at this width the dense convs are both faster on a CPU
+    and better per step) in three conv-pool blocks, global max-pool, linear head. The first block
+    pools after its second conv, so both of its convs see the stem's full 31 x 31 grid."""
 
     def __init__(self, in_channels: int, num_classes: int,
                  widths: tuple[int, int, int] = (32, 48, 80),     # per block; 31 -> 15 -> 7 -> 3
@@ -420,9 +420,10 @@ class SpeedrunConvNet(StemBlocksHead):
 
 @register("speedrun_convnet")
 def speedrun_convnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # budgetvision. 86,562 params at 3x32x32/10 classes, 93,852 at 100 (CIFAR-100): the whitening
-    # filters are a buffer. The frozen whitening stem read +1.8 points of validation accuracy at step
-    # 2,000 over a trained 3x3 conv stem; the first block's late pool +0.42 at step 3,000 (CIFAR-10-
-    # JPEG, 3,000 x 128, seed 0), at no cost in CPU time per step (0.29 s at batch 128, one thread).
+    # budgetvision. 86,850 params at 3x32x32/10 classes, 94,140 at 100 (CIFAR-100), the 288 fitted
+    # whitening filters included (learned from the training data, so they count). The frozen whitening
+    # stem read +1.8 points of validation accuracy at step 2,000 over a trained 3x3 conv stem; the
+    # first block's late pool +0.42 at step 3,000 (CIFAR-10-JPEG, 3,000 x 128, seed 0), at no cost in
+    # CPU time per step (0.29 s at batch 128, one thread).
     _require_min_size("speedrun_convnet", image_size, 9)
     return SpeedrunConvNet(in_channels, num_classes)

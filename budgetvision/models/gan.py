@@ -17,7 +17,8 @@ A conditional generator reads its class through one vector, `embed(y)`:
 conditional BN blends every layer's per-class gain and shift at once.
 
 Parameter counts (conv/linear weights + norm affines + embeddings; spectral norm's u and v
-are buffers) in each paper's setting are in GAN_PAPER_PARAMS and checked by tests/test_gan.py.
+are normalisation statistics, not counted: models/registry.py) in each paper's setting are in
+GAN_PAPER_PARAMS and checked by tests/test_gan.py.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from budgetvision.models.registry import register_fitted
+
 Activation = Callable[[], nn.Module]
 
 
@@ -142,8 +144,9 @@ class PatchWhitening(nn.Module):
     The filters are the eigenvectors of the (uncentred) covariance of the training images' patches,
     each divided by sqrt(eigenvalue + eps), so the outputs have unit variance along every patch
     direction from the first step. They are set from data by `init_from_data` (the training loop
-    calls it with normalised training images before the first step) and kept as a buffer: not
-    trained, not counted against the parameter budget, saved in checkpoints. The bias is trained.
+    calls it with normalised training images before the first step) and kept as a fitted buffer:
+    not trained, saved in checkpoints, and counted against the parameter budget like any number
+    learned from the training data (registry.register_fitted). The bias is trained.
     Until then the filters are those that whiten white noise (covariance I): each picks out one
     pixel of the patch, scaled by 1 / sqrt(1 + eps), so an uninitialised layer is still a
     faithful function of its input."""
@@ -153,7 +156,9 @@ class PatchWhitening(nn.Module):
         self.size, self.eps = size, eps
         dims = in_channels * size * size
         pixels = (torch.eye(dims) / (1 + eps) ** 0.5).reshape(dims, in_channels, size, size)
-        self.register_buffer("weight", torch.cat([pixels, -pixels]))
+        # All 2 * dims**2 stored values count (288 at 3 channels), the negated half too, as the
+        # weights of a trained conv in its place would.
+        register_fitted(self, "weight", torch.cat([pixels, -pixels]))
         self.bias = nn.Parameter(torch.zeros(2 * dims))
 
     @torch.no_grad()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from budgetvision.models.registry import register
+from budgetvision.models.registry import register, register_training_state
 
 
 class PCAGenerator(nn.Module):
@@ -22,11 +22,12 @@ class PCAGenerator(nn.Module):
         self.mean = nn.Parameter(torch.zeros(num_classes, dim))
         self.basis = nn.Parameter(torch.zeros(num_classes, self.components, dim))
         self.scale = nn.Parameter(torch.zeros(num_classes, self.components))
-        # Sufficient statistics (float64 for exact covariances over 60,000 images).
-        self.register_buffer("count", torch.zeros(num_classes, dtype=torch.float64))
-        self.register_buffer("sum", torch.zeros(num_classes, dim, dtype=torch.float64))
-        self.register_buffer("outer", torch.zeros(num_classes, dim, dim, dtype=torch.float64))
-        self.register_buffer("fitted_count", torch.zeros((), dtype=torch.float64))
+        # Sufficient statistics (float64 for exact covariances over 60,000 images): what the components
+        # are fitted from, read by training alone, so not counted (sampling reads mean, basis, scale).
+        register_training_state(self, "count", torch.zeros(num_classes, dtype=torch.float64))
+        register_training_state(self, "sum", torch.zeros(num_classes, dim, dtype=torch.float64))
+        register_training_state(self, "outer", torch.zeros(num_classes, dim, dim, dtype=torch.float64))
+        register_training_state(self, "fitted_count", torch.zeros((), dtype=torch.float64))
 
     @torch.no_grad()
     def accumulate(self, x: Tensor, y: Tensor) -> None:

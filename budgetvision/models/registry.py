@@ -2,6 +2,7 @@
 import inspect
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from budgetvision.errors import ConfigError
@@ -72,6 +73,59 @@ def _config_options(model_cfg, key: str, name: str, fields) -> dict[str, int]:
     return options
 
 
+# The budget's rule, in one place: every number a network needs at inference that was learned from
+# the training data counts, whether an optimiser trains it (parameters), it is frozen (a parameter
+# with requires_grad=False) or it is fitted in closed form (a buffer registered by `register_fitted`:
+# a whitening stem's filters). Not counted: the normalisation statistics every paper leaves out
+# (below; the input mean and std live in the data loader, not in a network), and the accumulators
+# that only training reads (`register_training_state`: PCA's streamed moments, from which its
+# counted components are fitted).
+NORMALISATION_STATISTICS = {
+    # BatchNorm's running moments and its batch counter
+    nn.modules.batchnorm._BatchNorm: ("running_mean", "running_var", "num_batches_tracked"),
+    # spectral norm's power-iteration vectors: the running estimate of the weight's largest singular
+    # value that divides it, a function of the (counted) weight as BatchNorm's variance is of activations
+    nn.utils.parametrizations._SpectralNorm: ("_u", "_v"),
+}
+FITTED = "_budget_fitted"                  # a module's set of buffer names that count
+TRAINING_STATE = "_budget_training_state"  # a module's set of buffer names only training reads
+
+
+def _declare(module: nn.Module, kind: str, name: str, tensor: torch.Tensor, persistent: bool) -> None:
+    module.register_buffer(name, tensor, persistent=persistent)
+    if kind not in module.__dict__:
+        object.__setattr__(module, kind, set())   # a plain attribute, not a submodule or buffer
+    module.__dict__[kind].add(name)
+
+
+def register_fitted(module: nn.Module, name: str, tensor: torch.Tensor, *, persistent: bool = True) -> None:
+    """A buffer fitted from the training data (not by an optimiser) that inference needs: it counts."""
+    _declare(module, FITTED, name, tensor, persistent)
+
+
+def register_training_state(module: nn.Module, name: str, tensor: torch.Tensor, *, persistent: bool = True) -> None:
+    """A buffer that only training reads (an accumulator the counted tensors are fitted from): it
+    does not count, and inference must give the same output whatever it holds."""
+    _declare(module, TRAINING_STATE, name, tensor, persistent)
+
+
+def buffer_roles(module: nn.Module) -> dict[str, str]:
+    """Each buffer of `module` (dotted name) -> "fitted" (counted), "normalisation",
+    "training state" or "undeclared"; an undeclared buffer is a bug the tests catch."""
+    roles = {}
+    for prefix, sub in module.named_modules():
+        norm = next((names for kind, names in NORMALISATION_STATISTICS.items() if isinstance(sub, kind)), ())
+        for name, _ in sub.named_buffers(recurse=False):
+            role = ("fitted" if name in sub.__dict__.get(FITTED, ()) else
+                    "training state" if name in sub.__dict__.get(TRAINING_STATE, ()) else
+                    "normalisation" if name in norm else "undeclared")
+            roles[f"{prefix}.{name}" if prefix else name] = role
+    return roles
+
+
 def count_params(module: nn.Module) -> int:
-    """Trainable parameters; `parameters()` yields a shared (tied) tensor only once."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+    """The budgeted count: every parameter, trained or frozen, and every fitted buffer. A shared
+    (tied) tensor counts once: `parameters()` and `named_buffers()` yield it once."""
+    fitted = {n for n, role in buffer_roles(module).items() if role == "fitted"}
+    return (sum(p.numel() for p in module.parameters())
+            + sum(b.numel() for n, b in module.named_buffers() if n in fitted))

@@ -421,7 +421,7 @@ class GAN(GenerativeObjective):
 
 
 def gan_param_counts(objective: GAN) -> dict[str, int]:
-    """Trainable parameters of the generator, the discriminator and both (the budgeted total)."""
+    """Budgeted parameters (count_params) of the generator, the discriminator and both (the budgeted total)."""
     g = count_params(objective.generator)
     d = count_params(objective.discriminator)
     return {"generator": g, "discriminator": d, "total": g + d}
