@@ -631,7 +631,7 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     assert row["mean"] == scores["judge_fid"] > 0
     assert set(row["extra"]) == {"judge_fid_real_floor", "judge_precision", "judge_recall", "sampling_images_per_s"}
     assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
-    assert "cifar10-jpeg, 2 steps: judge-feature FID" in format_text([row])
+    assert "CIFAR-100), 2 steps, each preset at its own batch: judge-feature FID" in format_text([row])
 
 
 def test_tta_screen_scores_the_runs_own_views_as_the_run_did(tmp_path):
