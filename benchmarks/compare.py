@@ -48,8 +48,8 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from budgetvision.device import device_name  # noqa: E402
-from budgetvision.leaderboard import MNIST_GENERATOR_STEPS, add_seed, read_result, result_path  # noqa: E402
-from budgetvision.presets import get_preset  # noqa: E402
+from budgetvision.leaderboard import add_seed, read_result, result_path  # noqa: E402
+from budgetvision.presets import MNIST_GENERATOR_STEPS, get_preset  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes

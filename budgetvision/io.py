@@ -50,7 +50,7 @@ def open_run_file(path: Path, flags: int) -> int:
     path = Path(path)
     try:
         return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
-    except OSError as e:
+    except OSError:
         if path.is_symlink():   # ELOOP on Linux, EMLINK / EFTYPE elsewhere
             raise BudgetVisionError(f"refusing to write to {path}: it is a symbolic link") from None
         raise

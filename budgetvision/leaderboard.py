@@ -22,7 +22,7 @@ from .errors import BudgetVisionError
 from .io import write_json
 from .loop import param_counts
 from .objectives import build_objective
-from .presets import MNIST_GENERATOR_STEPS, PRESETS
+from .presets import PRESETS
 from .runs import mean_std
 
 RESULT_FORMAT = "budgetvision-result-1"
@@ -232,13 +232,10 @@ def tables(rows: list[dict]):
 
 def _judge_column(table: list[dict]) -> dict[str, str]:
     """Each generator row's judge; a row read by another judge than most of its table says so."""
-    counts: dict[str, int] = {}
-    for r in table:
-        counts[" / ".join(r["judges"])] = counts.get(" / ".join(r["judges"]), 0) + 1
-    usual = max(counts, key=counts.get) if counts else ""
-    return {r["preset"]: " / ".join(r["judges"]) + ("" if " / ".join(r["judges"]) == usual else
-                                                    " (another judge than the rest of this table)")
-            for r in table}
+    named = {r["preset"]: " / ".join(r["judges"]) for r in table}
+    usual = max(set(named.values()), key=list(named.values()).count) if named else ""
+    return {preset: judge + ("" if judge == usual else " (another judge than the rest of this table)")
+            for preset, judge in named.items()}
 
 
 def format_text(rows: list[dict]) -> str:

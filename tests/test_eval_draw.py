@@ -3,7 +3,6 @@ first n images. Folders on disk are stored class by class (train/a/..., train/b/
 images of a folder data set hold a few classes."""
 import json
 
-import numpy as np
 import pytest
 import torch
 from torchvision.io import write_png
