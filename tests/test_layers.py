@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "budgetvision"
 # Lowest first. report.plots draws figures from numbers and imports nothing of the package, so every
 # layer may draw; report (the HTML) reads finished runs and sits near the top.
 LAYERS = [
-    {"version", "errors", "io", "config", "report.plots"},
+    {"version", "errors", "io", "config", "report.plots", "papers"},   # papers: the five papers' table
     {"data", "models", "budget", "presets", "device", "optim", "distributed"},   # distributed: the torchrun group
     {"objectives"},
     {"evaluation"},                      # pure metrics over tensors and networks
