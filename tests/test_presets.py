@@ -71,7 +71,7 @@ def _saved_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_tensor_a_preset_keeps_is_counted_unless_the_rule_exempts_it(name):
-    """The budget rule (README's Budgets): every tensor a preset's networks keep is counted by
+    """The budget rule (docs/budgets.md): every tensor a preset's networks keep is counted by
     count_params, except BatchNorm's running statistics, spectral norm's power-iteration vectors and
     declared training-only accumulators. A whitening stem's filters, fitted from the data and kept as
     a buffer, once went uncounted; a new fitted buffer that is not declared fails here."""
@@ -99,10 +99,11 @@ def test_every_tensor_a_preset_keeps_is_counted_unless_the_rule_exempts_it(name)
 
 
 def test_readme_presets_table_is_what_presets_markdown_prints(capsys):
-    """The README's table of presets and their parameter counts went stale once (a recipe's network
-    changed, the table kept the old count): it must be `budgetvision presets --markdown` verbatim."""
+    """The table of presets and their parameter counts (docs/presets.md, linked from the README) went
+    stale once (a recipe's network changed, the table kept the old count): it must be
+    `budgetvision presets --markdown` verbatim."""
     assert main(["presets", "--markdown"]) == 0
     printed = capsys.readouterr().out.strip()
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index(printed.splitlines()[0])
-    assert readme[start:start + len(printed)] == printed
+    page = (Path(__file__).resolve().parents[1] / "docs" / "presets.md").read_text()
+    start = page.index(printed.splitlines()[0])
+    assert page[start:start + len(printed)] == printed

@@ -1,7 +1,11 @@
-"""Every command in the README runs as written: each line of its plain code blocks that starts with
-`budgetvision` or `./bv` is run through the command line, in order, in one fresh folder, on the
-offline `digits` with tiny settings. A flag that went away, a preset that refuses what the line asks
-(a sweep without a validation split) or a placeholder that names no kind of run fails here.
+"""Every command in the README and the pages under docs/ runs as written: each line of their plain
+code blocks that starts with `budgetvision` or `./bv` is run through the command line, in order (the
+README first, then docs/ pages by path), in one fresh folder, on the offline `digits` with tiny
+settings. A flag that went away, a preset that refuses what the line asks (a sweep without a
+validation split) or a placeholder that names no kind of run fails here. A block that should not run
+here (it needs data or hours this test cannot have) is marked with a language (```sh, ```text), as
+```python blocks are: only plain blocks run. Lines of other programs (`./test`, `python benchmarks/...`,
+`tensorboard`, `torchrun`) do not run either.
 
 Tiny settings only shrink a line: the data set becomes digits, step, seed, trial, sample and sampler
 step counts become a few, torch.compile is off, `bench --all` sees two presets, and the FID
@@ -24,7 +28,8 @@ from budgetvision.cli import main
 from budgetvision.evaluation import fid as fidlib
 from test_generative_eval import alexnet_weights, inception_weights  # noqa: F401  (fixtures: random weights)
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 DIGIT_PIXELS = 16 * 16   # pca-vs-gan's largest component count on digits (the README's is MNIST's 784)
 # flag -> its tiny value, on the commands where the flag means that (interpolate's --steps are frames,
 # sample's --seeds are image seeds: kept)
@@ -44,16 +49,26 @@ PLACEHOLDERS = {"classifier": ("<mnist-lenet-run>", "<j>", "<a>"), "gan": ("<run
                 "diffusion": ("<diffusion-run>",)}
 
 
-def readme_commands() -> list[str]:
-    """Each command line of the README's plain code blocks (continuation lines joined)."""
+def documents() -> list[Path]:
+    """The README, then every page under docs/ by path: a later line may use a run an earlier one made."""
+    return [README, *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def commands(path: Path) -> list[str]:
+    """Each command line of a page's plain code blocks (continuation lines joined)."""
     lines = []
-    for lang, body in re.findall(r"```([^\n]*)\n(.*?)```", README.read_text(), re.S):
-        if lang.strip():   # ```python and the like
+    for lang, body in re.findall(r"```([^\n]*)\n(.*?)```", path.read_text(), re.S):
+        if lang.strip():   # ```python, ```sh and the like: not run here
             continue
         for line in body.replace("\\\n", " ").splitlines():
             if line.split(" ", 1)[0] in ("budgetvision", "./bv"):
                 lines.append(line)
     return lines
+
+
+def readme_commands() -> list[tuple[str, str]]:
+    """(page, command line) for every page, the README first."""
+    return [(str(path.relative_to(REPO)), line) for path in documents() for line in commands(path)]
 
 
 def _command(args: list[str]) -> str:
@@ -113,7 +128,12 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 def test_every_readme_command_runs_as_written(runs, inception_weights, alexnet_weights, tmp_path,  # noqa: F811
                                              monkeypatch):
     lines = readme_commands()
-    assert len(lines) >= 35 and any("sweep --preset" in line for line in lines)
+    assert len(lines) >= 35 and any("sweep --preset" in line for _, line in lines)
+    # the front page's own: the offline demo, a machine check and the short tour
+    front = {line.split("#")[0].split()[1] for page, line in lines if page == "README.md"}
+    assert front >= {"demo", "selftest", "train", "eval", "sample", "report", "leaderboard"}, front
+    assert {page for page, _ in lines} >= {"README.md", "docs/usage.md", "docs/speed.md",
+                                         "docs/distributed-and-sweeps.md"}
     # the tool's first place to look for the Inception and LPIPS (AlexNet) weights: torch's hub cache
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
@@ -127,12 +147,12 @@ def test_every_readme_command_runs_as_written(runs, inception_weights, alexnet_w
     monkeypatch.setattr(leaderboard, "REPO_RESULTS", Path(shutil.copytree(leaderboard.REPO_RESULTS,
                                                                            tmp_path / "results")))
     failed = []
-    for line in lines:
+    for page, line in lines:
         args = tiny(line, runs, work)
         torch.manual_seed(0)
         with monkeypatch.context() as patch:
             if "--all" in args:   # bench --all on two of the presets: every one would take minutes
                 patch.setattr(presets, "PRESETS", {n: presets.PRESETS[n] for n in ("mnist-lenet", "mnist-ccgan")})
             if main(args) != 0:
-                failed.append(f"{line.strip()}  (ran: {shlex.join(args)})")
-    assert not failed, "README commands that fail:\n" + "\n".join(failed)
+                failed.append(f"{page}: {line.strip()}  (ran: {shlex.join(args)})")
+    assert not failed, "README and docs/ commands that fail:\n" + "\n".join(failed)

@@ -249,7 +249,7 @@ def test_cpu_bf16_changes_speed_not_what_a_short_run_learns(tmp_path, preset, ex
     steps on the digits with it on and off, the test split's accuracies within 2 points (measured:
     speedrun 99.56 % fp32, 99.78 % bf16; dsc-transformer 93.56 % both). At 3,000 CIFAR-10-JPEG
     steps the speedrun read 0.30 points lower in bf16 over three seeds and keeps fp32;
-    cifar100-dsc-transformer, level there, trains in bf16 (README: Precision)."""
+    cifar100-dsc-transformer, level there, trains in bf16 (docs/speed.md: Precision)."""
     accuracy = {}
     for on in (False, True):
         out = tmp_path / str(on)
