@@ -1,4 +1,4 @@
-"""Learning-rate range test (Smith 2018, used by seed 003 to set its OneCycle peak).
+"""Learning-rate range test (Smith 2018, used by the anonymous paper to set its OneCycle peak).
 
 The learning rate grows exponentially from `lr_min` to `lr_max` over `steps` optimisation steps on
 a fresh copy of the preset's network; the smoothed loss is recorded until it diverges. These steps

@@ -2,7 +2,7 @@
 through the study's storage (SQLite next to the runs by default; a server database for many
 machines), and the objective is validation accuracy, never the test split. A class-conditional
 generator's trials are scored by a judge (a classifier run) reading its samples against the labels
-asked for: seed 004's LeNet score, which reads no real image (the judge-feature FID beside it, which
+asked for: Rzayev's LeNet score, which reads no real image (the judge-feature FID beside it, which
 does, is reported and chooses nothing).
 
 Search spaces are written as on the command line: `optim.lr=log:1e-4:1e-2` (log-uniform),
@@ -30,7 +30,7 @@ HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed w
                           # (and retried) once silent for three beats
 PRUNERS = ("median", "hyperband", "none")
 JUDGE_SAMPLES = 1_000     # CHOICE: a generator trial's judge samples, 100 per class (standard error ~0.5
-                          # point at 97 %); seed 004 does not say how many its LeNet score read
+                          # point at 97 %); Rzayev does not say how many its LeNet score read
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ def summary(study_obj) -> dict:
 
 
 def write_report(study_obj, folder: Path) -> dict:
-    """Optimisation history and parameter importances as PNGs; for a generator study also seed 004's
+    """Optimisation history and parameter importances as PNGs; for a generator study also Rzayev's
     figures: every trial's discriminator accuracy and losses against step (`trials.png`) and its
     judge score (`scores.png`), one line and one bar per combination. (The command line puts them in
     `report.html`, with the trials' table and their runs' sections.)"""

@@ -254,7 +254,7 @@ def trivial_augment(x: Tensor, g: torch.Generator) -> Tensor:
 
 _DEFAULTS = {
     "crop": 0,                    # random-crop padding, pixels (0 = off)
-    "crop_p": 1.0,                # probability a sample is cropped (seed 002 uses 0.7)
+    "crop_p": 1.0,                # probability a sample is cropped (Zavileiskii uses 0.7)
     "crop_mode": "zero",          # padding: "zero" (torchvision RandomCrop) or "reflect" (airbench)
     "rotate": 0.0,                # random affine: rotation range, degrees
     "scale": 0.0,                 # random affine: zoom range, fraction (0.1 -> 0.9..1.1)

@@ -1,4 +1,4 @@
-"""Scores from a classifier the tool trained on the real data, run as a judge (seed 004's "LeNet
+"""Scores from a classifier the tool trained on the real data, run as a judge (Rzayev's "LeNet
 score"): its accuracy on class-conditional samples, taking each sample's intended class as the
 label, per class and as a confusion matrix; and a Fréchet distance between its penultimate-layer
 features of generated and of real test images.

@@ -1,4 +1,4 @@
-"""Nearest training images of generated samples (memorisation check, seed 003's figure)."""
+"""Nearest training images of generated samples (memorisation check, the anonymous paper's figure)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""LPIPS from each generated sample to its nearest training image (seed 001's memorisation check).
+"""LPIPS from each generated sample to its nearest training image (Jalil's memorisation check).
 
 LPIPS is torchmetrics' port of the reference implementation (AlexNet backbone, the learned linear
 layers torchmetrics ships). Only the AlexNet backbone weights are not shipped: they come from

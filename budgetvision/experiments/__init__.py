@@ -1,1 +1,1 @@
-"""Experiments of the papers that combine runs: synthetic-data mixes and PCA against a GAN (seed 004)."""
+"""Experiments of the papers that combine runs: synthetic-data mixes and PCA against a GAN (Rzayev)."""

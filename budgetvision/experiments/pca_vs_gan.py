@@ -1,10 +1,10 @@
-"""Per-class PCA against a GAN, both scored by a classifier judge (seed 004 section 5).
+"""Per-class PCA against a GAN, both scored by a classifier judge (Rzayev section 5).
 
 PCA is fitted once, in closed form, on the generator's whole training split with the largest
 component count asked for; fewer components are the leading ones of that fit (component space
 draws beyond k set to zero), so every count is exact and the eigendecomposition runs once.
 
-Seed 004's words fit two readings, so both are scored (`mode`): "sample", new images drawn in the
+Rzayev's words fit two readings, so both are scored (`mode`): "sample", new images drawn in the
 space of the leading k components ("each generated images were reassembled to their original
 size"), and "reconstruct", real held-out test images projected onto their class's leading k
 components and back ("Individual images were then reconstructed into its original size of

@@ -1,4 +1,4 @@
-"""Train a classifier on real and generated images mixed at given real fractions (seed 004 section 4).
+"""Train a classifier on real and generated images mixed at given real fractions (Rzayev section 4).
 
 Every mix has the same total size and the real training set's class proportions; a per-class
 override sets one class's real fraction on its own (the paper's experiment on a single digit).

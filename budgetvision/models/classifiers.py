@@ -30,7 +30,7 @@ PAPER_PARAMS: dict[str, tuple[int | None, dict[str, int]]] = {
     "dsc_resnet": (94_372, dict(in_channels=3, image_size=32, num_classes=100)),
     "bottleneck_dsc": (99_703, dict(in_channels=3, image_size=32, num_classes=100)),
     "dsc_transformer": (99_546, dict(in_channels=3, image_size=32, num_classes=100)),
-    # Seed 004 gives no count for its LeNet judge; the classic LeNet-5 has 61,706.
+    # Rzayev gives no count for its LeNet judge; the classic LeNet-5 has 61,706.
     "lenet5": (None, dict(in_channels=1, image_size=28, num_classes=10)),
 }
 
@@ -68,7 +68,7 @@ class StemBlocksHead(Classifier):
         return self.pool(self.blocks(self.stem(x))).flatten(1)
 
 
-# --------------------------------------------------------------------------- seed 000
+# --------------------------------------------------------------------------- Hughes
 class PerChannelMobileNet(Classifier):
     def __init__(self, in_channels: int, num_classes: int,
                  tower: tuple[int, ...] = (4, 8, 12, 16, 20, 24),   # channels per input channel
@@ -100,7 +100,7 @@ class PerChannelMobileNet(Classifier):
 
 @register("addnist_mobilenet")
 def addnist_mobilenet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # Seed 000. Every input channel gets its own tower of 6 MobileNet blocks (depthwise 3x3
+    # Hughes. Every input channel gets its own tower of 6 MobileNet blocks (depthwise 3x3
     # +BN+LeakyReLU, pointwise 1x1 +BN+LeakyReLU, as in Howard et al.), 1->4->8->12->16->20->24
     # channels, stride 2 only in the sixth (28 -> 14): the text's "progressively expand",
     # taken as equal steps. The towers' 3x24 = 72 channels then pass 4 stride-2 blocks
@@ -112,7 +112,7 @@ def addnist_mobilenet(*, in_channels: int, num_classes: int, image_size: int) ->
     return PerChannelMobileNet(in_channels, num_classes)
 
 
-# --------------------------------------------------------------------------- seed 001
+# --------------------------------------------------------------------------- Jalil
 class DSCResidualBlock(nn.Module):
     """ResNet basic block with both 3x3 convs made depthwise separable."""
 
@@ -144,7 +144,7 @@ class DSCResNet(StemBlocksHead):
 
 @register("dsc_resnet")
 def dsc_resnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # Seed 001. Stem 3x3 conv 3->32 +BN+ReLU; 4 residual blocks at 32/64/96/128, each two
+    # Jalil. Stem 3x3 conv 3->32 +BN+ReLU; 4 residual blocks at 32/64/96/128, each two
     # depthwise-separable convs (depthwise+BN+ReLU, pointwise+BN, ReLU after the add) with a
     # 1x1 conv+BN shortcut where the width changes; adaptive avg pool; FC 128->classes.
     # Open: two DSC convs per block (the ResNet basic block) and the projection shortcut;
@@ -155,7 +155,7 @@ def dsc_resnet(*, in_channels: int, num_classes: int, image_size: int) -> nn.Mod
     return DSCResNet(in_channels, num_classes)
 
 
-# --------------------------------------------------------------------------- seed 002
+# --------------------------------------------------------------------------- Zavileiskii
 class BottleneckBlock(nn.Module):
     """1x1 reduce -> depthwise-separable 3x3 -> 1x1 expand, added to the input."""
 
@@ -201,7 +201,7 @@ class BottleneckDSCNet(Classifier):
 
 @register("bottleneck_dsc")
 def bottleneck_dsc(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # Seed 002. Stem 5x5 conv 3->12 +BN+ReLU; 3 bottleneck blocks at 12; expand ->24,
+    # Zavileiskii. Stem 5x5 conv 3->12 +BN+ReLU; 3 bottleneck blocks at 12; expand ->24,
     # 2 blocks; max-pool; expand ->48, 2 blocks; max-pool; expand ->96, 2 blocks; avg pool
     # over the 8x8 map; FC 96->classes. Bottleneck: 1x1 C->C/2 +BN+ReLU, depthwise 3x3
     # +BN+ReLU, pointwise +BN+ReLU, 1x1 C/2->C +BN, added to the input.
@@ -215,7 +215,7 @@ def bottleneck_dsc(*, in_channels: int, num_classes: int, image_size: int) -> nn
     return BottleneckDSCNet(in_channels, num_classes)
 
 
-# --------------------------------------------------------------------------- seed 003
+# --------------------------------------------------------------------------- Anonymous
 class DSCTransformer(Classifier):
     def __init__(self, in_channels: int, num_classes: int,
                  widths: tuple[int, int, int] = (32, 64, 64),   # stem conv, DSC, DSC = token dim
@@ -255,7 +255,7 @@ class DSCTransformer(Classifier):
 
 @register("dsc_transformer")
 def dsc_transformer(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # Seed 003. Stem: 3x3 conv 3->32 +BN+SiLU, 2x2 max-pool, DSC 32->64 (each conv +BN+SiLU),
+    # Anonymous. Stem: 3x3 conv 3->32 +BN+SiLU, 2x2 max-pool, DSC 32->64 (each conv +BN+SiLU),
     # 2x2 max-pool, DSC 64->64: 8x8 = 64 tokens of 64 dims at 32x32. Fixed 2-D Fourier
     # positions are added, then one pre-norm LLaMA-style encoder layer (RMSNorm, 4-head
     # bias-free attention, SwiGLU 64->168->64, no dropout) is applied 4 times, final
@@ -271,7 +271,7 @@ def dsc_transformer(*, in_channels: int, num_classes: int, image_size: int) -> n
     return DSCTransformer(in_channels, num_classes)
 
 
-# --------------------------------------------------------------------------- seed 004
+# --------------------------------------------------------------------------- Rzayev
 class LeNet5(Classifier):
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
@@ -292,7 +292,7 @@ class LeNet5(Classifier):
 
 @register("lenet5")
 def lenet5(*, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    # Seed 004's judge: conv5 1->6, max-pool, conv5 6->16, max-pool, FC 400->120->84->10.
+    # Rzayev's judge: conv5 1->6, max-pool, conv5 6->16, max-pool, FC 400->120->84->10.
     # Open: activation and pooling; ReLU with max-pool is the common modern LeNet-5 and
     # trains in a few epochs with Adam, as the paper's did (tanh/avg-pool is the 1998 one).
     # 61,706 params at 1x28x28/10 classes (the paper gives no count; classic LeNet-5: 61,706).

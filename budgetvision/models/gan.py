@@ -1,4 +1,4 @@
-"""The GANs of seeds 000, 001 and 004: generators and discriminators, registered by name.
+"""The GANs of Hughes, Jalil and Rzayev: generators and discriminators, registered by name.
 
 Generators map z (B, latent_dim) (and, when conditional, a class) to images (B, C, H, W) in
 [-1, 1] through tanh. Discriminators map images (and a class) to raw scores (B,): the sigmoid
@@ -34,7 +34,7 @@ from budgetvision.errors import ConfigError
 from budgetvision.models.registry import register
 
 # (generator, discriminator) -> (the count the paper reports for G + D, the setting it was
-# counted in). Seed 004 reports no count (its generator alone had ~7 M, over the budget).
+# counted in). Rzayev reports no count (its generator alone had ~7 M, over the budget).
 GAN_PAPER_PARAMS: dict[tuple[str, str], tuple[int | None, dict]] = {
     ("sn_dcgan_generator", "sn_dcgan_discriminator"): (
         973_936, dict(in_channels=3, image_size=32, num_classes=100, latent_dim=100, conditional=False)),
@@ -87,7 +87,7 @@ class ClassBatchNorm2d(nn.Module):
 
 
 class HalfBatchNorm(nn.BatchNorm2d):
-    """Seed 004's "virtual batch normalisation": in training, statistics come from a reference at
+    """Rzayev's "virtual batch normalisation": in training, statistics come from a reference at
     the start of the batch and normalise the whole batch, so no sample is normalised only by
     itself. The reference is the first `reference` rows where `with_reference` prepends one (the
     GAN objective's, drawn once per epoch as the paper did), else the batch's first half (batches
@@ -168,14 +168,14 @@ class Discriminator(nn.Module):
         return y
 
 
-# --------------------------------------------------------------------------- seeds 000, 001
+# --------------------------------------------------------------------------- Hughes, Jalil
 class ConvGenerator(Generator):
     """z as a 1x1 map -> ConvTranspose (kernel s0) to s0 x s0 -> stride-2 ConvTransposes, each
     followed by (conditional) BN and an activation -> output layer -> tanh.
 
     `out_conv=False`: the output layer is one more stride-2 ConvTranspose to the image channels
-    (DCGAN, seed 000); `True`: a 3x3 conv with bias after the last normalised stage (SN-GAN's
-    generator, seed 001). Hidden layers carry no bias: the BN after each makes it redundant."""
+    (DCGAN, Hughes); `True`: a 3x3 conv with bias after the last normalised stage (SN-GAN's
+    generator, Jalil). Hidden layers carry no bias: the BN after each makes it redundant."""
 
     def __init__(self, *, in_channels: int, image_size: int, latent_dim: int, num_classes: int,
                  conditional: bool, widths: tuple[int, ...], kernel: int, act: Callable[[], nn.Module],
@@ -217,7 +217,7 @@ class ConvDiscriminator(Discriminator):
     space (their global sum pooling).
 
     `head="conv"`: a conv whose kernel covers the whole last map (DCGAN's 4x4 conv on 4x4,
-    seed 000); `"fc"`: a linear layer on phi(x) (SN-GAN, seed 001)."""
+    Hughes); `"fc"`: a linear layer on phi(x) (SN-GAN, Jalil)."""
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int, conditional: bool,
                  widths: tuple[int, ...], strides: tuple[int, ...], norms: tuple[bool, ...],
@@ -254,7 +254,7 @@ class ConvDiscriminator(Discriminator):
 @register("sn_dcgan_generator")
 def sn_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                        conditional: bool = False) -> Generator:
-    """Seed 000 (DESIGN.md's worked example): 4x4 transposed convs 100 -> 184 -> 128 -> 64 -> 3
+    """Hughes (DESIGN.md's worked example): 4x4 transposed convs 100 -> 184 -> 128 -> 64 -> 3
     without bias, BatchNorm on 184/128/64, ReLU, tanh. 806,128 parameters at 32x32x3:
     294,400 + 376,832 + 131,072 + 3,072 weights + 752 BN. Conditional uses class BN (the
     paper is unconditional; offered so every GAN here can condition)."""
@@ -267,7 +267,7 @@ def sn_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int, l
 @register("sn_dcgan_discriminator")
 def sn_dcgan_discriminator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                            conditional: bool = False) -> Discriminator:
-    """Seed 000: spectrally normalised 4x4 stride-2 convs 3 -> 32 -> 64 -> 128 -> 1 without bias,
+    """Hughes: spectrally normalised 4x4 stride-2 convs 3 -> 32 -> 64 -> 128 -> 1 without bias,
     BatchNorm on 64/128, LeakyReLU(0.2). 167,808 parameters at 32x32x3: 1,536 + 32,768 +
     131,072 + 2,048 weights + 384 BN; the total with the generator is the paper's 973,936."""
     _check_size("sn_dcgan_discriminator", image_size)
@@ -276,7 +276,7 @@ def sn_dcgan_discriminator(*, in_channels: int, num_classes: int, image_size: in
                              norms=(False, True, True), bias=False, slope=0.2, head="conv")
 
 
-# Seed 001's Table 1 fixes the channels but not the kernels, strides or how z enters. CHOICE,
+# Jalil's Table 1 fixes the channels but not the kernels, strides or how z enters. CHOICE,
 # to land on the paper's 942,812 (conditional, 100 classes, 32x32x3):
 #   G: z as 1x1 -> 4x4 ConvTranspose 128 -> 128 at 4x4 (262,144), then 5x5 stride-2
 #      ConvTransposes 128 -> 64 -> 64 -> 32 (DCGAN's TF 5x5 kernels; 204,800 + 102,400 +
@@ -291,7 +291,7 @@ def sn_dcgan_discriminator(*, in_channels: int, num_classes: int, image_size: in
 @register("sngan_cbn_generator")
 def sngan_cbn_generator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 128,
                         conditional: bool = True) -> Generator:
-    """Seed 001 (aw-SN-GAN, Table 1): z in R^128, ConvTranspose 128/64/64/32 stages with
+    """Jalil (aw-SN-GAN, Table 1): z in R^128, ConvTranspose 128/64/64/32 stages with
     conditional BN + LeakyReLU, tanh output (layout and count in the comment above)."""
     _check_size("sngan_cbn_generator", image_size)
     return ConvGenerator(in_channels=in_channels, image_size=image_size, latent_dim=latent_dim,
@@ -302,7 +302,7 @@ def sngan_cbn_generator(*, in_channels: int, num_classes: int, image_size: int, 
 @register("sngan_projection_discriminator")
 def sngan_projection_discriminator(*, in_channels: int, num_classes: int, image_size: int,
                                    latent_dim: int = 128, conditional: bool = True) -> Discriminator:
-    """Seed 001 (Table 1): SN convs 3 -> 16 -> 32 -> 32 -> 64 -> 64 -> 128, FC to a scalar plus
+    """Jalil (Table 1): SN convs 3 -> 16 -> 32 -> 32 -> 64 -> 64 -> 128, FC to a scalar plus
     the projection y^T V phi(x) when conditional (layout and count in the comment above)."""
     _check_size("sngan_projection_discriminator", image_size)
     return ConvDiscriminator(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
@@ -311,9 +311,9 @@ def sngan_projection_discriminator(*, in_channels: int, num_classes: int, image_
                              head="fc")
 
 
-# --------------------------------------------------------------------------- seed 004
+# --------------------------------------------------------------------------- Rzayev
 class DenseUpsampleGenerator(Generator):
-    """Seed 004's DCGAN generator: dense -> BN/ReLU -> dense -> BN/ReLU -> reshape to s0 x s0 ->
+    """Rzayev's DCGAN generator: dense -> BN/ReLU -> dense -> BN/ReLU -> reshape to s0 x s0 ->
     (nearest upsample x2 -> 5x5 conv) twice, BN/ReLU between, tanh. CCGAN: the one-hot label
     is concatenated to z at the first dense layer, so the class vector is the one-hot itself."""
 
@@ -353,7 +353,7 @@ class DenseUpsampleGenerator(Generator):
 
 
 class ConvPoolDiscriminator(Discriminator):
-    """Seed 004's discriminator: [5x5 conv -> BN -> ELU] x depth (stride 2 at the first) ->
+    """Rzayev's discriminator: [5x5 conv -> BN -> ELU] x depth (stride 2 at the first) ->
     [5x5 conv -> BN -> ELU] x depth -> 2x2 max pool -> dense -> ELU -> dense to a score.
     CCGAN: the one-hot label goes through a dense layer to image_size^2 values, reshaped into
     one more input channel."""
@@ -385,7 +385,7 @@ class ConvPoolDiscriminator(Discriminator):
         return self.dense(self.convs(x)).flatten()
 
 
-# Seed 004 names the layers but not their widths; its generator had ~7 M parameters (the
+# Rzayev names the layers but not their widths; its generator had ~7 M parameters (the
 # Keras-era dense 1024 -> 128x7x7), over this task's budget. CHOICE: widths scaled by the
 # capacity multiplier F: G dense 128F, reshape to 64F x s0 x s0, convs 32F and C; D convs
 # 32F/64F (depth multiplier D repeats each conv D times), dense 64F. At F = D = 1, 28x28x1:
@@ -395,7 +395,7 @@ class ConvPoolDiscriminator(Discriminator):
 @register("mnist_dcgan_generator")
 def mnist_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                           conditional: bool = False, capacity: int = 1, virtual_bn: bool = False) -> Generator:
-    """Seed 004's DCGAN / CCGAN generator; `capacity` is the paper's F (model.capacity; best: 1),
+    """Rzayev's DCGAN / CCGAN generator; `capacity` is the paper's F (model.capacity; best: 1),
     `virtual_bn` its half-batch reference normalisation (which it found no better)."""
     _check_size("mnist_dcgan_generator", image_size)
     if capacity < 1:
@@ -409,7 +409,7 @@ def mnist_dcgan_generator(*, in_channels: int, num_classes: int, image_size: int
 def mnist_dcgan_discriminator(*, in_channels: int, num_classes: int, image_size: int, latent_dim: int = 100,
                               conditional: bool = False, capacity: int = 1, depth: int = 1,
                               virtual_bn: bool = False) -> Discriminator:
-    """Seed 004's discriminator; `capacity` is F and `depth` is D (model.capacity, model.depth;
+    """Rzayev's discriminator; `capacity` is F and `depth` is D (model.capacity, model.depth;
     best: both 1)."""
     _check_size("mnist_dcgan_discriminator", image_size)
     if capacity < 1 or depth < 1:

@@ -1,4 +1,4 @@
-"""Per-class PCA as a generator network (seed 004 section 5): sample in component space, reconstruct.
+"""Per-class PCA as a generator network (Rzayev section 5): sample in component space, reconstruct.
 
 Its "training" streams the exact per-class first and second moments of the pixels (float64); the
 components, means and component standard deviations it then keeps to sample are its parameters and

@@ -39,11 +39,11 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
     return builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
 
 
-# ModelConfig fields that only some builders take, under a keyword of the same name: seed 004's
+# ModelConfig fields that only some builders take, under a keyword of the same name: Rzayev's
 # capacity F and discriminator depth D. The value 1 is every other network's only shape, so it
 # passes silently; any other value they refuse, or a sweep over model.depth would train one
 # network three times and report three results.
-ARCHITECTURE_FIELDS = {"capacity": "seed 004's capacity F", "depth": "seed 004's discriminator depth D"}
+ARCHITECTURE_FIELDS = {"capacity": "Rzayev's capacity F", "depth": "Rzayev's discriminator depth D"}
 
 
 def build_configured(model_cfg, role: str = "name", *, fields=tuple(ARCHITECTURE_FIELDS), **shape) -> nn.Module:

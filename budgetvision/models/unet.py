@@ -69,7 +69,7 @@ def _check_size(name: str, image_size: int, *, minimum: int, multiple: int = 1) 
         raise ConfigError(f"model '{name}' needs image_size divisible by {multiple}, got {image_size}")
 
 
-# ----------------------------------------------------------------------------- seed 002: DDPM
+# ----------------------------------------------------------------------------- Zavileiskii: DDPM
 
 
 class DSCResidual(nn.Module):
@@ -92,14 +92,14 @@ class DSCResidual(nn.Module):
 
 
 class _LevelDDPM(nn.Sequential):
-    """Seed 002's "u-net block": `depth` residual blocks at one resolution."""
+    """Zavileiskii's "u-net block": `depth` residual blocks at one resolution."""
 
     def __init__(self, channels: int, depth: int):
         super().__init__(*[DSCResidual(channels) for _ in range(depth)])
 
 
 class DDPMDSCUNet(_Conditioned):
-    """Seed 002's conditional U-Net (Zavileiskii), after TeaPearce's Conditional_Diffusion_MNIST.
+    """Zavileiskii's conditional U-Net, after TeaPearce's Conditional_Diffusion_MNIST.
 
     The paper's diagram is lost; its text fixes: residual blocks of depthwise-separable convs,
     "u-net blocks" of 6 repeated residual blocks, skip connections that reduce channels before
@@ -188,7 +188,7 @@ def ddpm_dsc_unet(*, in_channels: int, num_classes: int, image_size: int,
     return DDPMDSCUNet(in_channels, num_classes, conditional)
 
 
-# ---------------------------------------------------------------------- seed 003: v-diffusion
+# ---------------------------------------------------------------------- Anonymous: v-diffusion
 
 
 def sinusoidal_embedding(x: Tensor, dim: int, min_freq: float = 1 / 16, max_freq: float = 4.0) -> Tensor:
@@ -244,7 +244,7 @@ class Injection(nn.Module):
     """Adds the (time + class) embedding to every position, then a regular 3x3 conv (pre-norm,
     residual).
 
-    The regular conv is seed 003's fix for wave-like artefacts: a depthwise conv right after the
+    The regular conv is the anonymous paper's fix for wave-like artefacts: a depthwise conv right after the
     injection would see each channel's added constant alone, never mixing it across channels."""
 
     def __init__(self, embed_dim: int, channels: int):
@@ -259,7 +259,7 @@ class Injection(nn.Module):
 
 
 class VDiffusionUNet(_Conditioned):
-    """Seed 003's "modernised conditional U-Net with self-attention" (after Crowson's CIFAR-10
+    """The anonymous paper's "modernised conditional U-Net with self-attention" (after Crowson's CIFAR-10
     v-diffusion net), its standard convs mostly replaced by depthwise-separable ones.
 
     Structure (c = 32, widths c, 2c, 4c, 4c at H, H/2, H/4, H/8; E = 160):
@@ -353,7 +353,7 @@ def vdiffusion_unet(*, in_channels: int, num_classes: int, image_size: int,
 @register("vdiffusion_unet_compact")
 def vdiffusion_unet_compact(*, in_channels: int, num_classes: int, image_size: int,
                             conditional: bool = False) -> VDiffusionUNet:
-    """budgetvision's own: seed 003's U-Net cut to two poolings for 28x28 digits (widths 32, 64, 128
+    """budgetvision's own: the anonymous paper's U-Net cut to two poolings for 28x28 digits (widths 32, 64, 128
     at 28, 14, 7; attention only in the 7x7 middle). 28 is divisible by 4, so nothing is padded, and
     the net costs about half a step of the full one on a CPU. Count at 28x28x1, 10 classes,
     conditional: 508,097."""

@@ -110,7 +110,7 @@ def loss_curves(rows_by_seed: dict[int | str, list[dict]], path: Path, title: st
 
 
 def score_bars(scores: dict[str, float], path: Path, title: str, ylabel: str) -> None:
-    """One bar per named run (a sweep's trials, seed 004's combinations), its score written on it."""
+    """One bar per named run (a sweep's trials, Rzayev's combinations), its score written on it."""
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(scores) + 2), 4.2))
     names = list(scores)
     bars = ax.bar(range(len(names)), [scores[n] for n in names], color="C0")
@@ -153,7 +153,7 @@ def neighbours_figure(samples, neighbours, distances, path: Path, metric: str = 
 
 
 def fraction_curve(fractions, accuracies, path: Path, title: str) -> None:
-    """Test accuracy against the real share of the training set (seed 004's figure)."""
+    """Test accuracy against the real share of the training set (Rzayev's figure)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(fractions, accuracies, marker="o")
     ax.set(xlabel="real fraction of the training set", ylabel="test accuracy (real test split)", title=title)
