@@ -259,11 +259,11 @@ def test_seed004_config_capacity_and_depth_reach_the_builders(name, overrides, g
 
 @pytest.mark.parametrize("name, override, words", [
     ("mnist-lenet", "model.capacity=2",
-     "model.capacity=2 (seed 004's capacity F) does not apply to model.name='lenet5'"),
+     "model.capacity=2 (Rzayev's capacity F) does not apply to model.name='lenet5'"),
     ("mnist-lenet", "model.depth=3",
-     "model.depth=3 (seed 004's discriminator depth D) does not apply to model.name='lenet5'"),
+     "model.depth=3 (Rzayev's discriminator depth D) does not apply to model.name='lenet5'"),
     ("cifar100-sn-dcgan", "model.capacity=2",
-     "model.capacity=2 (seed 004's capacity F) does not apply to model.name='sn_dcgan_generator'"),
+     "model.capacity=2 (Rzayev's capacity F) does not apply to model.name='sn_dcgan_generator'"),
     ("cifar100-sn-dcgan", "model.depth=2", "does not apply to model.discriminator='sn_dcgan_discriminator'"),
     # seed 004's generator with another discriminator: F must reach both networks, so it is refused
     ("mnist-dcgan", "model.discriminator=sn_dcgan_discriminator model.capacity=2",
