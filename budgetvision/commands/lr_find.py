@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BudgetVisionError, ConfigError
+from ..errors import ConfigError
 from ._common import DEFAULT_OUT, add_common, add_recipe, resolve
 
 
@@ -21,7 +21,7 @@ def add(sub) -> None:
 def run(args) -> int:
     from ..data import data_root
     from ..device import resolve_device
-    from ..io import write_json
+    from ..io import make_folder, write_json
     from ..loop import prepare
     from ..lr_find import lr_range_test
     from ..report.plots import lr_range_plot
@@ -32,11 +32,7 @@ def run(args) -> int:
     prep = prepare(cfg, data_root=data_root(args.data_root), device=resolve_device(args.device), allow_over=True)
     if args.lr_min <= 0 or args.lr_max <= args.lr_min or args.range_steps < 3:
         raise ConfigError("lr-find needs 0 < --lr-min < --lr-max and --range-steps >= 3")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BudgetVisionError(f"cannot create output folder {out}: {e.strerror}") from None
+    out = make_folder(Path(args.out))
     result = lr_range_test(prep, lr_min=args.lr_min, lr_max=args.lr_max, steps=args.range_steps)
     stem = out / f"lr-find-{cfg.preset}-{cfg.data.name.replace(':', '_').replace('/', '_')}"
     write_json(stem.with_suffix(".json"), {"preset": cfg.preset, "dataset": cfg.data.name, **result})
