@@ -23,8 +23,9 @@ from .data import data_root as default_data_root
 from .device import precision, resolve_device
 from .errors import ConfigError
 from .presets import get_preset
-from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
-                   sampling_overrides, start_run, summary_line, to_uint8, train_seeds)
+from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds,
+                   refuse_generator_request, sample as sample_images, sampling_overrides, start_run, summary_line,
+                   to_uint8, train_seeds)
 from .loop import prepare
 
 
@@ -128,8 +129,7 @@ def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: s
     cfg, _ = open_run(run_dir)
     root, dev = default_data_root(data_root), resolve_device(device)
     if cfg.task == "classify":
-        if generator_metrics:
-            raise ConfigError(f"{run_dir} is a classifier run: {', '.join(generator_metrics)} are for generators")
+        refuse_generator_request(run_dir, generator_metrics)
         return SimpleNamespace(**evaluate_run(run_dir, data_root=root, device=dev))
     return SimpleNamespace(**evaluate_generator(run_dir, data_root=root, device=dev, **generator_metrics))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
 from ._common import SAMPLING_FLAGS, add_common, add_sampling, opt_path, sampling
 
 
@@ -42,20 +41,19 @@ def add(sub) -> None:
     sp.set_defaults(func=run_fid_ref)
 
 
+# What a classifier run refuses (its other flags, e.g. --n or --run-seed, mean nothing to it either).
+_GENERATOR_FLAGS = ("fid", "kid", "inception_score", "prc", "lpips", "judge", "reference", *SAMPLING_FLAGS)
+
+
 def run(args) -> int:
     from ..data import data_root
     from ..device import resolve_device
-    from ..runs import evaluate_run, open_run
+    from ..runs import evaluate_run, open_run, refuse_generator_request
 
     cfg, _ = open_run(Path(args.run))
     if cfg.task == "generate":
         return _eval_generator(args)
-    generator_flags = [f for f in ("fid", "kid", "inception_score", "prc", "lpips") if getattr(args, f)] + \
-        [f for f in ("judge", "reference", *SAMPLING_FLAGS) if getattr(args, f) is not None]
-    if generator_flags:
-        flag = generator_flags[0].replace("inception_score", "is").replace("_", "-")
-        raise ConfigError(f"{args.run} is a classifier run; --{flag} "
-                          "is for generator runs")
+    refuse_generator_request(args.run, {f: getattr(args, f) for f in _GENERATOR_FLAGS})
     out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device),
                        ema=not args.no_ema)
     for r in out["per_seed"]:

@@ -320,6 +320,15 @@ def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
     write_json(path, merged)
 
 
+def refuse_generator_request(run_dir: Path, requested: dict) -> None:
+    """A classifier run has no generator metrics or sampling: the first of `requested`
+    (evaluate_generator's arguments) given, neither None nor False, is refused by its flag."""
+    given = [k for k, v in requested.items() if v is not None and v is not False]
+    if given:
+        flag = given[0].replace("inception_score", "is").replace("_", "-")
+        raise ConfigError(f"{run_dir} is a classifier run; --{flag} is for generator runs")
+
+
 def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = True) -> dict:
     """Re-evaluate every seed's latest checkpoint of a classifier run on the test split; writes `eval.json`.
     `ema=False`: the trained weights where the run also kept an EMA copy (the default)."""
