@@ -17,13 +17,15 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import RunConfig, apply_overrides
+from .budget import budget_line, budget_of
+from .config import RunConfig, apply_overrides, check_seeds
 from .data import data_root as default_data_root
 from .device import precision, resolve_device
 from .errors import ConfigError
 from .presets import get_preset
-from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
-                   sampling_overrides, start_run, summary_line, to_uint8, train_seeds)
+from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds,
+                   refuse_generator_request, sample as sample_images, sampling_overrides, start_run, summary_line,
+                   to_uint8, train_seeds)
 from .loop import prepare
 
 
@@ -61,6 +63,14 @@ def resolve(preset: str, *, dataset: str | None = None, steps: int | None = None
     return apply_overrides(get_preset(preset).config, items)
 
 
+def seeds_of(cfg: RunConfig, seeds: int) -> list[int]:
+    """The seeds a run of `seeds` seeds trains: train.seed onwards, all of them seeds."""
+    if seeds < 1:
+        raise ConfigError("--seeds must be >= 1")
+    check_seeds(cfg.train.seed, seeds)
+    return list(range(cfg.train.seed, cfg.train.seed + seeds))
+
+
 def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | None = None, seed: int | None = None,
           seeds: int = 1, overrides: Mapping[str, Any] | list[str] | None = None, out: str | Path = "runs",
           data_root: str | Path | None = None, device: str = "auto", over_budget: bool = False,
@@ -69,21 +79,16 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
     torchrun every process calls this and all train one run (rank 0 writes it); each gets the Run."""
     cfg = preset if isinstance(preset, RunConfig) else resolve(preset, dataset=dataset, steps=steps, seed=seed,
                                                                 overrides=overrides)
-    if seeds < 1:
-        raise ConfigError("seeds must be >= 1")
-    seed_list = list(range(cfg.train.seed, cfg.train.seed + seeds))
+    seed_list = seeds_of(cfg, seeds)
     with distributed.group(resolve_device(device)) as dev:
         prep = distributed.everywhere(lambda: prepare(cfg, data_root=default_data_root(data_root), device=dev,
                                                       allow_over=over_budget))
         verbose = verbose and distributed.is_main()
         if verbose:
-            counts = prep.param_counts
-            parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
             world = distributed.world_size()
             procs = f" over {world} processes ({cfg.train.batch_size // world} each)" if world > 1 else ""
-            print(f"{cfg.preset}: {prep.params:,} parameters{parts} (budget < {cfg.budget.max_params:,}), "
-                  f"{cfg.train.steps:,} steps (budget <= {cfg.budget.max_steps:,}), batch {cfg.train.batch_size}"
-                  f"{procs}, seeds {seed_list}, device {dev}"
+            print(f"{cfg.preset}: {budget_line(prep.param_counts, cfg.train.steps, budget_of(cfg))}, "
+                  f"batch {cfg.train.batch_size}{procs}, seeds {seed_list}, device {dev}"
                   + (f" ({torch.get_num_threads()} threads)" if dev.type == "cpu" else "")
                   + (f", {precision(dev, cfg.train)}" if precision(dev, cfg.train) != "fp32" else "")
                   + (" — OVER BUDGET by explicit override" if prep.over_budget else ""))
@@ -124,8 +129,7 @@ def evaluate(path: str | Path, *, data_root: str | Path | None = None, device: s
     cfg, _ = open_run(run_dir)
     root, dev = default_data_root(data_root), resolve_device(device)
     if cfg.task == "classify":
-        if generator_metrics:
-            raise ConfigError(f"{run_dir} is a classifier run: {', '.join(generator_metrics)} are for generators")
+        refuse_generator_request(run_dir, generator_metrics)
         return SimpleNamespace(**evaluate_run(run_dir, data_root=root, device=dev))
     return SimpleNamespace(**evaluate_generator(run_dir, data_root=root, device=dev, **generator_metrics))
 

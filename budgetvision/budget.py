@@ -17,6 +17,14 @@ def budget_excess(params: int, steps: int, budget: BudgetConfig) -> list[str]:
     return excess
 
 
+def budget_line(counts: dict[str, int], steps: int, budget: BudgetConfig) -> str:
+    """'86,562 parameters (budget < 100,000), 3,000 steps (budget <= 10,000)', with each network's share
+    after the total where a run trains several: the line train prints as it starts (and --dry-run)."""
+    parts = "".join(f", {k} {v:,}" for k, v in counts.items() if k != "total" and len(counts) > 2)
+    return (f"{counts['total']:,} parameters{parts} (budget < {budget.max_params:,}), "
+            f"{steps:,} steps (budget <= {budget.max_steps:,})")
+
+
 def enforce_budget(params: int, steps: int, budget: BudgetConfig, *, allow_over: bool) -> bool:
     """Raise BudgetError when over budget without an explicit override; return over_budget."""
     excess = budget_excess(params, steps, budget)

@@ -100,6 +100,15 @@ class RunLock:
             self.fd = None
 
 
+def make_folder(path: Path, what: str = "output") -> Path:
+    """Create a folder (and its parents); a refusal is one line that names it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BudgetVisionError(f"cannot create {what} folder {path}: {e.strerror}") from None
+    return path
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 

@@ -19,7 +19,7 @@ LAYERS = [
     {"demo"},                            # the whole pipeline, report included
     {"api"},                             # the Python API: what the command line does, as functions
     {"selftest"},                        # every path of the tool briefly, through the API and the CLI
-    {"budgetvision", "cli", "__main__"},  # the package's lazy public names, the command line
+    {"budgetvision", "cli", "commands", "__main__"},  # the package's lazy public names, the command line
 ]
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
 

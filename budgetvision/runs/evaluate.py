@@ -80,8 +80,7 @@ def fid_reference(dataset: str, split: str = "test", *, n: int = 10_000, data_ro
                   val_fraction: float = 0.1, split_seed: int = 0, progress: bool = False) -> dict:
     """Compute (or find cached) the Inception reference statistics of n images of a data set's split
     (`eval_draw`'s, as eval reads them); what `eval --fid` then reuses. Returns where they are and what they hold."""
-    if n < 2:
-        raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
+    _check_n(n)
     _split_name(split)
     weights = fidlib.find_inception_weights(inception_weights)
     device = torch.device(device)
@@ -205,11 +204,15 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
     return out
 
 
+def _check_n(n: int) -> None:
+    if n < 2:   # a covariance needs two images
+        raise ConfigError("--n must be >= 2")
+
+
 def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: int) -> None:
     if not anything:
-        raise ConfigError("nothing to evaluate: pass --fid, --kid, --is, --prc, --judge RUN or --lpips")
-    if n < 2:
-        raise ConfigError(f"--n must be at least 2 (a covariance needs two images), got {n}")
+        raise ConfigError("a generator run needs at least one of --fid, --kid, --is, --prc, --judge RUN, --lpips")
+    _check_n(n)
     if prc and n <= PRC_K:
         raise ConfigError(f"--prc needs --n above {PRC_K} (a radius is the distance to the k-th nearest "
                           f"neighbour, k = {PRC_K}), got {n}")
@@ -315,6 +318,15 @@ def _merge_eval_json(path: Path, out: dict, *, default_weights: bool) -> None:
                 before = {k: v for k, v in before.items() if not k.startswith("judge")}
             merged = {**before, **out}   # same checkpoint: an earlier --fid stays beside a later --judge
     write_json(path, merged)
+
+
+def refuse_generator_request(run_dir: Path, requested: dict) -> None:
+    """A classifier run has no generator metrics or sampling: the first of `requested`
+    (evaluate_generator's arguments) given, neither None nor False, is refused by its flag."""
+    given = [k for k, v in requested.items() if v is not None and v is not False]
+    if given:
+        flag = given[0].replace("inception_score", "is").replace("_", "-")
+        raise ConfigError(f"{run_dir} is a classifier run; --{flag} is for generator runs")
 
 
 def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = True) -> dict:

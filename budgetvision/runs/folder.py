@@ -19,7 +19,7 @@ from ..config import MAX_SEED, RunConfig, apply_overrides, load_config, saved_co
 from ..data import DataSpec, splits_of
 from ..device import precision, versions
 from ..errors import BudgetVisionError, ConfigError
-from ..io import RunLock, load_checkpoint, read_json, read_log, write_json
+from ..io import RunLock, load_checkpoint, make_folder, read_json, read_log, write_json
 from ..objectives import Objective, build_objective
 from ..report.plots import confusion_matrix, loss_curves, training_graph
 from ..loop import Prepared, fit, for_evaluation, images_seen, same_run, shape_spec
@@ -37,10 +37,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def new_run_dir(out: Path, preset: str) -> Path:
     """The next free `NNNNN-<preset>` folder under `out` (created here, after all validation)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BudgetVisionError(f"cannot create output folder {out}: {e.strerror}") from None
+    make_folder(out)
     if not out.is_dir():
         raise BudgetVisionError(f"output path {out} is not a folder")
     taken = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
