@@ -8,7 +8,7 @@ from ._common import add_common
 
 
 def add(sub) -> None:
-    sp = sub.add_parser("experiment", help="experiments that combine runs (seed 004)")
+    sp = sub.add_parser("experiment", help="experiments that combine runs (Rzayev)")
     # type(sp): the command line's own parser, whose errors are one line
     exp = sp.add_subparsers(dest="experiment", required=True, parser_class=type(sp), metavar="EXPERIMENT")
     sp = exp.add_parser("synthetic-mix", help="classifier trained on real + generated images at real fractions")
@@ -31,7 +31,7 @@ def add(sub) -> None:
     sp.add_argument("--n", type=int, default=1000, help="samples (and test images reconstructed) per score")
     sp.add_argument("--mode", choices=("sample", "reconstruct", "both"), default="both",
                     help="score PCA's samples from k components, its reconstructions of real test images "
-                         "through k components, or both (seed 004's text reads either way)")
+                         "through k components, or both (Rzayev's text reads either way)")
     sp.add_argument("--out", default=None, help="folder (default: runs/pca-vs-gan-<gan run>)")
     add_common(sp)
     sp.set_defaults(func=run_pca_vs_gan)

@@ -21,7 +21,7 @@ def add(sub) -> None:
     sp.add_argument("--pruner", default="median", help="median | hyperband | none (on the validation curve)")
     sp.add_argument("--report", action="store_true", help="the study's trials, best first, and its plots")
     sp.add_argument("--judge", default=None, metavar="RUN", help="generators: score each trial by this "
-                    "classifier run's accuracy on its class-conditional samples (seed 004's LeNet score)")
+                    "classifier run's accuracy on its class-conditional samples (Rzayev's LeNet score)")
     sp.add_argument("--judge-n", type=int, default=None, metavar="N",
                     help="generators: samples per trial for the judge (default 1,000)")
     sp.add_argument("--over-budget", action="store_true", help="run points of the space over the budget "

@@ -205,8 +205,8 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
 
 def _check_n(n: int) -> None:
-    if n < 2:   # a covariance needs two images
-        raise ConfigError("--n must be >= 2")
+    if n < 2:
+        raise ConfigError(f"--n must be >= 2 (a covariance needs two images), got {n}")
 
 
 def _check_request(anything: bool, n: int, prc: bool, batch_size: int, lpips_n: int) -> None:
