@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .presets import get_preset
 from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds, sample as sample_images,
                    sampling_overrides, start_run, summary_line, to_uint8, train_seeds)
-from .loop import prepare
+from .setup import prepare
 
 
 @dataclass

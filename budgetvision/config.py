@@ -17,7 +17,6 @@ from .errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m")    # diffusion: ancestral, deterministic DDIM, DPM-Solver++(2M)
-TASKS = ("classify", "generate")
 OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")   # objectives/gan.py implements each
 NONFINITE = ("stop", "skip")
@@ -307,6 +306,11 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "checkpoint_every", "sample_every"):
             _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")
+
+    @property
+    def images_seen(self) -> int:
+        """Training images one seed sees: steps x batch (a GAN step's extra D passes reuse its batch)."""
+        return self.steps * self.batch_size
 
 
 def check_seeds(first: int, count: int) -> None:

@@ -12,7 +12,7 @@ from .presets import get_preset
 from .report.html import write_report
 from .report.plots import interpolation_grid, neighbours_figure
 from .runs import evaluate_run, nearest_training_images, open_generator, sample, start_run, summary_line, train_seeds
-from .loop import prepare
+from .setup import prepare
 
 DEMO_RUNS = (  # (preset, steps, seeds, overrides): small enough for minutes on a laptop CPU
     ("mnist-lenet", 800, 2, ["train.eval_every=200", "train.checkpoint_every=400"]),

@@ -20,10 +20,10 @@ from .data import splits_of
 from .data.loader import eval_batches
 from .errors import BudgetVisionError
 from .io import write_json
-from .loop import input_stats
 from .objectives.base import default_labels, seeded_normal
 from .objectives.gan import GAN
 from .runs import open_seed
+from .setup import input_stats
 
 CHECK_IMAGES = 512        # real test images (classifiers) or seeded samples (generators) checked
 TOLERANCE = 1e-3          # max |output difference| accepted between PyTorch and onnxruntime (fp32)

@@ -84,7 +84,7 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
     """Two poolings, 28 -> 14 -> 7, no padding: 508,097 parameters at MNIST's 28x28x1 and 10
     classes (conditional), under the generator budget, at the leaderboard's MNIST_GENERATOR_STEPS."""
     from budgetvision.cli import main
-    from budgetvision.loop import config_params
+    from budgetvision.setup import config_params
 
     cfg = get_preset("mnist-guided-diffusion").config
     obj = build_objective(cfg, spec(1, 28, 10))
@@ -101,7 +101,7 @@ def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_r
     screened worse), guidance 1 on sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training
     otherwise as cifar100-vdiffusion."""
     from budgetvision.cli import main
-    from budgetvision.loop import config_params
+    from budgetvision.setup import config_params
 
     cfg, paper = get_preset("cifar100-guided-diffusion").config, get_preset("cifar100-vdiffusion").config
     obj = build_objective(cfg, spec(3, 32, 100))

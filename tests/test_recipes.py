@@ -15,7 +15,7 @@ from budgetvision.models import build_model, count_params
 from budgetvision.models.classifiers import log_add_independent
 from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32, translated
 from budgetvision.presets import PRESETS
-from budgetvision.loop import config_params
+from budgetvision.setup import config_params
 
 OURS = sorted(n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "classify")
 
@@ -195,10 +195,11 @@ def test_the_loop_sets_whitening_from_training_images_of_every_class(tmp_path, m
     from budgetvision.data import eval_batches, splits_of
     from budgetvision.data.datasets import eval_subset
     from budgetvision.io import load_checkpoint
-    from budgetvision.loop import _Training, input_stats
+    from budgetvision.loop import Training
+    from budgetvision.setup import input_stats
     from budgetvision.presets import get_preset
     from budgetvision.config import apply_overrides
-    monkeypatch.setattr(_Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
+    monkeypatch.setattr(Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
     code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
                  "--out", str(tmp_path), "--no-progress", "--set", "train.batch_size=16"])
     assert code == 0
