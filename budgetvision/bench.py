@@ -42,7 +42,7 @@ from .io import write_json
 from .leaderboard import default_results_dir
 from .loop import Training
 from .objectives import build_objective
-from .objectives.base import BACKWARD, FORWARD, OPTIMIZER, default_labels
+from .objectives.base import BACKWARD, FORWARD, OPTIMIZER
 from .optim import build_optimizers, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import draw_timed
@@ -312,9 +312,7 @@ def sampling_rate(training: Training, n: int) -> float:
     """Images/s of the recipe's sampler from the trained network (the EMA copy when kept)."""
     seeds = list(range(n))
     objective, network = training.objective, training.network().eval()
-    labels = None
-    if getattr(objective, "conditional", False):
-        labels = default_labels(seeds, training.spec.num_classes).to(training.device)
+    labels = objective.labels_for(seeds, device=training.device)
     # One untimed image first, as the loops warm up: allocation, caches, and work a network does once
     # on its first draw (PCA fits its components then; with the fit timed, mnist-pca read 1.8 images/s).
     draw_timed(objective, network, seeds[:1], None if labels is None else labels[:1], batch_size=SAMPLE_BATCH)

@@ -268,7 +268,6 @@ CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("onnx-export", check_export),
     ("torchrun", check_torchrun),
 ]
-CHECK_NAMES = [name for name, _ in CHECKS]
 
 
 # ----------------------------------------------------------------------------- child processes

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +25,9 @@ from torch import Tensor, nn
 
 from ..config import DDPMConfig, RunConfig, VDiffusionConfig
 from ..errors import ConfigError
+from ..models.layers import eval_mode
 from ..models.registry import build_configured
-from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step
+from .base import GenerativeObjective, nearest_end, optimizer_step
 
 # The log-SNR range of the continuous schedules: at +-20, alpha or sigma is 4.5e-5, the data or
 # the noise is invisible in float32, and the truncated cosine stays finite at both ends
@@ -76,6 +76,7 @@ def sigmoid_tutorial_betas(timesteps: int) -> Tensor:
     return torch.linspace(-6, 6, timesteps, dtype=torch.float64).sigmoid() * (end - start) + start
 
 
+# objective.schedule (ddpm) -> its betas; config.DDPM_SCHEDULES names (and checks) the same
 BETA_SCHEDULES: dict[str, Callable[[int], Tensor]] = {
     "linear": linear_betas, "sigmoid": sigmoid_betas, "sigmoid-tutorial": sigmoid_tutorial_betas}
 
@@ -109,6 +110,8 @@ def log_snr_spliced(t: Tensor) -> Tensor:
     return torch.where(big_t < cosine_crossover, cosine_log_snr, ddpm_log_snr).clamp(max=LOG_SNR_MAX)
 
 
+# objective.schedule (vdiffusion) -> its log-SNR; config.VDIFFUSION_SCHEDULES names (and checks) the same.
+# No preset uses spliced or linear: Crowson's other two stay one override away, pinned by test_diffusion.
 LOG_SNR_SCHEDULES: dict[str, Callable[[Tensor], Tensor]] = {
     "cosine": log_snr_cosine, "spliced": log_snr_spliced, "linear": log_snr_linear}
 
@@ -129,10 +132,6 @@ def v_target(x0: Tensor, eps: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
 
 def x0_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
     return alpha * x_t - sigma * v
-
-
-def eps_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
-    return sigma * x_t + alpha * v
 
 
 def min_snr_weight(log_snr: Tensor, gamma: float) -> Tensor:
@@ -253,18 +252,6 @@ def dpmpp_2m_sample(denoise: Denoise, x: Tensor, alphas: Sequence[float], sigmas
 # ----------------------------------------------------------------------------- objectives
 
 
-@contextmanager
-def _eval_mode(net: nn.Module):
-    # Sampling in eval mode: BatchNorm then uses running statistics, so a sample cannot depend on
-    # the other samples in its batch.
-    was_training = net.training
-    net.eval()
-    try:
-        yield net
-    finally:
-        net.train(was_training)
-
-
 class _Diffusion(GenerativeObjective):
     """What both diffusion objectives share: networks, guidance, seeded sampling, interpolation.
 
@@ -273,18 +260,10 @@ class _Diffusion(GenerativeObjective):
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, *, image_shape: tuple[int, int, int],
                  num_classes: int, conditional: bool):
-        super().__init__()
+        super().__init__(cfg, num_classes=num_classes, conditional=conditional)
         self.network = network
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
-        self.conditional = conditional
-        self.interpolation, self.interpolation_labels = cfg.interpolation, cfg.interpolation_labels
-        if not conditional and (cfg.cond_drop > 0 or cfg.cfg_scale > 0):
-            raise ConfigError("objective.cond_drop and objective.cfg_scale need model.conditional=true")
-        if cfg.cfg_scale > 0 and cfg.cond_drop == 0:
-            raise ConfigError("objective.cfg_scale > 0 needs objective.cond_drop > 0: "
-                              "otherwise the null label guidance subtracts is never trained")
 
     # -- the interface the loop uses
     def trained_networks(self) -> dict[str, nn.Module]:
@@ -353,28 +332,18 @@ class _Diffusion(GenerativeObjective):
 
         return denoise, alphas, sigmas
 
-    def _labels(self, seeds: Sequence[int], labels: Tensor | None) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if labels is None:
-            return default_labels(seeds, self.num_classes)
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
-        if labels.numel() != len(seeds) or labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must be {len(seeds)} class indices in [0, {self.num_classes})")
-        return labels
-
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
                network: nn.Module | None = None) -> Tensor:
         """(len(seeds), C, H, W) in [-1, 1] with objective.sampler / sample_steps / cfg_scale /
         guidance_interval / threshold; labels default to seed % num_classes for a conditional model."""
         seeds = [int(s) for s in seeds]
-        labels = self._labels(seeds, labels)
+        labels = self.labels_for(seeds, labels)
         net = self._net(network)
         device = next(net.parameters()).device
         step = SAMPLE_CHUNK if device.type == "cuda" else CPU_SAMPLE_CHUNK
         out = []
-        with _eval_mode(net):
+        with eval_mode(net):
             for lo in range(0, len(seeds), step):
                 chunk = seeds[lo: lo + step]
                 gens = [torch.Generator(device="cpu").manual_seed(s) for s in chunk]
@@ -406,16 +375,16 @@ class _Diffusion(GenerativeObjective):
             raise ValueError("interpolate needs steps >= 2 (the two endpoints)")
         firsts, seconds = [int(a) for a, _ in seed_pairs], [int(b) for _, b in seed_pairs]
         if labels is None:
-            labels_a, labels_b = self._labels(firsts, None), self._labels(seconds, None)
+            labels_a, labels_b = self.labels_for(firsts), self.labels_for(seconds)
         else:
-            labels_a, labels_b = self._labels(firsts, labels[0]), self._labels(seconds, labels[1])
+            labels_a, labels_b = self.labels_for(firsts, labels[0]), self.labels_for(seconds, labels[1])
         net = self._net(network)
         device = next(net.parameters()).device
         fractions = torch.linspace(0, 1, steps)
         # Rows ordered pair-major: pair p, fraction j is row p * steps + j.
         rows = [(p, j) for p in range(len(firsts)) for j in range(steps)]
         out = []
-        with _eval_mode(net):
+        with eval_mode(net):
             for lo in range(0, len(rows), SAMPLE_CHUNK):
                 ps = torch.tensor([p for p, _ in rows[lo: lo + SAMPLE_CHUNK]])
                 t = fractions[[j for _, j in rows[lo: lo + SAMPLE_CHUNK]]].to(device)
@@ -441,12 +410,6 @@ class DDPM(_Diffusion):
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
-        if cfg.schedule not in BETA_SCHEDULES:
-            raise ConfigError(f"objective.schedule for ddpm must be one of {', '.join(BETA_SCHEDULES)}, "
-                              f"got {cfg.schedule!r}")
-        if cfg.sample_steps > cfg.timesteps:
-            raise ConfigError(f"objective.sample_steps ({cfg.sample_steps}) must be <= objective.timesteps "
-                              f"({cfg.timesteps}) for ddpm")
         self.timesteps = cfg.timesteps
         alpha_bar = torch.cumprod(1 - BETA_SCHEDULES[cfg.schedule](cfg.timesteps), dim=0)
         self._alpha_bar64 = alpha_bar  # float64 on the CPU, for the sampling levels
@@ -481,9 +444,6 @@ class VDiffusion(_Diffusion):
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
-        if cfg.schedule not in LOG_SNR_SCHEDULES:
-            raise ConfigError(f"objective.schedule for vdiffusion must be one of {', '.join(LOG_SNR_SCHEDULES)}, "
-                              f"got {cfg.schedule!r}")
         self.log_snr = LOG_SNR_SCHEDULES[cfg.schedule]
         # The Sobol engine is seeded from the global RNG at the first step (which the loop has
         # seeded); seed and points drawn go into state_dict() so a resumed run continues the

@@ -14,30 +14,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import DIFFAUGMENT_OPS, VBN_MODES
+from ..config import GANConfig
 from ..data.augment import cutout, random_crop
 from ..distributed import all_mean
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator, with_reference
-from ..models.registry import MODELS, build_configured, count_params
-from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step, seeded_normal
+from ..models.layers import eval_mode
+from ..models.registry import MODELS, build_configured
+from .base import GenerativeObjective, nearest_end, optimizer_step, seeded_normal
 
 # --------------------------------------------------------------------------- losses
 
 
 def bce_d_parts(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
-    """L_r = BCE(D(x), real_label), L_f = BCE(D(G(z)), 0), each a batch mean.
+    """L_r = BCE(D(x), real_label), L_f = BCE(D(G(z)), 0), each a batch mean; D's loss is L_r + L_f,
+    -E[log D(x)] - E[log(1 - D(G(z)))] (seed 000, eq. 3) with D = sigmoid(score).
     real_label < 1 is one-sided label smoothing (Salimans et al. 2016)."""
     real, fake = real.float(), fake.float()
     l_r = F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
     l_f = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
     return l_r, l_f
-
-
-def bce_d_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))] (seed 000, eq. 3), with D = sigmoid(score)."""
-    l_r, l_f = bce_d_parts(real, fake, real_label)
-    return l_r + l_f
 
 
 def bce_g_loss(fake: Tensor) -> Tensor:
@@ -52,7 +48,7 @@ def d_accuracy(real: Tensor, fake: Tensor) -> Tensor:
 
 
 def hinge_d_parts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-    """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (seed 001)."""
+    """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (seed 001); D's loss is L_r + L_f."""
     return F.relu(1 - real.float()).mean(), F.relu(1 + fake.float()).mean()
 
 
@@ -63,11 +59,6 @@ def r1_penalty(scores: Tensor, inputs: Tensor, gamma: float) -> Tensor:
     penalty that keeps it from ringing around the real images."""
     (grad,) = torch.autograd.grad(scores.float().sum(), inputs, create_graph=True)
     return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
-
-
-def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
-    l_r, l_f = hinge_d_parts(real, fake)
-    return l_r + l_f
 
 
 def hinge_g_loss(fake: Tensor) -> Tensor:
@@ -93,21 +84,25 @@ def _color(x: Tensor) -> Tensor:
     return (x - mean) * (u[2] + 0.5) + mean
 
 
+def _translation(x: Tensor) -> Tensor:
+    return random_crop(x, max(1, round(x.shape[-1] * TRANSLATION_RATIO)), None)
+
+
+def _cutout(x: Tensor) -> Tensor:
+    return cutout(x, max(1, round(x.shape[-1] * CUTOUT_RATIO)), None)
+
+
+# DiffAugment's ops by the names objective.diffaugment takes (config.DIFFAUGMENT_OPS, which checks them)
+DIFFAUGMENT = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
 def diff_augment(x: Tensor, policy: Sequence[str]) -> Tensor:
     """Differentiable Augmentation (Zhao et al. 2020): the same random, differentiable transforms on
     every image the discriminator sees, real and generated, in D's and G's updates alike, so D
     cannot overfit the few real images while G still learns the un-augmented distribution.
     Draws from the global RNG (saved in checkpoints, so a resumed run redraws the same)."""
-    size = x.shape[-1]
     for op in policy:
-        if op == "color":
-            x = _color(x)
-        elif op == "translation":
-            x = random_crop(x, max(1, round(size * TRANSLATION_RATIO)), None)
-        elif op == "cutout":
-            x = cutout(x, max(1, round(size * CUTOUT_RATIO)), None)
-        else:
-            raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
+        x = DIFFAUGMENT[op](x)
     return x
 
 
@@ -220,43 +215,26 @@ class VBNReference(nn.Module):
 
 class GAN(GenerativeObjective):
     """Generator G and discriminator D, trained in alternation: `d_steps` D updates, then one G
-    update (together one step of the budget)."""
+    update (together one step of the budget), as its section (GANConfig: the loss, adaptive
+    weighting, label smoothing, R1, DiffAugment, VBN) says. `epoch_steps`, the optimisation steps
+    of an epoch, is when a VBN epoch reference is redrawn (objective.vbn=epoch)."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, *,
-                 loss: str = "bce",                 # bce (Goodfellow) | hinge (Miyato et al.)
-                 adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
-                 real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
-                 d_steps: int = 1,                  # D updates per G update
-                 r1_gamma: float = 0.0,             # R1 penalty weight on reals; 0 = none (not with aw)
-                 diffaugment: Sequence[str] = (),   # DiffAugment ops on everything D sees
-                 vbn: str = "off",                  # seed 004's VBN reference: off | epoch | batch
-                 epoch_steps: int = 0,              # steps per epoch (vbn epoch)
-                 interpolation: str = "slerp",      # the recipe's interpolation path ...
-                 interpolation_labels: str = "blend"):  # ... and its classes along it
-        for op in diffaugment:
-            if op not in DIFFAUGMENT_OPS:
-                raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
-        super().__init__()
-        if loss not in ("bce", "hinge"):
-            raise ConfigError(f"GAN loss must be bce or hinge, got {loss!r}")
+    def __init__(self, generator: Generator, discriminator: Discriminator, section: GANConfig, *,
+                 epoch_steps: int = 0):
         if generator.conditional != discriminator.conditional:
             raise ConfigError("generator and discriminator must both be conditional or both not")
+        super().__init__(section, num_classes=generator.num_classes, conditional=generator.conditional)
         self.generator = generator
         self.discriminator = discriminator
-        self.loss = loss
-        self.adaptive_weighting = adaptive_weighting
-        self.real_label = real_label
-        self.d_steps = d_steps
-        self.r1_gamma = r1_gamma
-        self.diffaugment = tuple(diffaugment)
-        self.conditional = generator.conditional
-        self.num_classes = generator.num_classes
+        self.loss = section.gan_loss
+        self.adaptive_weighting = section.adaptive_weighting
+        self.real_label = section.real_label
+        self.d_steps = section.d_steps
+        self.r1_gamma = section.r1_gamma
+        self.diffaugment = section.diffaugment_ops
         self.latent_dim = generator.latent_dim
-        if vbn not in VBN_MODES:
-            raise ConfigError(f"objective.vbn must be one of {', '.join(VBN_MODES)}, got {vbn!r}")
         # Only an epoch reference is state of its own; "batch" is HalfBatchNorm's own first half.
-        self.vbn_reference = VBNReference(epoch_steps) if vbn == "epoch" else None
-        self.interpolation, self.interpolation_labels = interpolation, interpolation_labels
+        self.vbn_reference = VBNReference(epoch_steps) if section.vbn == "epoch" else None
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -357,13 +335,6 @@ class GAN(GenerativeObjective):
 
     # ----------------------------------------------------------------------- sampling
 
-    def _labels_for(self, seeds: Sequence[int], labels: Tensor | None, device) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if labels is None:
-            labels = default_labels(seeds, self.num_classes)
-        return torch.as_tensor(labels, dtype=torch.long).to(device)
-
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
                network: nn.Module | None = None) -> Tensor:
@@ -373,12 +344,8 @@ class GAN(GenerativeObjective):
         G = network if network is not None else self.generator
         device = next(G.parameters()).device
         z = seeded_normal(seeds, (self.latent_dim,), device)
-        was_training = G.training
-        G.eval()
-        try:
-            return G(z, self._labels_for(seeds, labels, device)).float()
-        finally:
-            G.train(was_training)
+        with eval_mode(G):
+            return G(z, self.labels_for(seeds, labels, device)).float()
 
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
@@ -408,23 +375,12 @@ class GAN(GenerativeObjective):
         emb = None
         if self.conditional:
             la, lb = labels if labels is not None else (None, None)
-            emb = path(G.embed(self._labels_for(seeds_a, la, device)).float(),
-                       G.embed(self._labels_for(seeds_b, lb, device)).float(),
+            emb = path(G.embed(self.labels_for(seeds_a, la, device)).float(),
+                       G.embed(self.labels_for(seeds_b, lb, device)).float(),
                        blend if label_mode == "blend" else nearest_end)
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(G):
             images = G(z, emb=emb) if emb is not None else G(z)
-        finally:
-            G.train(was_training)
         return images.float().reshape(len(seed_pairs), steps, *images.shape[1:])
-
-
-def gan_param_counts(objective: GAN) -> dict[str, int]:
-    """Budgeted parameters (count_params) of the generator, the discriminator and both (the budgeted total)."""
-    g = count_params(objective.generator)
-    d = count_params(objective.discriminator)
-    return {"generator": g, "discriminator": d, "total": g + d}
 
 
 def build_gan(cfg, spec) -> GAN:
@@ -452,11 +408,6 @@ def build_gan(cfg, spec) -> GAN:
     if not isinstance(G, Generator) or not isinstance(D, Discriminator):
         raise ConfigError(f"model.name={cfg.model.name!r} with model.discriminator="
                           f"{cfg.model.discriminator!r} is not a generator/discriminator pair")
-    oc = cfg.objective
     # A VBN epoch is the loader's: its train split in whole batches (0 where only shapes are known).
     epoch_steps = getattr(spec, "train_size", 0) // cfg.train.batch_size
-    return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
-               real_label=oc.real_label, d_steps=oc.d_steps, r1_gamma=oc.r1_gamma,
-               diffaugment=tuple(op for op in oc.diffaugment.split(",") if op),
-               vbn=oc.vbn, epoch_steps=epoch_steps, interpolation=oc.interpolation,
-               interpolation_labels=oc.interpolation_labels)
+    return GAN(G, D, cfg.objective, epoch_steps=epoch_steps)

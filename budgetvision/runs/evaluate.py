@@ -33,7 +33,6 @@ from ..evaluation.judge import Judge, check_judge_fits, judge_features, judge_pr
 from ..evaluation.perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
 from ..evaluation.precision_recall import PRC_K, precision_recall
 from ..io import read_json, write_json
-from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
 from ..setup import input_stats
 from .folder import mean_std, open_run, open_seed, seed_dirs, trained_spec
@@ -174,7 +173,7 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     seeds = list(range(n))
     conditional = bool(getattr(opened.objective, "conditional", False))
-    labels = default_labels(seeds, splits.spec.num_classes) if conditional else None
+    labels = opened.objective.labels_for(seeds)
     images, images_per_s = draw_timed(opened.objective, opened.network, seeds,
                                       None if labels is None else labels.to(device), batch_size=batch_size,
                                       progress=progress)
