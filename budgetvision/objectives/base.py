@@ -90,6 +90,7 @@ class GenerativeObjective(Objective):
 
     def __init__(self, section, *, num_classes: int, conditional: bool):
         super().__init__()
+        self.cfg = section                      # objective.*, as config.py checked it
         self.num_classes = num_classes
         self.conditional = conditional          # samples are drawn for a class (labels_for)
         self.interpolation = section.interpolation                 # the recipe's latent path ...

@@ -262,7 +262,6 @@ class _Diffusion(GenerativeObjective):
                  num_classes: int, conditional: bool):
         super().__init__(cfg, num_classes=num_classes, conditional=conditional)
         self.network = network
-        self.cfg = cfg
         self.image_shape = tuple(image_shape)
 
     # -- the interface the loop uses

@@ -226,12 +226,6 @@ class GAN(GenerativeObjective):
         super().__init__(section, num_classes=generator.num_classes, conditional=generator.conditional)
         self.generator = generator
         self.discriminator = discriminator
-        self.loss = section.gan_loss
-        self.adaptive_weighting = section.adaptive_weighting
-        self.real_label = section.real_label
-        self.d_steps = section.d_steps
-        self.r1_gamma = section.r1_gamma
-        self.diffaugment = section.diffaugment_ops
         self.latent_dim = generator.latent_dim
         # Only an epoch reference is state of its own; "batch" is HalfBatchNorm's own first half.
         self.vbn_reference = VBNReference(epoch_steps) if section.vbn == "epoch" else None
@@ -247,16 +241,16 @@ class GAN(GenerativeObjective):
         return self.generator
 
     def _d_parts(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        if self.loss == "bce":
-            return bce_d_parts(real, fake, self.real_label)
+        if self.cfg.gan_loss == "bce":
+            return bce_d_parts(real, fake, self.cfg.real_label)
         return hinge_d_parts(real, fake)
 
     def _g_loss(self, fake: Tensor) -> Tensor:
-        return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
+        return bce_g_loss(fake) if self.cfg.gan_loss == "bce" else hinge_g_loss(fake)
 
     def _augment(self, x: Tensor) -> Tensor:
         """What D reads of x: x through DiffAugment when the recipe uses it."""
-        return diff_augment(x, self.diffaugment) if self.diffaugment else x
+        return diff_augment(x, self.cfg.diffaugment_ops)
 
     def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
         """D's score of x, through DiffAugment when the recipe uses it."""
@@ -287,17 +281,17 @@ class GAN(GenerativeObjective):
                 fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
             # R1 differentiates D's score by the very images it read (after DiffAugment, as
             # StyleGAN2-ADA), so those are a leaf that keeps its gradient.
-            real = self._augment(x).detach().requires_grad_(True) if self.r1_gamma else self._augment(x)
+            real = self._augment(x).detach().requires_grad_(True) if self.cfg.r1_gamma else self._augment(x)
             d_real, d_fake = self._score(real, y), self._d(fake, y_fake)
             l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
                "d_accuracy": d_accuracy(d_real.detach(), d_fake.detach())}
         params = [p for p in D.parameters() if p.requires_grad]
-        if not self.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
+        if not self.cfg.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
             d_loss = l_r + l_f
-            penalty = r1_penalty(d_real, real, self.r1_gamma) if self.r1_gamma else 0.0
+            penalty = r1_penalty(d_real, real, self.cfg.r1_gamma) if self.cfg.r1_gamma else 0.0
             optimizer_step(d_loss + penalty, opt, params, grad_clip=grad_clip, name="d_loss")
-            if self.r1_gamma:
+            if self.cfg.r1_gamma:
                 out["r1"] = penalty.detach()
             return {"d_loss": d_loss.detach(), **out}
         aw_loss, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.sigmoid(d_real.float()).mean(),
@@ -317,7 +311,7 @@ class GAN(GenerativeObjective):
         y = y if self.conditional else None
         if self.vbn_reference is not None:
             self.vbn_reference.advance(x, y, self)
-        for _ in range(self.d_steps):
+        for _ in range(self.cfg.d_steps):
             out = self._d_update(x, y, opts["discriminator"], grad_clip)
         # D's weights need no gradient in G's update: only the path through it to G.
         flags = [p.requires_grad for p in D.parameters()]
