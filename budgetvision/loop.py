@@ -112,9 +112,9 @@ class Training:
     """One seed's training state and the loop's steps over it.
 
     `Training(prep, seed, seed_dir)` builds the seed's networks, optimisers, EMA and data stream and
-    sets every field; nothing is written until `run()`. Then `restore()` continues from the seed's
-    checkpoint, `run()` trains to train.steps and returns the results, and `train_step()` is one
-    step alone (what `bench` times). `objective`, `network()` (what is evaluated and sampled: the
+    sets every field, writing nothing. Then `restore()` continues from the seed's checkpoint in
+    `seed_dir`, `run()` trains to train.steps there and returns the results, and `train_step()` is
+    one step alone (what `bench` times). `objective`, `network()` (what is evaluated and sampled: the
     EMA copy when kept), `cfg`, `spec` and `device` are read from outside."""
 
     INIT_IMAGES = 5_000   # training images that data-dependent layers (PatchWhitening) are set from
