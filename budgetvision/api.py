@@ -26,7 +26,7 @@ from .presets import get_preset
 from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds,
                    refuse_generator_request, sample as sample_images, sampling_overrides, start_run, summary_line,
                    to_uint8, train_seeds)
-from .loop import prepare
+from .setup import prepare
 
 
 @dataclass

@@ -40,12 +40,13 @@ from .device import amp_dtype, device_name
 from .errors import BudgetVisionError, ConfigError
 from .io import write_json
 from .leaderboard import default_results_dir
-from .loop import Prepared, _Training, input_stats, prepare
+from .loop import Training
 from .objectives import build_objective
-from .objectives.base import BACKWARD, FORWARD, OPTIMIZER, default_labels
+from .objectives.base import BACKWARD, FORWARD, OPTIMIZER
 from .optim import build_optimizers, build_scheduler
 from .presets import PRESETS, get_preset
 from .runs import draw_timed
+from .setup import Prepared, input_stats, prepare
 from .version import __version__, source_commit
 
 SPEED_FORMAT = "budgetvision-speed-1"
@@ -177,9 +178,7 @@ def plain_loop(prep: Prepared, workers: int):
 def tool_loop(prep: Prepared, folder: Path):
     """A step function of loop.py's training step, and the training state it steps. `folder` is
     never written: nothing here logs or checkpoints."""
-    training = _Training(prep, prep.config.train.seed, folder, progress=False)
-    training.objective.train()
-    training.images_since_log = 0
+    training = Training(prep, prep.config.train.seed, folder)
     batch = prep.config.train.batch_size
 
     def step() -> int:
@@ -309,13 +308,11 @@ def gflop_per_image(cfg: RunConfig, spec: DataSpec) -> float:
     return counter.get_total_flops() / FLOP_BATCH / 1e9
 
 
-def sampling_rate(training: _Training, n: int) -> float:
+def sampling_rate(training: Training, n: int) -> float:
     """Images/s of the recipe's sampler from the trained network (the EMA copy when kept)."""
     seeds = list(range(n))
     objective, network = training.objective, training.network().eval()
-    labels = None
-    if getattr(objective, "conditional", False):
-        labels = default_labels(seeds, training.spec.num_classes).to(training.device)
+    labels = objective.labels_for(seeds, device=training.device)
     # One untimed image first, as the loops warm up: allocation, caches, and work a network does once
     # on its first draw (PCA fits its components then; with the fit timed, mnist-pca read 1.8 images/s).
     draw_timed(objective, network, seeds[:1], None if labels is None else labels[:1], batch_size=SAMPLE_BATCH)
@@ -333,7 +330,7 @@ def _sampler_label(sampler: str, steps: int) -> str:
     return f"{sampler}, {steps} steps"
 
 
-def sampling_rates(training: _Training, n: int) -> dict[str, float]:
+def sampling_rates(training: Training, n: int) -> dict[str, float]:
     """Images/s per sampler: the recipe's own, and for diffusion also the fast ones `eval --sampler`
     offers (FAST_SAMPLERS), each from the same trained network."""
     rates = {sampler_name(training.cfg): sampling_rate(training, n)}

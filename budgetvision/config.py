@@ -17,13 +17,14 @@ from .errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m")    # diffusion: ancestral, deterministic DDIM, DPM-Solver++(2M)
-TASKS = ("classify", "generate")
 OBJECTIVES = ("classification", "gan", "ddpm", "vdiffusion", "pca")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")   # objectives/gan.py implements each
+DDPM_SCHEDULES = ("linear", "sigmoid", "sigmoid-tutorial")   # betas; objectives/diffusion.py implements each
+VDIFFUSION_SCHEDULES = ("cosine", "spliced", "linear")       # log-SNR; objectives/diffusion.py implements each
 NONFINITE = ("stop", "skip")
 INTERPOLATIONS = ("slerp", "lerp")            # latent paths; objectives/base.py implements each
 INTERPOLATION_LABELS = ("blend", "nearest")   # class vectors along the path, or the closer end's label
-VBN_MODES = ("off", "epoch", "batch")         # seed 004's virtual batch norm; objectives/gan.py
+VBN_MODES = ("off", "epoch", "batch")         # Rzayev's virtual batch norm; objectives/gan.py
 MAX_SEED = 2**63 - 1                          # seeds seed torch generators and sit in int64 tensors
 
 
@@ -47,7 +48,7 @@ class AugmentConfig:
     vflip: float = 0.0               # probability of a vertical flip
     jitter: float = 0.0              # brightness/contrast/saturation jitter strength, fraction
     noise: float = 0.0               # Gaussian noise std, in [0, 1] pixel units
-    noise_p: float = 0.7             # probability a sample gets noise (seed 002's 0.7)
+    noise_p: float = 0.7             # probability a sample gets noise (Zavileiskii's 0.7)
     cutout: int = 0                  # side of the cut-out square, pixels
     randaugment: int = 0             # RandAugment ops per image (Cubuk et al. use 2)
     randaugment_magnitude: int = 9   # RandAugment magnitude, 0..30 (torchvision's scale)
@@ -90,9 +91,9 @@ class ModelConfig:
     discriminator: str = ""          # GANs: registry name of the discriminator
     latent_dim: int = 100            # GANs: size of z
     conditional: bool = False        # generators: condition on class labels
-    capacity: int = 1                # seed 004's F: channel multiplier of mnist_dcgan_generator and
+    capacity: int = 1                # Rzayev's F: channel multiplier of mnist_dcgan_generator and
                                      # _discriminator (the paper's grid: 1..3); other networks refuse != 1
-    depth: int = 1                   # seed 004's D: convs per stage of mnist_dcgan_discriminator (the
+    depth: int = 1                   # Rzayev's D: convs per stage of mnist_dcgan_discriminator (the
                                      # paper's grid: 1..3); other networks refuse != 1
 
     def __post_init__(self) -> None:
@@ -136,7 +137,7 @@ class GANConfig(_GenerativeConfig):
     r1_gamma: float = 0.0            # R1 penalty (gamma / 2) E||grad D(x_real)||^2 in D's loss (Mescheder
                                      # et al. 2018); 0 = none. Not with adaptive_weighting
     diffaugment: str = ""            # DiffAugment ops before D, comma-separated: color,translation,cutout
-    vbn: str = "off"                 # seed 004's virtual BN in G and D: off | epoch (a reference half-batch
+    vbn: str = "off"                 # Rzayev's virtual BN in G and D: off | epoch (a reference half-batch
                                      # drawn once per epoch, as the paper) | batch (each batch's own first half)
 
     def __post_init__(self) -> None:
@@ -148,9 +149,14 @@ class GANConfig(_GenerativeConfig):
         _check(self.r1_gamma >= 0, f"objective.r1_gamma must be >= 0, got {self.r1_gamma}")
         _check(not (self.r1_gamma and self.adaptive_weighting),
                "objective.r1_gamma does not combine with objective.adaptive_weighting")
-        unknown = [op for op in self.diffaugment.split(",") if op and op not in DIFFAUGMENT_OPS]
+        unknown = [op for op in self.diffaugment_ops if op not in DIFFAUGMENT_OPS]
         _check(not unknown, f"objective.diffaugment: unknown op {unknown[0] if unknown else ''!r}; "
                             f"known: {', '.join(DIFFAUGMENT_OPS)}")
+
+    @property
+    def diffaugment_ops(self) -> tuple[str, ...]:
+        """objective.diffaugment's ops in order ("color,cutout" -> ("color", "cutout"); "" -> none)."""
+        return tuple(op for op in self.diffaugment.split(",") if op)
 
 
 @dataclass(frozen=True)
@@ -185,32 +191,37 @@ class DDPMConfig(_DiffusionConfig):
 
     name: str = "ddpm"
     schedule: str = "linear"         # betas: linear (Ho et al.) | sigmoid (Jabri et al.) | sigmoid-tutorial
-                                     # (The Annotated Diffusion Model's); checked by the objective
-    timesteps: int = 1000            # discrete diffusion steps T
+                                     # (The Annotated Diffusion Model's)
+    timesteps: int = 1000            # discrete diffusion steps T; objective.sample_steps at most this
+                                     # (check_run: the two may be overridden in either order)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check(self.schedule in DDPM_SCHEDULES, f"objective.schedule for ddpm must be one of "
+                                                f"{', '.join(DDPM_SCHEDULES)}, got {self.schedule!r}")
         _check(self.timesteps >= 1, "objective.timesteps must be >= 1")
 
 
 @dataclass(frozen=True)
 class VDiffusionConfig(_DiffusionConfig):
-    """Continuous-time diffusion in log-SNR with the v-objective (seed 003, after Crowson)."""
+    """Continuous-time diffusion in log-SNR with the v-objective (the anonymous paper, after Crowson)."""
 
     name: str = "vdiffusion"
-    schedule: str = "cosine"         # log-SNR: cosine | spliced | linear; checked by the objective
+    schedule: str = "cosine"         # log-SNR: cosine | spliced | linear (Crowson's three)
     min_snr_gamma: float = 0.0       # Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's v error
                                      # weighted by min(SNR, gamma) / (SNR + 1), i.e. its x0 error by
-                                     # min(SNR, gamma); 0 = seed 003's plain v MSE
+                                     # min(SNR, gamma); 0 = the anonymous paper's plain v MSE
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check(self.schedule in VDIFFUSION_SCHEDULES, f"objective.schedule for vdiffusion must be one of "
+                                                      f"{', '.join(VDIFFUSION_SCHEDULES)}, got {self.schedule!r}")
         _check(self.min_snr_gamma >= 0, f"objective.min_snr_gamma must be >= 0, got {self.min_snr_gamma}")
 
 
 @dataclass(frozen=True)
 class PCAConfig(_GenerativeConfig):
-    """Per-class PCA fitted in closed form through the loop (seed 004 section 5)."""
+    """Per-class PCA fitted in closed form through the loop (Rzayev section 5)."""
 
     name: str = "pca"
     components: int = 64             # principal components per class
@@ -289,7 +300,9 @@ class TrainConfig:
                                      #   at 3,000 steps): off in every preset (device.py)
     amp_fp32_norms: bool = False     # under autocast, BatchNorm layers normalise fp32 inputs (airbench keeps
                                      #   its BN in fp32): a screen of where bf16 loses accuracy (loop.py);
-                                     #   off: on speedrun_convnet it did not close the gap on validation
+                                     #   off: on speedrun_convnet it did not close the gap on validation.
+                                     #   Kept, though no preset sets it: the committed screen (screens/
+                                     #   precision--...--bf16-fp32-norms.json) is rerun with it
     channels_last: bool = True       # channels_last memory format (1.3-1.5x faster convs on an AVX-512 CPU too)
     compile: bool = False            # torch.compile the network
     nonfinite: str = "stop"          # on a NaN/inf loss: stop, or skip the step and count it
@@ -308,10 +321,30 @@ class TrainConfig:
             _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         _check(self.nonfinite in NONFINITE, f"train.nonfinite must be one of {', '.join(NONFINITE)}")
 
+    @property
+    def images_seen(self) -> int:
+        """Training images one seed sees: steps x batch (a GAN step's extra D passes reuse its batch)."""
+        return self.steps * self.batch_size
+
 
 def check_seeds(first: int, count: int) -> None:
     """A run's seeds first .. first + count - 1 must all be seeds."""
     _check(first + count - 1 <= MAX_SEED, f"seeds {first} .. {first + count - 1} go past the largest seed {MAX_SEED}")
+
+
+def check_run(cfg: "RunConfig") -> None:
+    """Bounds between fields (and sections) that overrides may set in either order, so they are
+    checked on the whole config: after the overrides (apply_overrides) and where a config becomes
+    an objective (build_objective). Each section checks its fields alone as it is built."""
+    o = cfg.objective
+    if isinstance(o, _DiffusionConfig):
+        _check(cfg.model.conditional or not (o.cond_drop > 0 or o.cfg_scale > 0),
+               "objective.cond_drop and objective.cfg_scale need model.conditional=true")
+        _check(o.cfg_scale == 0 or o.cond_drop > 0, "objective.cfg_scale > 0 needs objective.cond_drop > 0: "
+                                                    "otherwise the null label guidance subtracts is never trained")
+    if isinstance(o, DDPMConfig):
+        _check(o.sample_steps <= o.timesteps, f"objective.sample_steps ({o.sample_steps}) must be <= "
+                                              f"objective.timesteps ({o.timesteps}) for ddpm")
 
 
 def check_fits(cfg: "RunConfig", image_size: int) -> None:
@@ -446,6 +479,7 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             raise ConfigError(f"{key!r} cannot be overridden: budgets are the task's rules "
                               "(pass --over-budget to run over them, which results record)")
         cfg = _set_path(cfg, key.split("."), raw, key)
+    check_run(cfg)
     return cfg
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import apply_overrides
-from .loop import prepare
 from .presets import get_preset
 from .report.html import write_report
 from .report.plots import interpolation_grid, neighbours_figure
 from .runs import (evaluate_generator, evaluate_run, nearest_training_images, open_generator, sample, start_run,
                    summary_line, train_seeds)
+from .setup import prepare
 
 JUDGE = ("mnist-lenet", 800, 2, ["train.eval_every=200", "train.checkpoint_every=400"])
 GENERATORS = (  # (preset, steps, seeds, overrides): the paper's and ours at equal steps x batch 64

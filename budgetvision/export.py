@@ -20,10 +20,10 @@ from .data import splits_of
 from .data.loader import eval_batches
 from .errors import BudgetVisionError
 from .io import write_json
-from .loop import input_stats
-from .objectives.base import default_labels, seeded_normal
+from .objectives.base import seeded_normal
 from .objectives.gan import GAN
 from .runs import open_seed
+from .setup import input_stats
 
 CHECK_IMAGES = 512        # real test images (classifiers) or seeded samples (generators) checked
 TOLERANCE = 1e-3          # max |output difference| accepted between PyTorch and onnxruntime (fp32)
@@ -131,7 +131,7 @@ def _generator(opened, n: int) -> _Graph:
             "output": "images (N, C, H, W) float32 in [-1, 1]: pixel = (image + 1) * 127.5",
             "shape": [spec.channels, spec.image_size, spec.image_size], "classes": list(spec.class_names)}
     if objective.conditional:
-        inputs["labels"] = default_labels(seeds, spec.num_classes)
+        inputs["labels"] = objective.labels_for(seeds)
         module = _Conditional(module)
         info["input"] += f"; labels (N,) int64 class indices in [0, {spec.num_classes})"
     return _Graph(module.eval(), inputs, "images", info)

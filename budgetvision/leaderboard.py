@@ -20,10 +20,10 @@ from .data.datasets import DataSpec
 from .data.shapes import KNOWN
 from .errors import BudgetVisionError
 from .io import write_json
-from .loop import param_counts
 from .objectives import build_objective
 from .presets import PRESETS
 from .runs import mean_std
+from .setup import param_counts
 
 RESULT_FORMAT = "budgetvision-result-1"
 REPO_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"

@@ -1,10 +1,11 @@
 """The training loop: restore, step, log window, checkpoint, finish, each a short method (`budgetvision.train`
  is the API function that runs it; see api.py).
 
-`prepare()` does everything that can fail on bad input (data, model, budget) before any file is
-written; `fit()` trains one seed into its own folder and resumes from its checkpoint when one is
-there. The loop knows objectives only through their interface (objectives/base.py), so a
-classifier, a GAN, a diffusion model and PCA all train here, under the same budget rules.
+A run's setup (setup.py's `prepare()`) is checked before any file is written; `fit()` trains one
+seed of it into its own folder and resumes from its checkpoint when one is there. `Training` is
+that seed's state and the loop's steps over it. The loop knows objectives only through their
+interface (objectives/base.py), so a classifier, a GAN, a diffusion model and PCA all train here,
+under the same budget rules.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,93 +26,24 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from . import distributed
-from .budget import budget_of, enforce_budget
-from .config import RunConfig, check_fits, saved_config
-from .data import BatchLoader, DataSpec, Splits, build_augment, eval_batches, splits_of
+from .config import saved_config
+from .data import BatchLoader, build_augment, eval_batches
 from .data.datasets import draw_record, eval_subset
-from .data.shapes import data_shape
 from .device import amp_dtype, rebalance_threads
 from .errors import BudgetVisionError, ConfigError, StopRequested
 from .evaluation import evaluate_classifier
 from .io import load_checkpoint, open_run_file, repair_log, save_checkpoint, write_json
-from .models import count_params
-from .models.layers import ViewAveraged, init_from_data, norms_in_fp32, sync_batchnorm
-from .objectives import NonFiniteLoss, Objective, build_objective
+from .models.layers import eval_mode, init_from_data, norms_in_fp32, sync_batchnorm
+from .objectives import NonFiniteLoss, build_objective
 from .optim import build_optimizers, build_scheduler
 from .report.plots import sample_grid
+from .setup import Prepared, for_evaluation, input_stats
 from .version import source_commit
 
 TRAIN_ACCURACY_IMAGES = 10_000   # train accuracy reads this many un-augmented train images (eval_draw's)
 COLLAPSE_D_LOSS = 1e-3           # a GAN discriminator loss below this ...
 COLLAPSE_WINDOWS = 5             # ... for this many consecutive log windows is reported as collapse
 SAMPLE_SEEDS = list(range(64))   # the fixed, non-cherry-picked 8x8 grid written while training
-
-
-@dataclass
-class Prepared:
-    """Everything a run needs that is the same for all its seeds, validated before any write."""
-    config: RunConfig
-    splits: Splits
-    device: torch.device
-    params: int                      # the budgeted total
-    param_counts: dict[str, int]     # per trained network (generator, discriminator, ...) and total
-    over_budget: bool
-
-
-def shape_spec(cfg: RunConfig, data_root: Path | None = None) -> DataSpec:
-    """A DataSpec with the data set's shape and class count, without loading its images."""
-    channels, size, classes = data_shape(cfg.data.name, data_root)
-    return DataSpec(name=cfg.data.name, channels=channels, image_size=size, num_classes=classes,
-                    mean=(0.5,) * channels, std=(0.5,) * channels,
-                    class_names=tuple(str(i) for i in range(classes)))
-
-
-def param_counts(objective: Objective) -> dict[str, int]:
-    counts = {role: count_params(net) for role, net in objective.trained_networks().items()}
-    return {**counts, "total": sum(counts.values())}
-
-
-def config_params(cfg: RunConfig, data_root: Path | None = None) -> dict[str, int]:
-    """Budgeted parameters (count_params) of a config's networks on its data set (known shapes need no data)."""
-    return param_counts(build_objective(cfg, shape_spec(cfg, data_root)))
-
-
-def prepare(cfg: RunConfig, *, data_root: Path | None, device: torch.device, allow_over: bool) -> Prepared:
-    # The budget is checked before the data is loaded: an over-budget run fails fast, even offline.
-    counts = config_params(cfg, data_root)
-    over = enforce_budget(counts["total"], cfg.train.steps, budget_of(cfg), allow_over=allow_over)
-    check_world(cfg, distributed.world_size())
-    splits = splits_of(cfg.data, data_root)
-    check_fits(cfg, splits.spec.image_size)
-    if cfg.train.batch_size > len(splits.train[1]):
-        raise BudgetVisionError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(splits.train[1])} "
-                                f"training images of '{cfg.data.name}'")
-    return Prepared(cfg, splits, device, counts["total"], counts, over)
-
-
-def check_world(cfg: RunConfig, world: int) -> None:
-    """A run on `world` processes (torchrun) splits the global batch train.batch_size evenly."""
-    if world == 1:
-        return
-    if cfg.train.batch_size % world:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is the global batch and does not split over "
-                          f"{world} processes; use a multiple of {world}")
-    if cfg.objective.name == "pca":
-        raise ConfigError("PCA fits its statistics in one pass on one process; train it without torchrun")
-
-
-def input_stats(cfg: RunConfig, spec: DataSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Classifiers see per-data-set standardised inputs; generators model images in [-1, 1]."""
-    if cfg.task == "generate":
-        return (0.5,) * spec.channels, (0.5,) * spec.channels
-    return spec.mean, spec.std
-
-
-def for_evaluation(network: nn.Module, cfg: RunConfig) -> nn.Module:
-    """The network as a run is evaluated: wrapped in test-time augmentation where it asks."""
-    if cfg.task != "classify" or not (cfg.train.flip_tta or cfg.train.tta_shift):
-        return network
-    return ViewAveraged(network, flip=cfg.train.flip_tta, shift=cfg.train.tta_shift)
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -177,10 +108,18 @@ def _board_errors_in_main_thread():
         threading.excepthook = previous
 
 
-class _Training:
-    """One seed's training state and the loop's steps over it."""
+class Training:
+    """One seed's training state and the loop's steps over it.
 
-    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool, on_validation=None,
+    `Training(prep, seed, seed_dir)` builds the seed's networks, optimisers, EMA and data stream and
+    sets every field, writing nothing. Then `restore()` continues from the seed's checkpoint in
+    `seed_dir`, `run()` trains to train.steps there and returns the results, and `train_step()` is
+    one step alone (what `bench` times). `objective`, `network()` (what is evaluated and sampled: the
+    EMA copy when kept), `cfg`, `spec` and `device` are read from outside."""
+
+    INIT_IMAGES = 5_000   # training images that data-dependent layers (PatchWhitening) are set from
+
+    def __init__(self, prep: Prepared, seed: int, seed_dir: Path, progress: bool = False, on_validation=None,
                  run_id: str | None = None):
         self.prep, self.cfg, self.seed, self.dir = prep, prep.config, seed, seed_dir
         self.run_id = run_id   # the run folder's identity (run.json), kept in every checkpoint
@@ -225,8 +164,11 @@ class _Training:
         self.commits = [source_commit() or "unknown"]
         self.collapse: list[bool] = []
         self.warned = False
-
-    INIT_IMAGES = 5_000   # training images that data-dependent layers (PatchWhitening) are set from
+        # The run's own outputs and clocks, opened and started by run(); a step alone needs none.
+        self.log = self.board = self.bar = None
+        self.t_start = self.t_log = self.t_checkpoint = time.perf_counter()
+        self.images_since_log = 0
+        self.objective.train()
 
     def _init_from_data(self) -> None:
         """Layers initialised from data see INIT_IMAGES training images of every class (eval_draw's: the
@@ -423,10 +365,8 @@ class _Training:
 
     def write_samples(self) -> Path:
         net = self.network()
-        was_training = net.training
-        net.eval()
-        images = self.objective.sample(SAMPLE_SEEDS, network=net)
-        net.train(was_training)
+        with eval_mode(net):
+            images = self.objective.sample(SAMPLE_SEEDS, network=net)
         path = self.dir / "samples" / f"step-{self.step:06d}.png"
         path.parent.mkdir(exist_ok=True)
         sample_grid(images, path)
@@ -449,12 +389,10 @@ class _Training:
         # TensorBoard events beside metrics.jsonl; a resumed run drops the events logged after its checkpoint.
         self.board = (SummaryWriter(str(self.dir), purge_step=self.step or None)
                       if tc.tensorboard and self.main else None)
-        self.t_start = self.t_log = time.perf_counter()
+        self.t_start = self.t_log = self.t_checkpoint = time.perf_counter()
         self.images_since_log = 0
         self.bar = tqdm(total=tc.steps, initial=self.step, desc=f"{self.cfg.preset} seed {self.seed}", unit="step",
                         disable=not (self.progress and self.main), dynamic_ncols=True, file=sys.stderr)
-        self.objective.train()
-        self.t_checkpoint = time.perf_counter()
         try:
             with _StopSignals(self.dir.parent) as stop:
                 self.loop(stop)
@@ -496,7 +434,7 @@ class _Training:
         results = {
             "preset": self.cfg.preset, "task": self.cfg.task, "seed": self.seed, "params": prep.params,
             "param_counts": prep.param_counts, "steps": tc.steps, "batch_size": tc.batch_size,
-            "images_seen": images_seen(self.cfg), "nonfinite_skipped": self.skipped, "wall_seconds": self.wall(),
+            "images_seen": tc.images_seen, "nonfinite_skipped": self.skipped, "wall_seconds": self.wall(),
             "device": str(self.device), "world_size": distributed.world_size(), "over_budget": prep.over_budget,
             "ema": self.ema is not None, "trained_at": self.commits,
         }
@@ -525,11 +463,6 @@ def same_run(state: dict, run_id: str | None, seed: int) -> bool:
     return (run_id is None or theirs is None or theirs == run_id) and state.get("seed", seed) == seed
 
 
-def images_seen(cfg: RunConfig) -> int:
-    """Training images one seed sees: steps x batch (a GAN step's extra D passes reuse its batch)."""
-    return cfg.train.steps * cfg.train.batch_size
-
-
 def _open_seed_dir(seed_dir: Path) -> None:
     if seed_dir.is_symlink():   # its files would be written wherever the link points
         raise BudgetVisionError(f"refusing to train into {seed_dir}: it is a symbolic link")
@@ -546,7 +479,7 @@ def fit(prep: Prepared, seed: int, seed_dir: Path, *, progress: bool = True, on_
 
     Returns that seed's results (also written to `seed_dir/results.json`)."""
     distributed.from_main(lambda: _open_seed_dir(seed_dir))
-    training = _Training(prep, seed, seed_dir, progress, on_validation, run_id=run_id)
+    training = Training(prep, seed, seed_dir, progress, on_validation, run_id=run_id)
     training.restore()
     return training.run()
 

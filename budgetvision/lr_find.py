@@ -12,7 +12,7 @@ import torch
 from .data import BatchLoader, build_augment
 from .objectives import NonFiniteLoss, build_objective
 from .optim import build_optimizers
-from .loop import Prepared, input_stats
+from .setup import Prepared, input_stats
 
 SMOOTHING = 0.98      # EMA factor of the recorded loss (bias-corrected), as in fastai's finder
 DIVERGE_FACTOR = 4.0  # stop once the smoothed loss exceeds this multiple of its best

@@ -34,10 +34,10 @@ from .bench import BenchOptions, bench_preset
 from .device import cpu_has_bf16, device_name
 from .errors import BudgetVisionError
 from .io import load_checkpoint
-from .loop import param_counts, shape_spec
 from .objectives import build_objective
 from .presets import PRESETS
 from .runs import read_metrics
+from .setup import param_counts, shape_spec
 from .version import __version__
 
 DATASET = "digits"   # scikit-learn's bundled digits: offline, 16x16, trains in seconds
@@ -268,7 +268,6 @@ CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("onnx-export", check_export),
     ("torchrun", check_torchrun),
 ]
-CHECK_NAMES = [name for name, _ in CHECKS]
 
 
 # ----------------------------------------------------------------------------- child processes

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from .config import RunConfig, apply_overrides
 from .errors import BudgetError, BudgetVisionError, ConfigError
-from .loop import prepare
 from .runs import evaluate_generator, read_metrics, start_run, train_seeds
+from .setup import prepare
 
 HEARTBEAT_SECONDS = 30    # a worker's trial is alive while it beats; a killed worker's trial is failed
                           # (and retried) once silent for three beats

@@ -18,7 +18,7 @@ from budgetvision.api import resolve
 from budgetvision.cli import main
 from budgetvision.errors import BudgetVisionError
 from budgetvision.leaderboard import REPO_RESULTS
-from budgetvision.loop import shape_spec
+from budgetvision.setup import shape_spec
 from budgetvision.objectives import build_objective
 from budgetvision.presets import PRESETS
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from budgetvision.config import apply_overrides
+from budgetvision.config import DIFFAUGMENT_OPS, GANConfig, apply_overrides
 from budgetvision.errors import ConfigError
 from budgetvision.models import build_model
-from budgetvision.objectives.gan import GAN, diff_augment
+from budgetvision.objectives.gan import DIFFAUGMENT, GAN, diff_augment
 from budgetvision.presets import get_preset
 
 
@@ -61,7 +61,7 @@ def test_color_changes_brightness_saturation_and_contrast_per_image():
 def _gan(policy):
     kw = dict(in_channels=1, num_classes=10, image_size=16, latent_dim=8, conditional=True)
     return GAN(build_model("mnist_dcgan_generator", **kw), build_model("mnist_dcgan_discriminator", **kw),
-               loss="hinge", diffaugment=policy)
+               GANConfig(gan_loss="hinge", diffaugment=",".join(policy)))
 
 
 @pytest.mark.parametrize("policy", [(), ("translation", "cutout")])
@@ -89,3 +89,7 @@ def test_config_refuses_an_unknown_op():
         "translation,cutout"
     with pytest.raises(ConfigError, match="unknown op 'flip'"):
         apply_overrides(cfg, ["objective.diffaugment=translation,flip"])
+
+
+def test_every_op_the_config_takes_is_implemented():
+    assert tuple(DIFFAUGMENT) == DIFFAUGMENT_OPS

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from budgetvision.config import GANConfig, apply_overrides
+from budgetvision.config import DDPM_SCHEDULES, VDIFFUSION_SCHEDULES, GANConfig, apply_overrides
 from budgetvision.data import DataSpec
 from budgetvision.errors import ConfigError
 from budgetvision.models import build_model, count_params
@@ -15,6 +15,7 @@ from budgetvision.models.unet import PAPER_PARAMS
 from budgetvision.objectives import NonFiniteLoss, build_objective
 from budgetvision.objectives.base import seeded_normal, slerp
 from budgetvision.objectives.diffusion import (
+    BETA_SCHEDULES,
     DDPM,
     LOG_SNR_SCHEDULES,
     VDiffusion,
@@ -25,7 +26,6 @@ from budgetvision.objectives.diffusion import (
     ddpm_sample,
     dpmpp_2m_sample,
     dynamic_threshold,
-    eps_from_v,
     min_snr_weight,
     guidance_weights,
     linear_betas,
@@ -84,7 +84,7 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
     """Two poolings, 28 -> 14 -> 7, no padding: 508,097 parameters at MNIST's 28x28x1 and 10
     classes (conditional), under the generator budget, at the leaderboard's MNIST_GENERATOR_STEPS."""
     from budgetvision.cli import main
-    from budgetvision.loop import config_params
+    from budgetvision.setup import config_params
 
     cfg = get_preset("mnist-guided-diffusion").config
     obj = build_objective(cfg, spec(1, 28, 10))
@@ -101,7 +101,7 @@ def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_r
     screened worse), guidance 1 on sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training
     otherwise as cifar100-vdiffusion."""
     from budgetvision.cli import main
-    from budgetvision.loop import config_params
+    from budgetvision.setup import config_params
 
     cfg, paper = get_preset("cifar100-guided-diffusion").config, get_preset("cifar100-vdiffusion").config
     obj = build_objective(cfg, spec(3, 32, 100))
@@ -332,7 +332,7 @@ def test_v_relations():
     x_t = alpha * x0 + sigma * eps
     v = v_target(x0, eps, alpha, sigma)
     torch.testing.assert_close(x0_from_v(x_t, v, alpha, sigma), x0)
-    torch.testing.assert_close(eps_from_v(x_t, v, alpha, sigma), eps)
+    torch.testing.assert_close(sigma * x_t + alpha * v, eps)   # eps from v
 
 
 def test_dynamic_threshold():
@@ -924,6 +924,26 @@ def test_config_errors_are_clear():
     cfg = replace(get_preset("cifar100-ddpm").config, objective=GANConfig())
     with pytest.raises(ConfigError, match="diffusion"):
         build_diffusion(cfg, spec())
+
+
+def test_checks_between_fields_wait_for_every_override():
+    """sample_steps <= timesteps and guidance's needs are checked on the whole config (config.check_run),
+    so the overrides that satisfy them may come in either order."""
+    for overrides in (["objective.timesteps=10", "objective.sample_steps=10"],
+                      ["objective.sample_steps=10", "objective.timesteps=10"]):
+        cfg = apply_overrides(get_preset("cifar100-ddpm").config, overrides)
+        assert (cfg.objective.timesteps, cfg.objective.sample_steps) == (10, 10)
+    for overrides in (["objective.cond_drop=0", "objective.cfg_scale=0", "model.conditional=false"],
+                      ["model.conditional=false", "objective.cfg_scale=0", "objective.cond_drop=0"]):
+        assert not apply_overrides(get_preset("cifar100-vdiffusion").config, overrides).model.conditional
+
+
+def test_every_schedule_the_config_takes_is_implemented():
+    """config.py names (and checks) the schedules diffusion.py implements: the same lists. No preset
+    uses vdiffusion's spliced or linear; each is still what objective.schedule selects."""
+    assert tuple(BETA_SCHEDULES) == DDPM_SCHEDULES and tuple(LOG_SNR_SCHEDULES) == VDIFFUSION_SCHEDULES
+    for name in VDIFFUSION_SCHEDULES:
+        assert objective("cifar100-vdiffusion", f"objective.schedule={name}").log_snr is LOG_SNR_SCHEDULES[name]
 
 
 def test_presets_pick_their_objectives():

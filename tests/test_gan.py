@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from budgetvision.config import apply_overrides
+from budgetvision.config import GANConfig, apply_overrides
 from budgetvision.data import DataSpec
 from budgetvision.errors import ConfigError
 from budgetvision.models import MODELS, build_model, count_params
@@ -23,16 +23,16 @@ from budgetvision.objectives.gan import (
     GAN,
     aw_optimizer_step,
     aw_weights,
-    bce_d_loss,
+    bce_d_parts,
     bce_g_loss,
     build_gan,
     d_accuracy,
-    gan_param_counts,
-    hinge_d_loss,
+    hinge_d_parts,
     hinge_g_loss,
     r1_penalty,
 )
 from budgetvision.presets import PRESETS, get_preset
+from budgetvision.setup import param_counts
 
 GAN_PRESETS = sorted(n for n, p in PRESETS.items() if p.config.objective.name == "gan")
 # (channels, image_size): scikit-learn digits, MNIST, CIFAR.
@@ -84,7 +84,7 @@ def test_every_gan_network_is_registered():
 @pytest.mark.parametrize("name", GAN_PRESETS)
 def test_preset_networks_build_within_budget(name):
     preset = get_preset(name)
-    counts = gan_param_counts(preset_gan(name))
+    counts = param_counts(preset_gan(name))
     assert counts["total"] == counts["generator"] + counts["discriminator"]
     assert counts["total"] < 1_000_000 and counts["total"] < preset.config.budget.max_params
     if preset.paper_params is not None:
@@ -92,12 +92,12 @@ def test_preset_networks_build_within_budget(name):
 
 
 def test_seed000_count_is_exact():
-    counts = gan_param_counts(preset_gan("cifar100-sn-dcgan"))
+    counts = param_counts(preset_gan("cifar100-sn-dcgan"))
     assert counts == {"generator": 806_128, "discriminator": 167_808, "total": 973_936}
 
 
 def test_seed001_count_within_one_percent():
-    counts = gan_param_counts(preset_gan("cifar100-aw-sngan"))
+    counts = param_counts(preset_gan("cifar100-aw-sngan"))
     assert abs(counts["total"] - 942_812) <= 9_428, counts
     assert counts == {"generator": 679_011, "discriminator": 267_985, "total": 946_996}
 
@@ -249,8 +249,8 @@ def test_seed004_config_capacity_and_depth_reach_the_builders(name, overrides, g
     data = (1, 16, 10)   # digits-sized: the counts differ from MNIST's only in the dense layers
     cfg = get_preset(name).config
     kw = dict(in_channels=1, image_size=16, num_classes=10, latent_dim=100, conditional=cfg.model.conditional)
-    base = gan_param_counts(preset_gan(name, data=data))
-    counts = gan_param_counts(preset_gan(name, overrides, data=data))
+    base = param_counts(preset_gan(name, data=data))
+    counts = param_counts(preset_gan(name, overrides, data=data))
     assert counts["generator"] == count_params(build_model("mnist_dcgan_generator", **g_kw, **kw))
     assert counts["discriminator"] == count_params(build_model("mnist_dcgan_discriminator", **d_kw, **kw))
     assert counts["discriminator"] > base["discriminator"]
@@ -401,7 +401,7 @@ def test_vbn_reference_is_drawn_once_per_epoch_as_seed_004_says():
 def test_hinge_losses_match_hand_values():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     # real: relu(1 - 2) = 0, relu(1 + 1) = 2 -> 1.0; fake: relu(1.5) = 1.5, relu(-2) = 0 -> 0.75
-    assert hinge_d_loss(real, fake).item() == pytest.approx(1.75)
+    assert sum(hinge_d_parts(real, fake)).item() == pytest.approx(1.75)
     assert hinge_g_loss(fake).item() == pytest.approx(1.25)
 
 
@@ -412,11 +412,11 @@ def test_bce_losses_match_hand_values():
         return math.log1p(math.exp(v))
 
     d = (sp(-2.0) + sp(1.0)) / 2 + (sp(0.5) + sp(-3.0)) / 2
-    assert bce_d_loss(real, fake).item() == pytest.approx(d, rel=1e-6)
+    assert sum(bce_d_parts(real, fake)).item() == pytest.approx(d, rel=1e-6)
     assert bce_g_loss(fake).item() == pytest.approx((sp(-0.5) + sp(3.0)) / 2, rel=1e-6)
     # Smoothed target 0.9: -(0.9 log s + 0.1 log(1 - s)) = 0.9 sp(-v) + 0.1 sp(v)
     smooth = sum(0.9 * sp(-v) + 0.1 * sp(v) for v in (2.0, -1.0)) / 2 + (sp(0.5) + sp(-3.0)) / 2
-    assert bce_d_loss(real, fake, real_label=0.9).item() == pytest.approx(smooth, rel=1e-6)
+    assert sum(bce_d_parts(real, fake, real_label=0.9)).item() == pytest.approx(smooth, rel=1e-6)
 
 
 # g_r = (3, 4): |g_r| = 5. With norm_eps=0 the numbers are exact.
@@ -497,7 +497,7 @@ def test_r1_d_update_descends_the_penalty_as_well():
         torch.manual_seed(0)
         G = build_model("mnist_dcgan_generator", in_channels=1, num_classes=10, image_size=16,
                         latent_dim=8, conditional=False)
-        obj = GAN(G, _LinearD(16 * 16), loss="hinge", r1_gamma=gamma)
+        obj = GAN(G, _LinearD(16 * 16), GANConfig(gan_loss="hinge", r1_gamma=gamma))
         w0 = obj.discriminator.w.detach().clone()
         opts = {"main": torch.optim.SGD(G.parameters(), lr=0.0),
                 "discriminator": torch.optim.SGD(obj.discriminator.parameters(), lr=0.1)}
@@ -630,6 +630,15 @@ def test_samples_depend_only_on_their_seed(name):
     if obj.conditional:
         torch.testing.assert_close(batch, obj.sample(seeds, labels=torch.tensor(seeds) % 10), rtol=0, atol=0)
         assert not torch.allclose(batch, obj.sample(seeds, labels=torch.zeros(8, dtype=torch.long)))
+
+
+def test_given_labels_are_one_class_index_per_seed():
+    """Every generator takes its labels through labels_for (objectives/base.py): checked, or seed % classes."""
+    obj = preset_gan("mnist-ccgan", data=(1, 16, 10))
+    assert obj.labels_for([3, 14]).tolist() == [3, 4]
+    for bad in (torch.tensor([0, 10]), torch.tensor([-1, 0]), torch.tensor([0])):
+        with pytest.raises(ValueError, match="2 class indices in \\[0, 10\\)"):
+            obj.sample([3, 4], bad)
 
 
 @pytest.mark.parametrize("name", ["cifar100-sn-dcgan", "cifar100-aw-sngan", "mnist-ccgan", "mnist-projection-gan"])

@@ -11,6 +11,7 @@ LAYERS = [
     {"version", "errors", "io", "config", "report.plots", "papers"},   # papers: the five papers' table
     {"data", "models", "budget", "presets", "device", "optim", "distributed"},   # distributed: the torchrun group
     {"objectives"},
+    {"setup"},                           # a run's setup before any write: shapes, parameter counts, prepare()
     {"evaluation"},                      # pure metrics over tensors and networks
     {"loop", "lr_find"},                 # the training loop (loop.py; `train` is the API function)
     {"runs"},                            # run folders, opening seeds, run-level evaluation and sampling

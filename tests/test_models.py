@@ -10,7 +10,7 @@ from budgetvision.data.shapes import KNOWN
 from budgetvision.errors import ConfigError
 from budgetvision.models import MODELS, build_model, count_params, model_names, register
 from budgetvision.models.classifiers import PAPER_PARAMS, DigitSumNet
-from budgetvision.models.layers import PatchWhitening, fourier_positions_2d
+from budgetvision.models.layers import PatchWhitening, eval_mode, fourier_positions_2d
 from budgetvision.models.registry import buffer_roles, register_fitted, register_training_state
 from budgetvision.presets import PRESETS
 
@@ -196,3 +196,12 @@ def test_attention_runs_in_fp32_under_the_cpus_bf16_autocast(monkeypatch):
     torch.testing.assert_close(out.float(), reference, atol=0.03, rtol=0.03)
     out.float().sum().backward()   # and it trains: gradients reach the bf16 Linears' fp32 weights
     assert attn.qkv.weight.grad is not None and torch.isfinite(attn.qkv.weight.grad).all()
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_eval_mode_gives_back_the_mode_it_found_even_after_an_error(mode):
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)).train(mode)
+    with pytest.raises(RuntimeError), eval_mode(net):
+        assert not net.training and not net[1].training
+        raise RuntimeError("in the block")
+    assert net.training is mode and net[1].training is mode

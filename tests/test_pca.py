@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from budgetvision.cli import main
+from budgetvision.config import PCAConfig
 from budgetvision.models.pca import PCAGenerator
 from budgetvision.objectives.pca import PCA
 
@@ -13,7 +14,7 @@ def fitted(components, n=60, classes=3, shape=(1, 4, 4), seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, *shape, generator=g) * 2 - 1
     y = torch.arange(n) % classes
-    pca = PCA(PCAGenerator(classes, shape, components))
+    pca = PCA(PCAGenerator(classes, shape, components), PCAConfig())
     for i in range(0, n, 16):  # streamed in batches, as the loop does
         pca.train_step(x[i:i + 16], y[i:i + 16], {})
     return pca, x, y
@@ -67,6 +68,8 @@ def test_samples_depend_on_seed_only_and_stay_in_range():
     single = torch.cat([pca.sample([s]) for s in range(8)])
     assert torch.equal(batch, single) and batch.shape == (8, 1, 4, 4)
     assert batch.min() >= -1 and batch.max() <= 1
+    with pytest.raises(ValueError, match="class indices"):   # 3 classes
+        pca.sample([0, 1], torch.tensor([0, 3]))
 
 
 def test_interpolation_endpoints_are_the_samples():

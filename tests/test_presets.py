@@ -8,7 +8,7 @@ import torch
 from budgetvision.budget import enforce_budget
 from budgetvision.cli import main
 from budgetvision.config import apply_overrides
-from budgetvision.loop import config_params, input_stats, param_counts, shape_spec
+from budgetvision.setup import config_params, input_stats, param_counts, shape_spec
 from budgetvision.models.layers import init_from_data
 from budgetvision.models.registry import NORMALISATION_STATISTICS, buffer_roles, count_params
 from budgetvision.objectives import build_objective

@@ -15,7 +15,7 @@ from budgetvision.models import build_model, count_params
 from budgetvision.models.classifiers import log_add_independent
 from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32, translated
 from budgetvision.presets import PRESETS
-from budgetvision.loop import config_params
+from budgetvision.setup import config_params
 
 OURS = sorted(n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "classify")
 
@@ -190,15 +190,32 @@ def test_norms_in_fp32_keeps_batchnorm_in_fp32_under_bf16_autocast():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("on", [False, True])
+def test_amp_fp32_norms_puts_every_batchnorm_in_fp32_under_autocast(tmp_path, monkeypatch, on):
+    """train.amp_fp32_norms, which no preset sets (the committed bf16-fp32-norms screen ran with it):
+    under autocast the loop hooks every BatchNorm of the trained networks (norms_in_fp32)."""
+    import budgetvision.loop as loop
+    from budgetvision.config import apply_overrides
+    from budgetvision.setup import prepare
+    monkeypatch.setattr(loop, "amp_dtype", lambda device, **kw: torch.bfloat16)   # autocast, as on CUDA
+    cfg = apply_overrides(PRESETS["cifar100-speedrun-convnet"].config,
+                          ["data.name=digits", "train.batch_size=16", f"train.amp_fp32_norms={on}"])
+    training = loop.Training(prepare(cfg, data_root=None, device=torch.device("cpu"), allow_over=True), 0, tmp_path)
+    norms = [m for m in training.objective.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(bool(m._forward_pre_hooks) is on for m in norms)
+    assert not list(tmp_path.iterdir())   # building a seed's Training writes nothing
+
+
 def test_the_loop_sets_whitening_from_training_images_of_every_class(tmp_path, monkeypatch):
     """The stem is fitted from eval_draw's images: a class-sorted folder's first 5,000 are one class."""
     from budgetvision.data import eval_batches, splits_of
     from budgetvision.data.datasets import eval_subset
     from budgetvision.io import load_checkpoint
-    from budgetvision.loop import _Training, input_stats
+    from budgetvision.loop import Training
+    from budgetvision.setup import input_stats
     from budgetvision.presets import get_preset
     from budgetvision.config import apply_overrides
-    monkeypatch.setattr(_Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
+    monkeypatch.setattr(Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
     code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
                  "--out", str(tmp_path), "--no-progress", "--set", "train.batch_size=16"])
     assert code == 0

@@ -11,7 +11,8 @@ from budgetvision.config import BudgetConfig, apply_overrides
 from budgetvision.device import cpu_has_bf16
 from budgetvision.io import load_checkpoint
 from budgetvision.presets import get_preset
-from budgetvision.loop import fit, prepare
+from budgetvision.loop import fit
+from budgetvision.setup import prepare
 
 CPU = torch.device("cpu")
 
@@ -269,5 +270,5 @@ def test_ema_decay_ramps_up_as_tensorflows_num_updates(step, warmup, expected_de
 
     fake = SimpleNamespace(tc=SimpleNamespace(ema_decay=0.999, ema_warmup=warmup), step=step)
     ema, params = [torch.zeros(3)], [torch.ones(3)]
-    train_mod._Training._ema_update(fake, ema, params, torch.tensor(step))
+    train_mod.Training._ema_update(fake, ema, params, torch.tensor(step))
     torch.testing.assert_close(ema[0], torch.full((3,), 1 - expected_decay))

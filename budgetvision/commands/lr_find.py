@@ -22,7 +22,7 @@ def run(args) -> int:
     from ..data import data_root
     from ..device import resolve_device
     from ..io import make_folder, write_json
-    from ..loop import prepare
+    from ..setup import prepare
     from ..lr_find import lr_range_test
     from ..report.plots import lr_range_plot
 

@@ -23,7 +23,7 @@ def run(args) -> int:
 
 
 def _rows() -> list[dict]:
-    from ..loop import config_params
+    from ..setup import config_params
     from ..presets import PRESETS
 
     rows = []

@@ -61,7 +61,7 @@ def _out_png(path: str) -> Path:
 
 def run_sample(args) -> int:
     from ..data import data_root
-    from ..loop import shape_spec
+    from ..setup import shape_spec
     from ..report.plots import sample_grid
     from ..runs import class_labels, parse_seeds, sample
 

@@ -45,14 +45,14 @@ def _dry_run(args, cfg, seeds: list[int]) -> int:
 
     from ..budget import budget_line, budget_of, enforce_budget
     from ..data import data_root
-    from ..loop import config_params, images_seen
+    from ..setup import config_params
 
     counts = config_params(cfg, data_root(args.data_root))
     budget = budget_of(cfg)
     over = enforce_budget(counts["total"], cfg.train.steps, budget, allow_over=args.over_budget)
     print(cfg.to_json())
     print(f"{budget_line(counts, cfg.train.steps, budget)}; batch {cfg.train.batch_size}; "
-          f"images seen per seed: {images_seen(cfg):,}; seeds: {seeds}; CPU threads: {torch.get_num_threads()}"
+          f"images seen per seed: {cfg.train.images_seen:,}; seeds: {seeds}; CPU threads: {torch.get_num_threads()}"
           + ("; OVER BUDGET (override given)" if over else "; within budget"))
     return 0
 

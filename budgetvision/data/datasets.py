@@ -54,7 +54,7 @@ class Splits:
     test: tuple[Tensor, Tensor]
 
 
-def dataset_names() -> list[str]:
+def dataset_names() -> list[str]:  # kept, used by no command: budgetvision.data's public list (test_data)
     """Built-in data sets; load_splits also takes "folder:PATH" (ImageFolder layout, train/ and test/)."""
     return list(_DATASETS)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.loader import eval_batches
+from ..models.layers import eval_mode
 
 SPREAD_SEED = 0  # the fixed shuffle the per-batch spread is measured over, so it is reproducible
 
@@ -30,21 +31,18 @@ def evaluate_classifier(network: nn.Module, x: Tensor, y: Tensor, *, mean, std, 
                         batch_size: int = 512, amp: bool = False, spread_seed: int | None = SPREAD_SEED) -> dict:
     """Accuracy over the whole split, and the std of per-batch accuracies over seeded shuffled
     batches of `batch_size` (the papers' "±"; `batch_accuracy_std`)."""
-    was_training = network.training
-    network.eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and torch.device(device).type == "cuda" \
         else contextlib.nullcontext()
     total_loss = torch.zeros((), device=device, dtype=torch.float64)
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.long)
     correct = []
-    with autocast:
+    with eval_mode(network), autocast:
         for xb, yb in eval_batches(x, y, batch_size, mean=mean, std=std, device=device):
             logits = network(xb).float()
             total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
             pred = logits.argmax(dim=1)
             correct.append(pred == yb)
             confusion += torch.bincount(yb * num_classes + pred, minlength=num_classes * num_classes)
-    network.train(was_training)
     confusion = confusion.view(num_classes, num_classes).cpu()
     n = int(confusion.sum())
     correct = torch.cat(correct).cpu()

@@ -18,7 +18,8 @@ from ..runs import open_generator, sample, to_uint8
 from ..io import write_json
 from ..presets import get_preset
 from ..report.plots import confusion_matrix, fraction_curve
-from ..loop import Prepared, config_params, fit
+from ..loop import fit
+from ..setup import Prepared, config_params
 from ..budget import enforce_budget
 
 GENERATED_SEED_OFFSET = 1_000_000  # generated images use seeds far from the 0-63 preview grids

@@ -4,7 +4,8 @@ Convolutions that feed a BatchNorm carry no bias: the norm's shift makes it redu
 the papers' parameter counts only come out right without it.
 """
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,19 @@ from torch import nn
 from budgetvision.models.registry import register_fitted
 
 Activation = Callable[[], nn.Module]
+
+
+@contextmanager
+def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
+    """`network` in eval mode inside the block, back in the mode it was in after it (an exception
+    included): evaluation and sampling read BatchNorm's running statistics, so an image never
+    depends on the others in its batch, and training goes on as it was."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield network
+    finally:
+        network.train(was_training)
 
 
 class ConvBNAct(nn.Sequential):

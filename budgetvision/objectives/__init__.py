@@ -1,10 +1,12 @@
 """Objectives wrap the trained networks and own a training step: `objective.train_step(x, y, opts)`.
 
-`build_objective` is the one place a config's `objective.name` becomes an objective."""
+`build_objective` is the one place a config's `objective.name` becomes an objective. Each objective
+is built from its networks and its config section (`cfg.objective`), which config.py has checked."""
 from __future__ import annotations
 
 import importlib
 
+from ..config import check_run
 from .base import GenerativeObjective, NonFiniteLoss, Objective
 from .classification import Classification
 
@@ -19,6 +21,7 @@ _BUILDERS = {
 
 def build_objective(cfg, spec) -> Objective:
     """The objective (with freshly initialised networks) for a RunConfig on a data set's DataSpec."""
+    check_run(cfg)
     if cfg.objective.name == "classification":
         from ..models.registry import build_configured
 

@@ -52,7 +52,6 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, params: Iterable[Te
 
 
 class Objective(nn.Module):
-    task: str = "classify"
     amp_dtype: torch.dtype | None = None   # set by the loop: autocast dtype of forward passes (None: fp32)
 
     @contextlib.contextmanager
@@ -86,8 +85,29 @@ class Objective(nn.Module):
 
 
 class GenerativeObjective(Objective):
-    task = "generate"
-    conditional: bool = False
+    """A generator's objective, built from its config section (objective.*, every generator's
+    _GenerativeConfig fields: the recipe's interpolation) and its data set's class count."""
+
+    def __init__(self, section, *, num_classes: int, conditional: bool):
+        super().__init__()
+        self.cfg = section                      # objective.*, as config.py checked it
+        self.num_classes = num_classes
+        self.conditional = conditional          # samples are drawn for a class (labels_for)
+        self.interpolation = section.interpolation                 # the recipe's latent path ...
+        self.interpolation_labels = section.interpolation_labels   # ... and its classes along it
+
+    def labels_for(self, seeds: Sequence[int], labels: Tensor | None = None, device="cpu") -> Tensor | None:
+        """The classes of conditional samples of `seeds`, on `device`: `labels` where given (one class
+        index per seed, checked), else seed % num_classes (`default_labels`); None for an
+        unconditional model."""
+        if not self.conditional:
+            return None
+        if labels is None:
+            return default_labels(seeds, self.num_classes).to(device)
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if labels.numel() != len(seeds) or labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"labels must be {len(seeds)} class indices in [0, {self.num_classes})")
+        return labels.to(device)
 
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
@@ -96,9 +116,6 @@ class GenerativeObjective(Objective):
         torch.Generator for every random draw), never on the batch it was drawn in.
         `network` replaces ema_target() (e.g. by its EMA copy)."""
         raise NotImplementedError
-
-    interpolation: str = "slerp"           # the recipe's latent path (objective.interpolation)
-    interpolation_labels: str = "blend"    # and its classes along it (objective.interpolation_labels)
 
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
@@ -156,7 +173,7 @@ def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 
 def nearest_end(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
-    """Per row, a where t <= 1/2, else b: the closer end point (seed 002: "Label of the closer image
+    """Per row, a where t <= 1/2, else b: the closer end point (Zavileiskii: "Label of the closer image
     is used to condition the sampling of interpolation"; the exact midpoint keeps the first)."""
     t = t.reshape(-1, *([1] * (a.dim() - 1))) if t.dim() else t
     return torch.where(t > 0.5, b, a)

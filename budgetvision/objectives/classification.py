@@ -1,7 +1,6 @@
 """Cross-entropy classification, with optional label smoothing."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -9,7 +8,8 @@ from .base import Objective, optimizer_step
 
 
 class Classification(Objective):
-    task = "classify"
+    """A classifier's objective. Its section (ClassificationConfig) holds only its name: label
+    smoothing is a train.* option, handed in by build_objective."""
 
     def __init__(self, network: nn.Module, label_smoothing: float = 0.0):
         super().__init__()
@@ -35,7 +35,3 @@ class Classification(Objective):
             loss, logits = self(x, y)
         optimizer_step(loss, opts["main"], self.network.parameters(), grad_clip=grad_clip)
         return {"loss": loss.detach(), "correct": (logits.detach().argmax(1) == y).sum()}
-
-    @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        return self.network(x).argmax(dim=1)

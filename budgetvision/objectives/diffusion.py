@@ -1,9 +1,9 @@
 """Diffusion: noise schedules, targets, guidance and samplers as pure functions, and the two
 seed objectives built on them.
 
-- `DDPM` (seed 002, Ho et al. 2020): discrete T steps, linear or sigmoid betas (Jabri et al.'s,
+- `DDPM` (Zavileiskii, Ho et al. 2020): discrete T steps, linear or sigmoid betas (Jabri et al.'s,
   or the Annotated Diffusion Model's), epsilon prediction.
-- `VDiffusion` (seed 003, after Crowson's v-diffusion): continuous-time variance-preserving
+- `VDiffusion` (the anonymous paper, after Crowson's v-diffusion): continuous-time variance-preserving
   process parameterised by the log-SNR, Sobol-sampled t, v-objective (Salimans & Ho 2022),
   classifier-free guidance with a null label (Ho & Salimans 2022).
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +25,9 @@ from torch import Tensor, nn
 
 from ..config import DDPMConfig, RunConfig, VDiffusionConfig
 from ..errors import ConfigError
+from ..models.layers import eval_mode
 from ..models.registry import build_configured
-from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step
+from .base import GenerativeObjective, nearest_end, optimizer_step
 
 # The log-SNR range of the continuous schedules: at +-20, alpha or sigma is 4.5e-5, the data or
 # the noise is invisible in float32, and the truncated cosine stays finite at both ends
@@ -67,7 +67,7 @@ def sigmoid_betas(timesteps: int, start: float = -3.0, end: float = 3.0, tau: fl
 
 def sigmoid_tutorial_betas(timesteps: int) -> Tensor:
     """The sigmoid betas of Rogge & Rasul's "The Annotated Diffusion Model" (Hugging Face blog, 2022,
-    `sigmoid_beta_schedule`), the code seed 002 names first: beta_i = sigmoid(linspace(-6, 6, T)_i)
+    `sigmoid_beta_schedule`), the code Zavileiskii names first: beta_i = sigmoid(linspace(-6, 6, T)_i)
     (0.02 - 1e-4) + 1e-4. Unlike Jabri's, the betas (not alpha-bar) follow the sigmoid, between the
     linear schedule's ends, so the total noise is near linear's. Exactly the blog's at T = 1000; other
     T scaled by 1000/T as `linear_betas` is. float64, (T,)."""
@@ -76,6 +76,7 @@ def sigmoid_tutorial_betas(timesteps: int) -> Tensor:
     return torch.linspace(-6, 6, timesteps, dtype=torch.float64).sigmoid() * (end - start) + start
 
 
+# objective.schedule (ddpm) -> its betas; config.DDPM_SCHEDULES names (and checks) the same
 BETA_SCHEDULES: dict[str, Callable[[int], Tensor]] = {
     "linear": linear_betas, "sigmoid": sigmoid_betas, "sigmoid-tutorial": sigmoid_tutorial_betas}
 
@@ -109,6 +110,8 @@ def log_snr_spliced(t: Tensor) -> Tensor:
     return torch.where(big_t < cosine_crossover, cosine_log_snr, ddpm_log_snr).clamp(max=LOG_SNR_MAX)
 
 
+# objective.schedule (vdiffusion) -> its log-SNR; config.VDIFFUSION_SCHEDULES names (and checks) the same.
+# No preset uses spliced or linear: Crowson's other two stay one override away, pinned by test_diffusion.
 LOG_SNR_SCHEDULES: dict[str, Callable[[Tensor], Tensor]] = {
     "cosine": log_snr_cosine, "spliced": log_snr_spliced, "linear": log_snr_linear}
 
@@ -123,16 +126,12 @@ def alpha_sigma(log_snr: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def v_target(x0: Tensor, eps: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
-    """v = alpha eps - sigma x0 (Salimans & Ho 2022, seed 003's eq. 1)."""
+    """v = alpha eps - sigma x0 (Salimans & Ho 2022, the anonymous paper's eq. 1)."""
     return alpha * eps - sigma * x0
 
 
 def x0_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
     return alpha * x_t - sigma * v
-
-
-def eps_from_v(x_t: Tensor, v: Tensor, alpha, sigma) -> Tensor:
-    return sigma * x_t + alpha * v
 
 
 def min_snr_weight(log_snr: Tensor, gamma: float) -> Tensor:
@@ -161,7 +160,7 @@ def dynamic_threshold(x0: Tensor, percentile: float) -> Tensor:
 
 
 def cfg_combine(cond: Tensor, uncond: Tensor, w: float) -> Tensor:
-    """Classifier-free guidance (seed 003's eq. 4): (1 + w) cond - w uncond; w = 0 is cond."""
+    """Classifier-free guidance (the anonymous paper's eq. 4): (1 + w) cond - w uncond; w = 0 is cond."""
     return (1.0 + w) * cond - w * uncond
 
 
@@ -253,18 +252,6 @@ def dpmpp_2m_sample(denoise: Denoise, x: Tensor, alphas: Sequence[float], sigmas
 # ----------------------------------------------------------------------------- objectives
 
 
-@contextmanager
-def _eval_mode(net: nn.Module):
-    # Sampling in eval mode: BatchNorm then uses running statistics, so a sample cannot depend on
-    # the other samples in its batch.
-    was_training = net.training
-    net.eval()
-    try:
-        yield net
-    finally:
-        net.train(was_training)
-
-
 class _Diffusion(GenerativeObjective):
     """What both diffusion objectives share: networks, guidance, seeded sampling, interpolation.
 
@@ -273,18 +260,9 @@ class _Diffusion(GenerativeObjective):
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, *, image_shape: tuple[int, int, int],
                  num_classes: int, conditional: bool):
-        super().__init__()
+        super().__init__(cfg, num_classes=num_classes, conditional=conditional)
         self.network = network
-        self.cfg = cfg
         self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
-        self.conditional = conditional
-        self.interpolation, self.interpolation_labels = cfg.interpolation, cfg.interpolation_labels
-        if not conditional and (cfg.cond_drop > 0 or cfg.cfg_scale > 0):
-            raise ConfigError("objective.cond_drop and objective.cfg_scale need model.conditional=true")
-        if cfg.cfg_scale > 0 and cfg.cond_drop == 0:
-            raise ConfigError("objective.cfg_scale > 0 needs objective.cond_drop > 0: "
-                              "otherwise the null label guidance subtracts is never trained")
 
     # -- the interface the loop uses
     def trained_networks(self) -> dict[str, nn.Module]:
@@ -353,28 +331,18 @@ class _Diffusion(GenerativeObjective):
 
         return denoise, alphas, sigmas
 
-    def _labels(self, seeds: Sequence[int], labels: Tensor | None) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if labels is None:
-            return default_labels(seeds, self.num_classes)
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).cpu()
-        if labels.numel() != len(seeds) or labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"labels must be {len(seeds)} class indices in [0, {self.num_classes})")
-        return labels
-
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
                network: nn.Module | None = None) -> Tensor:
         """(len(seeds), C, H, W) in [-1, 1] with objective.sampler / sample_steps / cfg_scale /
         guidance_interval / threshold; labels default to seed % num_classes for a conditional model."""
         seeds = [int(s) for s in seeds]
-        labels = self._labels(seeds, labels)
+        labels = self.labels_for(seeds, labels)
         net = self._net(network)
         device = next(net.parameters()).device
         step = SAMPLE_CHUNK if device.type == "cuda" else CPU_SAMPLE_CHUNK
         out = []
-        with _eval_mode(net):
+        with eval_mode(net):
             for lo in range(0, len(seeds), step):
                 chunk = seeds[lo: lo + step]
                 gens = [torch.Generator(device="cpu").manual_seed(s) for s in chunk]
@@ -397,8 +365,8 @@ class _Diffusion(GenerativeObjective):
                     labels: tuple[Tensor, Tensor] | None = None, *, mode: str | None = None,
                     label_mode: str | None = None, network: nn.Module | None = None) -> Tensor:
         """(pairs, steps, C, H, W): deterministic DDIM from slerped (or lerped) initial noise and,
-        for a conditional model, equally interpolated class embeddings (seed 003) or the closer
-        end's (label_mode nearest, seed 002). None: the recipe's own. DDIM because a stochastic
+        for a conditional model, equally interpolated class embeddings (the anonymous paper) or the closer
+        end's (label_mode nearest, Zavileiskii). None: the recipe's own. DDIM because a stochastic
         sampler strays from its start noise. The endpoints equal sample() of each seed when
         objective.sampler is ddim."""
         mix, label_mode = self._paths(mode, label_mode)
@@ -406,16 +374,16 @@ class _Diffusion(GenerativeObjective):
             raise ValueError("interpolate needs steps >= 2 (the two endpoints)")
         firsts, seconds = [int(a) for a, _ in seed_pairs], [int(b) for _, b in seed_pairs]
         if labels is None:
-            labels_a, labels_b = self._labels(firsts, None), self._labels(seconds, None)
+            labels_a, labels_b = self.labels_for(firsts), self.labels_for(seconds)
         else:
-            labels_a, labels_b = self._labels(firsts, labels[0]), self._labels(seconds, labels[1])
+            labels_a, labels_b = self.labels_for(firsts, labels[0]), self.labels_for(seconds, labels[1])
         net = self._net(network)
         device = next(net.parameters()).device
         fractions = torch.linspace(0, 1, steps)
         # Rows ordered pair-major: pair p, fraction j is row p * steps + j.
         rows = [(p, j) for p in range(len(firsts)) for j in range(steps)]
         out = []
-        with _eval_mode(net):
+        with eval_mode(net):
             for lo in range(0, len(rows), SAMPLE_CHUNK):
                 ps = torch.tensor([p for p, _ in rows[lo: lo + SAMPLE_CHUNK]])
                 t = fractions[[j for _, j in rows[lo: lo + SAMPLE_CHUNK]]].to(device)
@@ -435,18 +403,12 @@ class _Diffusion(GenerativeObjective):
 
 
 class DDPM(_Diffusion):
-    """Seed 002: discrete-time DDPM (Ho et al. 2020) with epsilon prediction, uniform t in
+    """Zavileiskii: discrete-time DDPM (Ho et al. 2020) with epsilon prediction, uniform t in
     {0 .. T-1}; the network sees t/T. sample_steps < T samples on an evenly spaced subsequence
     (Nichol & Dhariwal's respacing: the ancestral step between two kept levels is exact)."""
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
-        if cfg.schedule not in BETA_SCHEDULES:
-            raise ConfigError(f"objective.schedule for ddpm must be one of {', '.join(BETA_SCHEDULES)}, "
-                              f"got {cfg.schedule!r}")
-        if cfg.sample_steps > cfg.timesteps:
-            raise ConfigError(f"objective.sample_steps ({cfg.sample_steps}) must be <= objective.timesteps "
-                              f"({cfg.timesteps}) for ddpm")
         self.timesteps = cfg.timesteps
         alpha_bar = torch.cumprod(1 - BETA_SCHEDULES[cfg.schedule](cfg.timesteps), dim=0)
         self._alpha_bar64 = alpha_bar  # float64 on the CPU, for the sampling levels
@@ -476,14 +438,11 @@ class DDPM(_Diffusion):
 
 
 class VDiffusion(_Diffusion):
-    """Seed 003: continuous-time VP diffusion in log-SNR, v-objective, Sobol-sampled t, null-label
+    """The anonymous paper: continuous-time VP diffusion in log-SNR, v-objective, Sobol-sampled t, null-label
     dropout for classifier-free guidance. The network sees the log-SNR."""
 
     def __init__(self, network: nn.Module, cfg: DDPMConfig | VDiffusionConfig, **kw):
         super().__init__(network, cfg, **kw)
-        if cfg.schedule not in LOG_SNR_SCHEDULES:
-            raise ConfigError(f"objective.schedule for vdiffusion must be one of {', '.join(LOG_SNR_SCHEDULES)}, "
-                              f"got {cfg.schedule!r}")
         self.log_snr = LOG_SNR_SCHEDULES[cfg.schedule]
         # The Sobol engine is seeded from the global RNG at the first step (which the loop has
         # seeded); seed and points drawn go into state_dict() so a resumed run continues the
@@ -512,7 +471,7 @@ class VDiffusion(_Diffusion):
         return self._sobol.draw(n).reshape(n)
 
     def loss(self, x: Tensor, y: Tensor, *, t: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
-        """Mean squared error of v (seed 003's eq. 3), each sample's weighted by
+        """Mean squared error of v (the anonymous paper's eq. 3), each sample's weighted by
         min_snr_weight where objective.min_snr_gamma asks. `t` (in [0, 1]) and `noise` may be fixed."""
         if t is None:
             t = self.sobol_t(x.shape[0])

@@ -14,19 +14,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import DIFFAUGMENT_OPS, VBN_MODES
+from ..config import GANConfig
 from ..data.augment import cutout, random_crop
 from ..distributed import all_mean
 from ..errors import ConfigError
 from ..models.gan import DISCRIMINATORS, GENERATORS, Discriminator, Generator, with_reference
-from ..models.registry import MODELS, build_configured, count_params
-from .base import GenerativeObjective, default_labels, nearest_end, optimizer_step, seeded_normal
+from ..models.layers import eval_mode
+from ..models.registry import MODELS, build_configured
+from .base import GenerativeObjective, nearest_end, optimizer_step, seeded_normal
 
 # --------------------------------------------------------------------------- losses
 
 
 def bce_d_parts(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Tensor, Tensor]:
-    """L_r = BCE(D(x), real_label), L_f = BCE(D(G(z)), 0), each a batch mean.
+    """L_r = BCE(D(x), real_label), L_f = BCE(D(G(z)), 0), each a batch mean; D's loss is L_r + L_f,
+    -E[log D(x)] - E[log(1 - D(G(z)))] (Hughes, eq. 3) with D = sigmoid(score).
     real_label < 1 is one-sided label smoothing (Salimans et al. 2016)."""
     real, fake = real.float(), fake.float()
     l_r = F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
@@ -34,25 +36,19 @@ def bce_d_parts(real: Tensor, fake: Tensor, real_label: float = 1.0) -> tuple[Te
     return l_r, l_f
 
 
-def bce_d_loss(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
-    """-E[log D(x)] - E[log(1 - D(G(z)))] (seed 000, eq. 3), with D = sigmoid(score)."""
-    l_r, l_f = bce_d_parts(real, fake, real_label)
-    return l_r + l_f
-
-
 def bce_g_loss(fake: Tensor) -> Tensor:
-    """-E[log D(G(z))] (seed 000, eq. 4): the non-saturating generator loss."""
+    """-E[log D(G(z))] (Hughes, eq. 4): the non-saturating generator loss."""
     return F.softplus(-fake.float()).mean()
 
 
 def d_accuracy(real: Tensor, fake: Tensor) -> Tensor:
-    """D's training accuracy (seed 004's Figures 2 and 17): the share of reals it scores as real and
+    """D's training accuracy (Rzayev's Figures 2 and 17): the share of reals it scores as real and
     of fakes as fake, averaged. Both losses put the boundary at a raw score of 0 (sigmoid 1/2 for BCE)."""
     return 0.5 * ((real.float() > 0).float().mean() + (fake.float() < 0).float().mean())
 
 
 def hinge_d_parts(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-    """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (seed 001)."""
+    """L_r = E[max(0, 1 - D(x))], L_f = E[max(0, 1 + D(G(z)))] (Jalil); D's loss is L_r + L_f."""
     return F.relu(1 - real.float()).mean(), F.relu(1 + fake.float()).mean()
 
 
@@ -65,13 +61,8 @@ def r1_penalty(scores: Tensor, inputs: Tensor, gamma: float) -> Tensor:
     return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
 
 
-def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
-    l_r, l_f = hinge_d_parts(real, fake)
-    return l_r + l_f
-
-
 def hinge_g_loss(fake: Tensor) -> Tensor:
-    """-E[D(G(z))] (seed 001, eq. 5)."""
+    """-E[D(G(z))] (Jalil, eq. 5)."""
     return -fake.float().mean()
 
 
@@ -93,21 +84,25 @@ def _color(x: Tensor) -> Tensor:
     return (x - mean) * (u[2] + 0.5) + mean
 
 
+def _translation(x: Tensor) -> Tensor:
+    return random_crop(x, max(1, round(x.shape[-1] * TRANSLATION_RATIO)), None)
+
+
+def _cutout(x: Tensor) -> Tensor:
+    return cutout(x, max(1, round(x.shape[-1] * CUTOUT_RATIO)), None)
+
+
+# DiffAugment's ops by the names objective.diffaugment takes (config.DIFFAUGMENT_OPS, which checks them)
+DIFFAUGMENT = {"color": _color, "translation": _translation, "cutout": _cutout}
+
+
 def diff_augment(x: Tensor, policy: Sequence[str]) -> Tensor:
     """Differentiable Augmentation (Zhao et al. 2020): the same random, differentiable transforms on
     every image the discriminator sees, real and generated, in D's and G's updates alike, so D
     cannot overfit the few real images while G still learns the un-augmented distribution.
     Draws from the global RNG (saved in checkpoints, so a resumed run redraws the same)."""
-    size = x.shape[-1]
     for op in policy:
-        if op == "color":
-            x = _color(x)
-        elif op == "translation":
-            x = random_crop(x, max(1, round(size * TRANSLATION_RATIO)), None)
-        elif op == "cutout":
-            x = cutout(x, max(1, round(size * CUTOUT_RATIO)), None)
-        else:
-            raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
+        x = DIFFAUGMENT[op](x)
     return x
 
 
@@ -190,7 +185,7 @@ def aw_optimizer_step(l_r: Tensor, l_f: Tensor, real_score: Tensor, fake_score: 
 
 
 class VBNReference(nn.Module):
-    """Seed 004's VBN reference, "we randomly choose half of the batch size in every epoch and
+    """Rzayev's VBN reference, "we randomly choose half of the batch size in every epoch and
     normalize the other half corresponding to the previously chosen half": at the first step of
     each epoch, the first half of that step's (shuffled) real batch for D and as many fresh latents
     and labels for G; every step of the epoch then normalises by them. Kept in the checkpoint
@@ -220,43 +215,20 @@ class VBNReference(nn.Module):
 
 class GAN(GenerativeObjective):
     """Generator G and discriminator D, trained in alternation: `d_steps` D updates, then one G
-    update (together one step of the budget)."""
+    update (together one step of the budget), as its section (GANConfig: the loss, adaptive
+    weighting, label smoothing, R1, DiffAugment, VBN) says. `epoch_steps`, the optimisation steps
+    of an epoch, is when a VBN epoch reference is redrawn (objective.vbn=epoch)."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, *,
-                 loss: str = "bce",                 # bce (Goodfellow) | hinge (Miyato et al.)
-                 adaptive_weighting: bool = False,  # aw-loss for D (Zadorozhnyy et al. 2021)
-                 real_label: float = 1.0,           # BCE target for reals; < 1 smooths (BCE only)
-                 d_steps: int = 1,                  # D updates per G update
-                 r1_gamma: float = 0.0,             # R1 penalty weight on reals; 0 = none (not with aw)
-                 diffaugment: Sequence[str] = (),   # DiffAugment ops on everything D sees
-                 vbn: str = "off",                  # seed 004's VBN reference: off | epoch | batch
-                 epoch_steps: int = 0,              # steps per epoch (vbn epoch)
-                 interpolation: str = "slerp",      # the recipe's interpolation path ...
-                 interpolation_labels: str = "blend"):  # ... and its classes along it
-        for op in diffaugment:
-            if op not in DIFFAUGMENT_OPS:
-                raise ConfigError(f"unknown DiffAugment op {op!r}; known: {', '.join(DIFFAUGMENT_OPS)}")
-        super().__init__()
-        if loss not in ("bce", "hinge"):
-            raise ConfigError(f"GAN loss must be bce or hinge, got {loss!r}")
+    def __init__(self, generator: Generator, discriminator: Discriminator, section: GANConfig, *,
+                 epoch_steps: int = 0):
         if generator.conditional != discriminator.conditional:
             raise ConfigError("generator and discriminator must both be conditional or both not")
+        super().__init__(section, num_classes=generator.num_classes, conditional=generator.conditional)
         self.generator = generator
         self.discriminator = discriminator
-        self.loss = loss
-        self.adaptive_weighting = adaptive_weighting
-        self.real_label = real_label
-        self.d_steps = d_steps
-        self.r1_gamma = r1_gamma
-        self.diffaugment = tuple(diffaugment)
-        self.conditional = generator.conditional
-        self.num_classes = generator.num_classes
         self.latent_dim = generator.latent_dim
-        if vbn not in VBN_MODES:
-            raise ConfigError(f"objective.vbn must be one of {', '.join(VBN_MODES)}, got {vbn!r}")
         # Only an epoch reference is state of its own; "batch" is HalfBatchNorm's own first half.
-        self.vbn_reference = VBNReference(epoch_steps) if vbn == "epoch" else None
-        self.interpolation, self.interpolation_labels = interpolation, interpolation_labels
+        self.vbn_reference = VBNReference(epoch_steps) if section.vbn == "epoch" else None
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
@@ -269,16 +241,16 @@ class GAN(GenerativeObjective):
         return self.generator
 
     def _d_parts(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        if self.loss == "bce":
-            return bce_d_parts(real, fake, self.real_label)
+        if self.cfg.gan_loss == "bce":
+            return bce_d_parts(real, fake, self.cfg.real_label)
         return hinge_d_parts(real, fake)
 
     def _g_loss(self, fake: Tensor) -> Tensor:
-        return bce_g_loss(fake) if self.loss == "bce" else hinge_g_loss(fake)
+        return bce_g_loss(fake) if self.cfg.gan_loss == "bce" else hinge_g_loss(fake)
 
     def _augment(self, x: Tensor) -> Tensor:
         """What D reads of x: x through DiffAugment when the recipe uses it."""
-        return diff_augment(x, self.diffaugment) if self.diffaugment else x
+        return diff_augment(x, self.cfg.diffaugment_ops)
 
     def _d(self, x: Tensor, y: Tensor | None) -> Tensor:
         """D's score of x, through DiffAugment when the recipe uses it."""
@@ -298,7 +270,7 @@ class GAN(GenerativeObjective):
         return with_reference(self.generator, *self.vbn_reference.latent, z, y)
 
     def _fake_labels(self, n: int, device) -> Tensor | None:
-        # Uniform over classes (seed 004: "l uniformly selected for generator training").
+        # Uniform over classes (Rzayev: "l uniformly selected for generator training").
         return torch.randint(0, self.num_classes, (n,), device=device) if self.conditional else None
 
     def _d_update(self, x: Tensor, y: Tensor | None, opt, grad_clip: float) -> dict[str, Tensor]:
@@ -309,17 +281,17 @@ class GAN(GenerativeObjective):
                 fake = self._g(torch.randn(len(x), self.latent_dim, device=x.device), y_fake)
             # R1 differentiates D's score by the very images it read (after DiffAugment, as
             # StyleGAN2-ADA), so those are a leaf that keeps its gradient.
-            real = self._augment(x).detach().requires_grad_(True) if self.r1_gamma else self._augment(x)
+            real = self._augment(x).detach().requires_grad_(True) if self.cfg.r1_gamma else self._augment(x)
             d_real, d_fake = self._score(real, y), self._d(fake, y_fake)
             l_r, l_f = self._d_parts(d_real, d_fake)
         out = {"d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean(),
                "d_accuracy": d_accuracy(d_real.detach(), d_fake.detach())}
         params = [p for p in D.parameters() if p.requires_grad]
-        if not self.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
+        if not self.cfg.adaptive_weighting:   # (GANConfig refuses R1 with it: aw weighs L_r and L_f alone)
             d_loss = l_r + l_f
-            penalty = r1_penalty(d_real, real, self.r1_gamma) if self.r1_gamma else 0.0
+            penalty = r1_penalty(d_real, real, self.cfg.r1_gamma) if self.cfg.r1_gamma else 0.0
             optimizer_step(d_loss + penalty, opt, params, grad_clip=grad_clip, name="d_loss")
-            if self.r1_gamma:
+            if self.cfg.r1_gamma:
                 out["r1"] = penalty.detach()
             return {"d_loss": d_loss.detach(), **out}
         aw_loss, w_r, w_f = aw_optimizer_step(l_r, l_f, torch.sigmoid(d_real.float()).mean(),
@@ -339,7 +311,7 @@ class GAN(GenerativeObjective):
         y = y if self.conditional else None
         if self.vbn_reference is not None:
             self.vbn_reference.advance(x, y, self)
-        for _ in range(self.d_steps):
+        for _ in range(self.cfg.d_steps):
             out = self._d_update(x, y, opts["discriminator"], grad_clip)
         # D's weights need no gradient in G's update: only the path through it to G.
         flags = [p.requires_grad for p in D.parameters()]
@@ -357,13 +329,6 @@ class GAN(GenerativeObjective):
 
     # ----------------------------------------------------------------------- sampling
 
-    def _labels_for(self, seeds: Sequence[int], labels: Tensor | None, device) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if labels is None:
-            labels = default_labels(seeds, self.num_classes)
-        return torch.as_tensor(labels, dtype=torch.long).to(device)
-
     @torch.no_grad()
     def sample(self, seeds: Sequence[int], labels: Tensor | None = None, *,
                network: nn.Module | None = None) -> Tensor:
@@ -373,12 +338,8 @@ class GAN(GenerativeObjective):
         G = network if network is not None else self.generator
         device = next(G.parameters()).device
         z = seeded_normal(seeds, (self.latent_dim,), device)
-        was_training = G.training
-        G.eval()
-        try:
-            return G(z, self._labels_for(seeds, labels, device)).float()
-        finally:
-            G.train(was_training)
+        with eval_mode(G):
+            return G(z, self.labels_for(seeds, labels, device)).float()
 
     @torch.no_grad()
     def interpolate(self, seed_pairs: Sequence[tuple[int, int]], steps: int,
@@ -408,23 +369,12 @@ class GAN(GenerativeObjective):
         emb = None
         if self.conditional:
             la, lb = labels if labels is not None else (None, None)
-            emb = path(G.embed(self._labels_for(seeds_a, la, device)).float(),
-                       G.embed(self._labels_for(seeds_b, lb, device)).float(),
+            emb = path(G.embed(self.labels_for(seeds_a, la, device)).float(),
+                       G.embed(self.labels_for(seeds_b, lb, device)).float(),
                        blend if label_mode == "blend" else nearest_end)
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(G):
             images = G(z, emb=emb) if emb is not None else G(z)
-        finally:
-            G.train(was_training)
         return images.float().reshape(len(seed_pairs), steps, *images.shape[1:])
-
-
-def gan_param_counts(objective: GAN) -> dict[str, int]:
-    """Budgeted parameters (count_params) of the generator, the discriminator and both (the budgeted total)."""
-    g = count_params(objective.generator)
-    d = count_params(objective.discriminator)
-    return {"generator": g, "discriminator": d, "total": g + d}
 
 
 def build_gan(cfg, spec) -> GAN:
@@ -443,20 +393,15 @@ def build_gan(cfg, spec) -> GAN:
         for key, name in (("model.name", cfg.model.name), ("model.discriminator", cfg.model.discriminator)):
             if "virtual_bn" not in inspect.signature(MODELS[name]).parameters:
                 raise ConfigError(f"objective.vbn={cfg.objective.vbn} needs networks with virtual batch norm "
-                                  f"(seed 004's mnist_dcgan_generator / _discriminator); {key}={name!r} has none")
+                                  f"(Rzayev's mnist_dcgan_generator / _discriminator); {key}={name!r} has none")
         shape["virtual_bn"] = True
-    # Seed 004's F widens both networks ("the capabilities ... of both networks"); its D deepens
+    # Rzayev's F widens both networks ("the capabilities ... of both networks"); its D deepens
     # the discriminator alone, so a generator is never asked for a depth.
     G = build_configured(cfg.model, fields=("capacity",), **shape)
     D = build_configured(cfg.model, "discriminator", **shape)
     if not isinstance(G, Generator) or not isinstance(D, Discriminator):
         raise ConfigError(f"model.name={cfg.model.name!r} with model.discriminator="
                           f"{cfg.model.discriminator!r} is not a generator/discriminator pair")
-    oc = cfg.objective
     # A VBN epoch is the loader's: its train split in whole batches (0 where only shapes are known).
     epoch_steps = getattr(spec, "train_size", 0) // cfg.train.batch_size
-    return GAN(G, D, loss=oc.gan_loss, adaptive_weighting=oc.adaptive_weighting,
-               real_label=oc.real_label, d_steps=oc.d_steps, r1_gamma=oc.r1_gamma,
-               diffaugment=tuple(op for op in oc.diffaugment.split(",") if op),
-               vbn=oc.vbn, epoch_steps=epoch_steps, interpolation=oc.interpolation,
-               interpolation_labels=oc.interpolation_labels)
+    return GAN(G, D, cfg.objective, epoch_steps=epoch_steps)

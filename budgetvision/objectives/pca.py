@@ -1,4 +1,4 @@
-"""Per-class PCA as a generator (seed 004 section 5): sample in component space, reconstruct.
+"""Per-class PCA as a generator (Rzayev section 5): sample in component space, reconstruct.
 
 Training streams the exact per-class first and second moments of the pixels over the batches it
 is given (float64), so any batch size works and one epoch of steps sees every image once. The
@@ -6,25 +6,22 @@ components, means and component standard deviations are what the generator keeps
 so they are its parameters and count against the budget (they are fitted, not optimised)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from torch import Tensor, nn
+from torch import nn
 
+from ..config import PCAConfig
 from ..errors import ConfigError
 from ..models.registry import build_configured
 from ..models.pca import PCAGenerator
-from .base import GenerativeObjective, default_labels, nearest_end, seeded_normal
+from .base import GenerativeObjective, nearest_end, seeded_normal
 
 
 class PCA(GenerativeObjective):
-    conditional = True
+    """Per-class statistics: every sample is drawn within a class (conditional)."""
 
-    def __init__(self, generator: PCAGenerator, *, interpolation: str = "slerp", interpolation_labels: str = "blend"):
-        super().__init__()
-        self.num_classes = generator.num_classes
+    def __init__(self, generator: PCAGenerator, section: PCAConfig):
+        super().__init__(section, num_classes=generator.num_classes, conditional=True)
         self.pca = generator
-        self.interpolation, self.interpolation_labels = interpolation, interpolation_labels
 
     def trained_networks(self) -> dict[str, nn.Module]:
         return {"pca": self.pca}
@@ -44,17 +41,12 @@ class PCA(GenerativeObjective):
             spread = (x.flatten(1).double() - means).pow(2).mean()
         return {"within_class_var": spread.float()}
 
-    def _labels(self, seeds: Sequence[int], labels: Tensor | None, device) -> Tensor:
-        if labels is None:
-            return default_labels(seeds, self.num_classes).to(device)
-        return labels.to(device)
-
     @torch.no_grad()
     def sample(self, seeds, labels=None, *, network=None):
         pca = network or self.pca
         device = pca.mean.device
         z = seeded_normal(seeds, (pca.components,), device)
-        return pca.generate(z, self._labels(seeds, labels, device))
+        return pca.generate(z, self.labels_for(seeds, labels, device))
 
     @torch.no_grad()
     def interpolate(self, seed_pairs, steps, labels=None, *, mode=None, label_mode=None, network=None):
@@ -66,8 +58,8 @@ class PCA(GenerativeObjective):
         device = pca.mean.device
         a = seeded_normal([p[0] for p in seed_pairs], (pca.components,), device)
         b = seeded_normal([p[1] for p in seed_pairs], (pca.components,), device)
-        lab_a = self._labels([p[0] for p in seed_pairs], None if labels is None else labels[0], device)
-        lab_b = self._labels([p[1] for p in seed_pairs], None if labels is None else labels[1], device)
+        lab_a = self.labels_for([p[0] for p in seed_pairs], None if labels is None else labels[0], device)
+        lab_b = self.labels_for([p[1] for p in seed_pairs], None if labels is None else labels[1], device)
         t = torch.linspace(0, 1, steps, device=device)
         frames = []
         for i in range(steps):
@@ -90,5 +82,4 @@ def build_pca(cfg, spec) -> PCA:
                                  image_size=spec.image_size, components=cfg.objective.components)
     if not isinstance(generator, PCAGenerator):
         raise ConfigError(f"objective pca needs model.name=pca, got {cfg.model.name!r}")
-    return PCA(generator, interpolation=cfg.objective.interpolation,
-               interpolation_labels=cfg.objective.interpolation_labels)
+    return PCA(generator, cfg.objective)

@@ -33,9 +33,8 @@ from ..evaluation.judge import Judge, check_judge_fits, judge_features, judge_pr
 from ..evaluation.perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
 from ..evaluation.precision_recall import PRC_K, precision_recall
 from ..io import read_json, write_json
-from ..objectives.base import default_labels
 from ..report.plots import confusion_matrix
-from ..loop import images_seen, input_stats
+from ..setup import input_stats
 from .folder import mean_std, open_run, open_seed, seed_dirs, trained_spec
 from .generate import sample, sampling_overrides, to_uint8
 
@@ -173,14 +172,14 @@ def evaluate_generator(run_dir: Path, *, fid: bool = False, kid: bool = False, i
 
     seeds = list(range(n))
     conditional = bool(getattr(opened.objective, "conditional", False))
-    labels = default_labels(seeds, splits.spec.num_classes) if conditional else None
+    labels = opened.objective.labels_for(seeds)
     images, images_per_s = draw_timed(opened.objective, opened.network, seeds,
                                       None if labels is None else labels.to(device), batch_size=batch_size,
                                       progress=progress)
     out = {"preset": cfg.preset, "task": "generate", "dataset": cfg.data.name, "run_seed": opened.seed,
            "step": opened.step, "weights": opened.weights, "params": manifest["params"],
            "over_budget": manifest["over_budget"],
-           "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": images_seen(cfg),
+           "steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "images_seen": cfg.train.images_seen,
            "seeds": manifest["seeds"], "sampling_images_per_s": images_per_s,
            "sampling_device": str(device),
            "labels": f"seed % {splits.spec.num_classes}" if conditional else "none (unconditional)",

@@ -22,7 +22,8 @@ from ..errors import BudgetVisionError, ConfigError
 from ..io import RunLock, load_checkpoint, make_folder, read_json, read_log, write_json
 from ..objectives import Objective, build_objective
 from ..report.plots import confusion_matrix, loss_curves, training_graph
-from ..loop import Prepared, fit, for_evaluation, images_seen, same_run, shape_spec
+from ..loop import fit, same_run
+from ..setup import Prepared, for_evaluation, shape_spec
 
 RUN_FORMAT = "budgetvision-run-1"
 TASK_NAMES = {"classify": "classifier", "generate": "generator"}
@@ -243,7 +244,7 @@ def finish_run(prep: Prepared, run_dir: Path, per_seed: list[dict]) -> dict:
         "params": prep.params, "param_counts": prep.param_counts,
         "param_budget": budget_of(cfg).max_params, "step_budget": budget_of(cfg).max_steps,
         "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
-        "images_seen": images_seen(cfg),   # per seed
+        "images_seen": cfg.train.images_seen,   # per seed
         "seeds": [r["seed"] for r in per_seed], "over_budget": prep.over_budget,
         "device": str(prep.device), "precision": precision(prep.device, cfg.train), "versions": versions(prep.device),
         "world_size": max(r.get("world_size", 1) for r in per_seed),   # training processes (torchrun)
