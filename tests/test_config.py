@@ -123,11 +123,11 @@ def test_an_unknown_objective_in_a_config_file_fails_with_one_line():
 
 # The papers that say they trained on the whole training split, in their words (presets.py cites each).
 WHOLE_SPLIT = {
-    "cifar100-bottleneck": "can be improved by introducing 3rd validation set",   # seed 002: it had none
-    "cifar100-ddpm": "It was trained on the entire dataset.",                      # seed 002
-    "cifar100-aw-sngan": "on the full CIFAR-100 dataset",                          # seed 001
-    "cifar100-aw-sngan-uncond": "on the full CIFAR-100 dataset",                   # seed 001
-    "mnist-lenet": "60,000 examples of handwritten digits for training phase",     # seed 004
+    "cifar100-bottleneck": "can be improved by introducing 3rd validation set",   # Zavileiskii: it had none
+    "cifar100-ddpm": "It was trained on the entire dataset.",                      # Zavileiskii
+    "cifar100-aw-sngan": "on the full CIFAR-100 dataset",                          # Jalil
+    "cifar100-aw-sngan-uncond": "on the full CIFAR-100 dataset",                   # Jalil
+    "mnist-lenet": "60,000 examples of handwritten digits for training phase",     # Rzayev
     "mnist-dcgan": "60,000 examples of handwritten digits for training phase",
     "mnist-ccgan": "60,000 examples of handwritten digits for training phase",
     "mnist-pca": "all images belonging to a particular label",
@@ -158,7 +158,7 @@ def test_presets_hold_out_validation_except_where_the_paper_trained_on_the_whole
 @pytest.mark.parametrize("name, epochs", [("mnist-lenet", 5), ("mnist-dcgan", 25), ("mnist-ccgan", 25),
                                           ("mnist-pca", 1)])
 def test_seed004_presets_train_the_epochs_the_paper_says_over_the_images_they_train_on(name, epochs):
-    """Seed 004 counts epochs of MNIST's 60,000 training images; a preset's steps x batch must be that
+    """Rzayev counts epochs of MNIST's 60,000 training images; a preset's steps x batch must be that
     many epochs of the images it actually trains on (those left after any validation hold-out),
     within one batch per epoch (Keras counts a last partial batch)."""
     cfg = get_preset(name).config
@@ -171,10 +171,10 @@ def test_each_papers_interpolation_is_its_presets_default():
         o = get_preset(name).config.objective
         return o.interpolation, o.interpolation_labels
 
-    assert interp("cifar100-aw-sngan") == ("lerp", "blend")           # seed 001: "linear interpolations"
+    assert interp("cifar100-aw-sngan") == ("lerp", "blend")           # Jalil: "linear interpolations"
     assert interp("cifar100-aw-sngan-uncond")[0] == "lerp"
-    assert interp("cifar100-ddpm") == ("lerp", "nearest")             # seed 002: "Label of the closer image"
-    assert interp("cifar100-vdiffusion") == ("slerp", "blend")        # seed 003: "spherically interpolate"
+    assert interp("cifar100-ddpm") == ("lerp", "nearest")             # Zavileiskii: "Label of the closer image"
+    assert interp("cifar100-vdiffusion") == ("slerp", "blend")        # the anonymous paper: "spherically interpolate"
     with pytest.raises(ConfigError, match="objective.interpolation must be one of slerp, lerp"):
         apply_overrides(get_preset("mnist-pca").config, ["objective.interpolation=cubic"])
     with pytest.raises(ConfigError, match="objective.vbn must be one of off, epoch, batch"):
@@ -182,7 +182,7 @@ def test_each_papers_interpolation_is_its_presets_default():
 
 
 def test_seed004_capacity_and_depth_are_the_papers_best_and_other_presets_keep_one():
-    """Seed 004's grid is F, D in 1..3; F=D=1 was best for both its GANs (presets.py cites it).
+    """Rzayev's grid is F, D in 1..3; F=D=1 was best for both its GANs (presets.py cites it).
     Every other network takes neither, so every other preset stays at 1."""
     for name, p in PRESETS.items():
         assert (p.config.model.capacity, p.config.model.depth) == (1, 1), name

@@ -271,7 +271,7 @@ def test_digits_offline(tmp_path):
 
 
 def test_val_fraction_zero_trains_on_the_whole_split():
-    """data.val_fraction = 0 (seeds 001, 002 and 004 trained on the whole split): train keeps every
+    """data.val_fraction = 0 (Jalil, Zavileiskii and Rzayev trained on the whole split): train keeps every
     training image, in stored order, val is empty, and the config accepts it."""
     from budgetvision.config import DataConfig
     from budgetvision.data import splits_of

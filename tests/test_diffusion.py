@@ -97,7 +97,7 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
 
 
 def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_runs(capsys):
-    """Seed 003's U-Net (981,891 parameters at 32x32x3, 100 classes) and plain v MSE (Min-SNR-5
+    """The anonymous paper's U-Net (981,891 parameters at 32x32x3, 100 classes) and plain v MSE (Min-SNR-5
     screened worse), guidance 1 on sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training
     otherwise as cifar100-vdiffusion."""
     from budgetvision.cli import main
@@ -205,7 +205,7 @@ def truncated_cosine_log_snr(t: float, lo: float = -20.0, hi: float = 20.0) -> f
 
 
 def test_cosine_log_snr_is_the_truncated_cosine():
-    """Seed 003's cosine log-SNR schedule: -2 log tan(pi t / 2) (Nichol & Dhariwal's alpha = cos
+    """The anonymous paper's cosine log-SNR schedule: -2 log tan(pi t / 2) (Nichol & Dhariwal's alpha = cos
     in log-SNR form), truncated to [-20, 20]: hand values at the ends and the middle, the
     formula in between, and alpha = cos(pi t / 2) to within the truncation."""
     cosine = LOG_SNR_SCHEDULES["cosine"]
@@ -293,7 +293,7 @@ def test_sigmoid_betas_are_jabri_et_al(timesteps):
 
 
 def test_sigmoid_tutorial_betas_are_the_annotated_diffusion_models():
-    """Rogge & Rasul's "The Annotated Diffusion Model" (the code seed 002 says it used),
+    """Rogge & Rasul's "The Annotated Diffusion Model" (the code Zavileiskii says it used),
     `sigmoid_beta_schedule`: betas = sigmoid(linspace(-6, 6, T)) * (0.02 - 0.0001) + 0.0001,
     written out here at fixed points; Jabri's schedule (objective.schedule=sigmoid) differs."""
     b = sigmoid_tutorial_betas(1000)
@@ -317,7 +317,7 @@ def test_sigmoid_tutorial_betas_are_the_annotated_diffusion_models():
 
 
 def test_ddpm_schedule_choice_and_seed002_default():
-    """objective.schedule selects the betas the DDPM objective trains and samples with; seed 002's
+    """objective.schedule selects the betas the DDPM objective trains and samples with; Zavileiskii's
     preset uses the tutorial's (its code's) reading, Jabri's stays one override away."""
     assert get_preset("cifar100-ddpm").config.objective.schedule == "sigmoid-tutorial"
     for name, betas in (("sigmoid-tutorial", sigmoid_tutorial_betas(1000)), ("sigmoid", sigmoid_betas(1000))):
@@ -557,10 +557,10 @@ def gaussian_objective(kind: str, sampler: str, steps: int, means=(MU, MU)):
 
 
 def test_seed002_interpolation_conditions_on_the_closer_end_points_label():
-    """cifar100-ddpm interpolates as seed 002 did by default: "Label of the closer image is used to
+    """cifar100-ddpm interpolates as Zavileiskii did by default: "Label of the closer image is used to
     condition the sampling of interpolation" (with a linear latent path). Same seed at both ends
     and the exact denoiser of two classes (data means -0.3 and 0.3): the first half of the path is
-    seed 5 as class 0, the second as class 1 (DDIM, so exactly); blending (seed 003) differs."""
+    seed 5 as class 0, the second as class 1 (DDIM, so exactly); blending (the anonymous paper) differs."""
     cfg = apply_overrides(get_preset("cifar100-ddpm").config, ["objective.sampler=ddim", "objective.sample_steps=4"])
     table = torch.cumprod(1 - sigmoid_tutorial_betas(1000), 0).tolist()
     obj = DDPM(GaussianDenoiser([-0.3, 0.3, 0.0], alpha_bar=table), cfg.objective, image_shape=(1, 8, 8),
@@ -628,7 +628,7 @@ def test_samplers_with_the_exact_denoiser_give_the_known_distribution(kind, samp
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_many_step_samplers_draw_the_data_distribution(sampler):
-    """The pure samplers on 1000 cosine levels (seed 003's schedule) with the exact denoiser of
+    """The pure samplers on 1000 cosine levels (the anonymous paper's schedule) with the exact denoiser of
     N(MU, S^2) return mean MU and variance S^2, up to the 1000-step discretisation (< 3 %) and
     sampling error; the exact answer for these levels holds to 5 standard errors."""
     steps, rows = 1000, 8
@@ -713,7 +713,7 @@ def test_dpm_solver_pp_2m_multistep_weights_give_third_order_local_error_on_unev
 
 
 def test_guidance_on_gaussians_is_the_shifted_gaussian_and_w0_is_the_conditional_model():
-    """Classifier-free guidance (seed 003's eq. 4, v~ = (1 + w) v(c) - w v(null)) with exact
+    """Classifier-free guidance (the anonymous paper's eq. 4, v~ = (1 + w) v(c) - w v(null)) with exact
     denoisers of N(mu_c, S^2) and N(mu_null, S^2): v is affine in the mean with weights summing
     to 1, so the guided denoiser is exactly the denoiser of N((1 + w) mu_c - w mu_null, S^2), and
     guided sampling equals plain sampling of that Gaussian, sample for sample. With w = 0 the
@@ -833,7 +833,7 @@ class _Recorder(torch.nn.Module):
 def test_training_noises_by_the_forward_process_and_regresses_the_papers_targets():
     """DDPM (Ho et al. 2020, eq. 4 and L_simple): the network sees x_t = sqrt(ab_t) x0 +
     sqrt(1 - ab_t) eps with ab from Ho's linear betas and t/T, and the loss is |eps - out|^2.
-    VDiffusion (seed 003, eqs. 1-3): it sees x = alpha x0 + sigma eps at the cosine log-SNR,
+    VDiffusion (the anonymous paper, eqs. 1-3): it sees x = alpha x0 + sigma eps at the cosine log-SNR,
     alpha^2 = sigmoid(log-SNR), and the loss is |v - out|^2 with v = alpha eps - sigma x0."""
     g = torch.Generator().manual_seed(3)
     x0, eps = torch.rand(4, 1, 4, 4, generator=g) * 2 - 1, torch.randn(4, 1, 4, 4, generator=g)

@@ -1,4 +1,4 @@
-"""Seed 004's synthetic-data experiment: mixes keep their size and class proportions."""
+"""Rzayev's synthetic-data experiment: mixes keep their size and class proportions."""
 import json
 
 import numpy as np
@@ -48,7 +48,7 @@ def test_synthetic_mix_end_to_end(tmp_path, capsys):
     assert main(["experiment", "synthetic-mix", "--generator", str(gen), "--real-fractions", "0,1",
                  "--class-override", "0:0.5", "--total", "300", "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "synthetic-mix.json").read_text())
-    # Seed 004 (4.2): "A learning rate of 0.001 achieved the best results", "Batch size 32 gave
+    # Rzayev (4.2): "A learning rate of 0.001 achieved the best results", "Batch size 32 gave
     # better results"; five epochs of each 300-image mix at 32 (10 batches an epoch, the last partial).
     assert summary["lr"] == 1e-3 and summary["batch_size"] == 32 and summary["steps"] == 5 * 10
     assert [r["real_fraction"] for r in summary["rows"]] == [0.0, 1.0]
@@ -85,7 +85,7 @@ def test_pca_vs_gan_end_to_end(tmp_path, capsys):
     assert summary["mode"] == "both"
     rows = {r["components"]: r for r in summary["pca"]}
     assert rows[256]["judge_accuracy"] > 0.8
-    # Reconstruction (seed 004's other reading): the first 200 test images through k components of
+    # Reconstruction (Rzayev's other reading): the first 200 test images through k components of
     # their class. All 256 pixels' components give the images back: the judge's own real accuracy.
     rebuilt = {r["components"]: r for r in summary["pca_reconstruct"]}
     assert sorted(rebuilt) == [1, 4, 256]

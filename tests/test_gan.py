@@ -128,7 +128,7 @@ def test_networks_on_every_data_shape(generator, discriminator, channels, image_
               conditional=conditional)
     G, D = build_model(generator, **kw), build_model(discriminator, **kw)
     z, y = torch.randn(3, 16), torch.tensor([0, 4, 9])
-    # The DCGAN output layer (Radford et al. 2016; seeds 000, 001, 004): the image is exactly tanh
+    # The DCGAN output layer (Radford et al. 2016; Hughes, Jalil, Rzayev): the image is exactly tanh
     # of the last layer's output, not merely something in [-1, 1].
     last = G.out if hasattr(G, "out") else G.convs[-1]
     seen = []
@@ -154,7 +154,7 @@ def test_generator_reads_its_class_through_embed(generator):
 
 
 def test_projection_discriminator_is_linear_head_plus_class_projection():
-    """Miyato & Koyama 2018, eq. 3 (seed 001): D(x, y) = w^T phi(x) + b + V_y^T phi(x), with phi
+    """Miyato & Koyama 2018, eq. 3 (Jalil): D(x, y) = w^T phi(x) + b + V_y^T phi(x), with phi
     the last map summed over space. So D(x, a) - D(x, b) = (V_a - V_b) . phi(x) exactly, and the
     rest is the (spectrally normalised) linear head on phi."""
     torch.manual_seed(0)
@@ -174,7 +174,7 @@ def test_projection_discriminator_is_linear_head_plus_class_projection():
 @pytest.mark.parametrize("name,conditional", [("sn_dcgan_discriminator", False),
                                               ("sngan_projection_discriminator", True)])
 def test_spectral_norm_divides_each_weight_by_its_top_singular_value(name, conditional):
-    """Miyato et al. 2018, Algorithm 1 (seeds 000, 001): W_SN = W / sigma(W), sigma estimated as
+    """Miyato et al. 2018, Algorithm 1 (Hughes, Jalil): W_SN = W / sigma(W), sigma estimated as
     u^T W v by power iteration (one per training forward) on W as an (out, rest) matrix. Checked
     with torch.linalg: after the iterations the effective weight's largest singular value is 1
     (never below: u^T W v <= sigma(W)), for every wrapped layer, including the projection
@@ -203,7 +203,7 @@ def test_spectral_norm_divides_each_weight_by_its_top_singular_value(name, condi
 
 
 def test_conditional_batch_norm_is_bn_with_a_gain_and_shift_per_class():
-    """Conditional BN (de Vries et al. 2017; Miyato & Koyama 2018, seed 001's generator):
+    """Conditional BN (de Vries et al. 2017; Miyato & Koyama 2018, Jalil's generator):
     gamma_y (x - mean) / sqrt(var + eps) + beta_y, batch statistics (biased variance) in
     training, gamma_y | beta_y = row y of the embedding; statistics computed here in numpy."""
     cbn = ClassBatchNorm2d(3, num_classes=4)
@@ -265,7 +265,7 @@ def test_seed004_config_capacity_and_depth_reach_the_builders(name, overrides, g
     ("cifar100-sn-dcgan", "model.capacity=2",
      "model.capacity=2 (Rzayev's capacity F) does not apply to model.name='sn_dcgan_generator'"),
     ("cifar100-sn-dcgan", "model.depth=2", "does not apply to model.discriminator='sn_dcgan_discriminator'"),
-    # seed 004's generator with another discriminator: F must reach both networks, so it is refused
+    # Rzayev's generator with another discriminator: F must reach both networks, so it is refused
     ("mnist-dcgan", "model.discriminator=sn_dcgan_discriminator model.capacity=2",
      "does not apply to model.discriminator='sn_dcgan_discriminator'"),
     ("cifar100-ddpm", "model.depth=2", "does not apply to model.name='ddpm_dsc_unet'"),
@@ -292,7 +292,7 @@ def _reference_bn(x, ref, weight, bias, eps=1e-5):
 
 
 def test_virtual_batch_norm_uses_its_reference_halfs_statistics():
-    """Seed 004's virtual batch normalisation (Salimans et al. 2016's VBN, as the paper ran it:
+    """Rzayev's virtual batch normalisation (Salimans et al. 2016's VBN, as the paper ran it:
     one half of the batch is the reference that normalises the whole batch): in training,
     y = (x - mean_ref) / sqrt(var_ref + eps) * gamma + beta for every sample, reference = the
     first half; the running statistics move by momentum 0.1 towards the reference's mean and
@@ -321,7 +321,7 @@ def test_virtual_batch_norm_uses_its_reference_halfs_statistics():
     assert (bn_out - out).abs().max() > 1.0  # BN normalises by the whole batch's statistics
     twin = torch.cat([ref, ref])
     torch.testing.assert_close(norm(HalfBatchNorm)(twin), norm(torch.nn.BatchNorm2d)(twin), rtol=1e-5, atol=1e-5)
-    # (B, C) inputs, as in seed 004's dense layers: the same rule over the batch dimension.
+    # (B, C) inputs, as in Rzayev's dense layers: the same rule over the batch dimension.
     flat = x[:, :, 2, 2]
     expected, _, _ = _reference_bn(flat, flat[:4], weight, bias)
     torch.testing.assert_close(norm(HalfBatchNorm)(flat).double(), expected, rtol=1e-5, atol=1e-5)
@@ -358,7 +358,7 @@ def test_with_reference_normalises_by_a_reference_put_in_front():
 
 
 def test_vbn_reference_is_drawn_once_per_epoch_as_seed_004_says():
-    """Seed 004: "we randomly choose half of the batch size in every epoch and normalize the other
+    """Rzayev: "we randomly choose half of the batch size in every epoch and normalize the other
     half corresponding to the previously chosen half". objective.vbn=epoch: the first half of an
     epoch's first (shuffled) batch is D's reference, with as many fresh latents for G, for every
     step of that epoch (24 images at batch 8: 3 steps), then redrawn; it is in the checkpoint."""
@@ -562,7 +562,7 @@ def test_generator_learns_against_a_frozen_discriminator():
 
 
 def test_d_accuracy_counts_reals_above_and_fakes_below_zero_equally():
-    """Seed 004's discriminator accuracy: 3 of 4 reals scored real (0.75), 1 of 2 fakes scored fake
+    """Rzayev's discriminator accuracy: 3 of 4 reals scored real (0.75), 1 of 2 fakes scored fake
     (0.5): 0.625, not the pooled 4 of 6; a score of exactly 0 is on neither side (sigmoid 1/2)."""
     real = torch.tensor([2.0, 0.5, 0.1, -1.0])
     fake = torch.tensor([-3.0, 0.0])
@@ -668,8 +668,8 @@ def test_conditional_interpolation_blends_class_vectors():
 
 
 def test_interpolation_defaults_to_the_papers_and_can_take_the_closer_ends_label():
-    """Seed 001 interpolated linearly: cifar100-aw-sngan's default path is lerp (slerp on request).
-    label_mode nearest (seed 002's rule) conditions each frame on the closer end's class."""
+    """Jalil interpolated linearly: cifar100-aw-sngan's default path is lerp (slerp on request).
+    label_mode nearest (Zavileiskii's rule) conditions each frame on the closer end's class."""
     obj = preset_gan("cifar100-aw-sngan", data=(1, 16, 10))
     pairs = [(1, 2), (3, 14)]
     assert torch.equal(obj.interpolate(pairs, 5), obj.interpolate(pairs, 5, mode="lerp"))

@@ -357,7 +357,7 @@ def test_cli_eval_samples_a_diffusion_run_with_the_sampler_asked_for(tmp_path, c
     second = json.loads((diffusion / "eval.json").read_text())
     assert (second["sampler"], second["sample_steps"]) == ("ddim", 3)
     assert "judge_precision" not in second       # the dpmpp2m samples' score is not carried over
-    assert first["cfg_scale"] == second["cfg_scale"] == 3.0   # the run's own guidance (seed 003's w)
+    assert first["cfg_scale"] == second["cfg_scale"] == 3.0   # the run's own guidance (the anonymous paper's w)
     assert main(["eval", str(diffusion), "--judge", str(judge), "--n", "12", "--sampler", "ddim",
                  "--sample-steps", "3", "--cfg-scale", "0"]) == 0
     third = json.loads((diffusion / "eval.json").read_text())

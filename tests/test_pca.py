@@ -1,4 +1,4 @@
-"""Per-class PCA generator (seed 004 section 5) and the generator commands on a real run of it."""
+"""Per-class PCA generator (Rzayev section 5) and the generator commands on a real run of it."""
 import json
 
 import pytest
@@ -123,7 +123,7 @@ def test_sample_interpolate_neighbours_commands(pca_run, tmp_path, capsys):
 
 def test_interpolate_command_takes_the_recipes_path_unless_told(tmp_path, capsys):
     """`budgetvision interpolate` walks as the run's recipe says (objective.interpolation and
-    _labels, e.g. seed 001's linear path); --mode / --labels override it."""
+    _labels, e.g. Jalil's linear path); --mode / --labels override it."""
     out = tmp_path / "runs"
     assert main(["train", "--preset", "mnist-pca", "--dataset", "digits", "--steps", "3", "--out", str(out),
                  "--no-progress", "--set", "train.batch_size=128", "objective.interpolation=lerp",

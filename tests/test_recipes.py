@@ -625,7 +625,7 @@ def test_a_fid_row_ranks_lowest_first_and_prints_without_percent(tmp_path):
 
 
 def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
-    """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (seed 000's SN-DCGAN) at 2
+    """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (Hughes's SN-DCGAN) at 2
     steps, judged by a speedrun-convnet run given as --cifar-judge: the row's value is the judge-feature
     FID of the eval that wrote it, with precision and recall beside it and no judge accuracy (no labels
     to read samples against)."""

@@ -29,7 +29,7 @@ def test_search_space_syntax():
 
 
 def test_choices_arrive_typed_as_their_config_fields():
-    """Seed 004's grid: F, D in 1..3 and B in 32, 64, 128 are ints to Optuna, not strings."""
+    """Rzayev's grid: F, D in 1..3 and B in 32, 64, 128 are ints to Optuna, not strings."""
     dims = parse_space(["model.capacity=1|2|3", "model.depth=1|2|3", "train.batch_size=32|64|128",
                         "optim.lr=1e-3|1e-2", "train.amp=true|false", "optim.betas=0.5,0.999|0.9,0.999"],
                        get_preset("mnist-ccgan").config)
@@ -128,7 +128,7 @@ GAN = ["--preset", "mnist-ccgan", "--dataset", "digits", "--steps", "6", "--no-p
 
 
 def test_a_generator_grid_is_judged_and_its_over_budget_point_fails_saying_why(tmp_path, judge, capsys):
-    """Seed 004's grid: F = 3 makes the CCGAN 2.75 M parameters on digits, over the 1 M budget: that
+    """Rzayev's grid: F = 3 makes the CCGAN 2.75 M parameters on digits, over the 1 M budget: that
     point fails with the budget's reason and the grid goes on; F = 1 trains and is scored by the
     judge's accuracy on its samples; the report draws D's accuracy and the losses per combination."""
     assert main(["sweep", *GAN, "--grid", "--space", "model.capacity=1|3", "--trials", "2", "--judge", str(judge),
@@ -180,7 +180,7 @@ def test_sweeps_say_how_a_trial_cannot_be_scored(tmp_path, args, words, capsys):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--preset", "mnist-lenet"], "needs a validation split"),          # seed 004 trained on all of train
+    (["--preset", "mnist-lenet"], "needs a validation split"),          # Rzayev trained on all of train
     (["--preset", "mnist-lenet", "--set", "data.val_fraction=0.1", "--pruner", "asha"], "--pruner must be one of"),
     (["--preset", "mnist-lenet", "--set", "data.val_fraction=0.1", "--storage", "nosuchdb://x"], "cannot open study"),
 ])

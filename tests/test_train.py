@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 
 
 def digits_cfg(*extra, preset="mnist-lenet", steps=60):
-    # A validation split held out (mnist-lenet trains on the whole split, as seed 004 did).
+    # A validation split held out (mnist-lenet trains on the whole split, as Rzayev did).
     return apply_overrides(get_preset(preset).config, ["data.name=digits", "data.val_fraction=0.1",
                                                         f"train.steps={steps}", "train.log_every=10", "train.eval_every=20",
                                                         "train.checkpoint_every=20", *extra])
@@ -131,7 +131,7 @@ def test_nonfinite_gradient_with_finite_loss_is_refused_before_the_update():
 
 
 def test_val_fraction_zero_trains_on_the_whole_split_and_reports_no_val(capsys, tmp_path):
-    """mnist-lenet trains on the whole split, as seed 004 did: no validation passes, val accuracy
+    """mnist-lenet trains on the whole split, as Rzayev did: no validation passes, val accuracy
     null per seed and over seeds, and the summary, the graph and the report still work."""
     assert get_preset("mnist-lenet").config.data.val_fraction == 0
     assert main(["train", "--preset", "mnist-lenet", "--dataset", "digits", "--steps", "20", "--seeds", "2",
