@@ -231,6 +231,40 @@ def test_judge_fid_zero_for_self_grows_with_noise_and_matches_torchmetrics(runs,
     assert float(metric.compute()) == pytest.approx(fids[1], rel=1e-6)
 
 
+def test_judge_kid_is_the_unbiased_polynomial_mmd_of_the_judges_features(runs, tmp_path, monkeypatch):
+    """eval --judge's KID is evaluation/fid.py's KID of the judge's features of the test images and of
+    the samples, the ones its judge-feature FID reads. At n = 5 every subset of 5 is the whole set, so
+    it is exactly the unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3, worked here by
+    hand, with no spread over its subsets."""
+    import shutil
+    from budgetvision.runs import evaluate as evaluation
+
+    gen = Path(shutil.copytree(runs["generator"], tmp_path / "gen"))   # the shared run's eval.json untouched
+    passes = []   # the judge's features of: the samples, the test images, the floor's train images
+
+    def kept(*args, **kwargs):
+        passes.append(judge_features(*args, **kwargs))
+        return passes[-1]
+    monkeypatch.setattr(evaluation, "judge_features", kept)
+    out = evaluate_generator(gen, judge=runs["judge"], n=5, device="cpu")
+    fake, real, _ = passes
+    assert (out["judge_kid_mean"], out["judge_kid_std"]) == fidlib.kernel_inception_distance(real, fake)
+    x, y = real.double(), fake.double()
+
+    def k(a, b):
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    def within(kk):   # the mean over pairs of two different images
+        return (kk.sum() - kk.diagonal().sum()) / (5 * 4)
+    mmd = float(within(k(x, x)) + within(k(y, y)) - 2 * k(x, y).mean())
+    # far from 0 (unbiased, so it may be negative at n = 5), so float32 rounding is small beside it
+    assert abs(mmd) > 0.01 * float(k(x, x).diagonal().mean())
+    assert out["judge_kid_mean"] == pytest.approx(mmd, rel=1e-5)
+    assert out["judge_kid_std"] == pytest.approx(0.0, abs=1e-5 * abs(mmd))
+    assert (out["judge_kid_subset_size"], out["judge_kid_subsets"]) == (5, fidlib.KID_SUBSETS)
+    assert json.loads((gen / "eval.json").read_text())["judge_kid_mean"] == out["judge_kid_mean"]
+
+
 def test_judge_refusals_are_one_line(runs):
     with pytest.raises(BudgetVisionError) as e:
         open_judge(runs["generator"], device="cpu")

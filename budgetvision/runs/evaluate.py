@@ -272,7 +272,7 @@ def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Split
         predicted = judge_predictions(j, images, device=device, batch_size=batch_size)
         counts = torch.bincount(predicted, minlength=j.spec.num_classes).double() / len(predicted)
         out["judge_class_fractions"] = counts.tolist()
-    # One feature pass per image set, shared by the judge-feature FID, its floor and precision / recall.
+    # One feature pass per image set, shared by the judge-feature FID, its floor, KID and precision / recall.
     fake_feats = judge_features(j, images, device=device, batch_size=batch_size)
     real_feats = judge_features(j, real, device=device, batch_size=batch_size)
     out["judge_fid"] = _frechet(fake_feats, real_feats)
@@ -281,6 +281,11 @@ def _judge_scores(j: Judge, images: Tensor, labels: Tensor | None, splits: Split
     # tighter than of any unseen image, and samples can score below it.
     out["judge_fid_real_floor"] = _frechet(judge_features(j, floor_images, device=device, batch_size=batch_size),
                                            real_feats)
+    # KID in the same features: unbiased, so its expectation does not move with n as FID's does (FID's
+    # bias grows as n shrinks), and 2,000 samples read on the scale of 10,000.
+    out["judge_kid_mean"], out["judge_kid_std"] = fidlib.kernel_inception_distance(real_feats, fake_feats)
+    out["judge_kid_subset_size"] = min(fidlib.KID_SUBSET_SIZE, len(real_feats), len(fake_feats))
+    out["judge_kid_subsets"] = fidlib.KID_SUBSETS
     if prc:
         pr = _prc(real_feats, fake_feats, device)
         out.update({"judge_precision": pr["precision"], "judge_recall": pr["recall"], "judge_prc_k": pr["k"]})
