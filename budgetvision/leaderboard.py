@@ -4,7 +4,8 @@ A result file (`benchmarks/results/*.json`, written by `benchmarks/compare.py`) 
 trained at one budget (data set, steps, batch size) and every seed measured so far, each with the
 commit, device and command that produced it. The leaderboard groups files by data set and step budget
 into tables of one batch rule: every row at its own preset's batch (the budget counts steps), or every
-row at one batch chosen for this machine, never a mix. It prints mean ± std over seeds, the command
+row at one batch chosen for this machine, never a mix; where diffusion rows sampled otherwise than their
+presets do, the title says so and names their own samplers. It prints mean ± std over seeds, the command
 that reproduces a row (its seeds as the file holds them) and, for generators, the judge that read it. The README's results section is this module's
 Markdown (`budgetvision leaderboard --markdown`), never hand-written.
 """
@@ -47,6 +48,14 @@ METRICS = {
     # a generator's samples against real test images in a judge classifier's penultimate features
     "judge_fid": Metric("judge-feature FID", higher_is_better=False, percent=False),
 }
+
+
+SAMPLER_NAMES = {"ddpm": "ancestral", "ddim": "DDIM", "dpmpp2m": "DPM-Solver++(2M)"}
+# An ancestral sampler of this many steps or more is hours per preset for a generator row's samples on a
+# CPU: mnist-guided-diffusion (508k params, 28 x 28) draws 8.3 images/s at 25 DPM-Solver++(2M) steps on
+# one core (benchmarks/results/speed/), ~250 network calls per second; 500-1,000 calls per image make
+# 2,000 images 1-2 h at MNIST's size, more at CIFAR's.
+HOURS_ON_CPU_STEPS = 500
 
 
 def default_results_dir() -> Path:
@@ -105,11 +114,21 @@ def load_rows(folder: Path | None = None) -> list[dict]:
         values = [s["value"] for s in r["per_seed"]]
         mean, std = mean_std(values)
         preset = PRESETS.get(r["preset"])
+        own = preset.config.objective if preset else None
         rows.append({
             "preset": r["preset"], "origin": r["origin"], "task": r["task"], "dataset": r["dataset"],
             "steps": r["steps"], "batch_size": r["batch_size"], "images_seen": r["steps"] * r["batch_size"],
             "own_batch_size": preset.config.train.batch_size if preset else r["batch_size"],
             "judges": sorted({_judge_text(s["judge"]) for s in r["per_seed"] if "judge" in s}),
+            # a diffusion row's samplers as its seeds drew their samples, and its preset's own
+            "samplings": sorted({_sampler_text(s["sampling"]["sampler"], s["sampling"]["sample_steps"])
+                                 for s in r["per_seed"] if "sampling" in s}),
+            "own_sampling": _sampler_text(own.sampler, own.sample_steps) if hasattr(own, "sampler") else None,
+            "own_ancestral_steps": own.sample_steps if getattr(own, "sampler", None) == "ddpm" else 0,
+            "own_guidance": all(hasattr(own, "cfg_scale") and s["sampling"]["cfg_scale"] == own.cfg_scale and
+                                list(s["sampling"]["guidance_interval"]) == list(own.guidance_interval)
+                                for s in r["per_seed"] if "sampling" in s),
+            "on_cpu": all(s["device"] == "cpu" for s in r["per_seed"]),
             "params": counted_params(r), "metric": r["metric"], "mean": mean, "std": std,
             "seeds": [s["seed"] for s in r["per_seed"]], "values": values,
             "extra": _extra(r["per_seed"]),
@@ -136,6 +155,10 @@ def _command(per_seed: list[dict]) -> str:
         return first
     base = first.removesuffix(f" --seed {seeds[0]}")
     return base + (f" --seed {seeds[0]}" if seeds[0] else "") + f" --seeds {len(seeds)}"
+
+
+def _sampler_text(sampler: str, steps: int) -> str:
+    return f"{SAMPLER_NAMES.get(sampler, sampler)} {steps:,} steps"
 
 
 def _judge_text(judge: dict) -> str:
@@ -188,19 +211,31 @@ def _value(row: dict) -> str:
 
 
 def _extra_text(row: dict) -> str:
-    """Fractions as percentages; FIDs (distances) as they are, both ± their std over seeds where there
-    are several; rates (`*_images_per_s`) per second, the mean alone (a speed's spread across seeds
-    is the machine's, not the recipe's)."""
+    """Fractions as percentages; FIDs (distances) as they are and KIDs to 3 digits with their std over
+    subsets (its mean over seeds) and the subsets' size, each ± its std over seeds where there are
+    several; rates (`*_images_per_s`) per second, the mean alone (a speed's spread across seeds is
+    the machine's, not the recipe's)."""
     several = len(row["seeds"]) > 1
+    extra = row["extra"]
 
-    def one(key: str, mean: float, std: float) -> str:
+    def one(key: str, mean: float, std: float) -> str | None:
         name = key.replace("_", " ")
         if key.endswith("_images_per_s"):
-            return f"{key[:-len('_images_per_s')].replace('_', ' ')} {mean:,.0f} images/s"
+            rate = f"{mean:,.0f}" if mean >= 10 else f"{mean:.2g}"   # a diffusion row on a CPU: a few a second
+            return f"{key[:-len('_images_per_s')].replace('_', ' ')} {rate} images/s"
         if "fid" in key:
             return f"{name} {mean:.2f}" + (f" ± {std:.2f}" if several else "")
+        if key.endswith("_kid_mean"):   # KID: 3 significant digits, its spread over subsets beside it
+            base = key[:-len("_mean")]
+            text = f"{base.replace('_', ' ')} {mean:.3g}" + (f" ± {std:.2g}" if several else "")
+            if f"{base}_std" in extra and f"{base}_subset_size" in extra:
+                text += (f" (std {extra[f'{base}_std'][0]:.2g} over subsets of "
+                         f"{round(extra[f'{base}_subset_size'][0]):,})")
+            return text
+        if key.endswith(("_kid_std", "_kid_subset_size")):   # read out beside its KID
+            return None if key.rsplit("_kid_", 1)[0] + "_kid_mean" in extra else f"{name} {mean:.3g}"
         return f"{name} {100 * mean:.1f}" + (f" ± {100 * std:.1f}" if several else "") + " %"
-    return "; ".join(one(k, m, s) for k, (m, s) in row["extra"].items())
+    return "; ".join(t for k, (m, s) in extra.items() if (t := one(k, m, s)) is not None)
 
 
 def _device_text(row: dict) -> str:
@@ -221,13 +256,35 @@ def tables(rows: list[dict]):
         group = [r for r in rows if (r["task"], r["dataset"], r["steps"]) == (task, dataset, steps)]
         name = f"{DATASET_TITLES.get(dataset, dataset)}, {steps:,} steps"
         if all(r["batch_size"] == r["own_batch_size"] for r in group):
-            yield f"{name}, each preset at its own batch", group
+            yield f"{name}, each preset at its own batch{_sampling_note(group)}", group
             continue
         for batch in sorted({r["batch_size"] for r in group}):
             table = [r for r in group if r["batch_size"] == batch]
             moved = sorted({f"{r['preset']} {r['own_batch_size']:,}" for r in table if r["own_batch_size"] != batch})
             own = f" (chosen for this machine; the presets' own batches: {', '.join(moved)})" if moved else ""
-            yield f"{name}, batch {batch:,} for every row{own}", table
+            yield f"{name}, batch {batch:,} for every row{own}{_sampling_note(table)}", table
+
+
+def _sampling_note(table: list[dict]) -> str:
+    """Where a table's diffusion rows sampled otherwise than their presets do, as the batch rule's
+    note does for batches: the sampler they used and their own, and why where the own is hours."""
+    diffusion = [r for r in table if r["samplings"]]
+    moved = [r for r in diffusion if r["samplings"] != [r["own_sampling"]]]
+    if not moved:
+        return ""
+    used = sorted({s for r in diffusion for s in r["samplings"]})
+    own = ", ".join(sorted(f"{r['preset']} {r['own_sampling'] or '(preset gone)'}" for r in moved))
+    slow = sorted({r["own_ancestral_steps"] for r in moved if r["own_ancestral_steps"] >= HOURS_ON_CPU_STEPS})
+    why = ""
+    if slow and all(r["on_cpu"] for r in diffusion):
+        span = f"{slow[0]:,}" if len(slow) == 1 else f"{slow[0]:,}- to {slow[-1]:,}"
+        why = f": their own {span}-step ancestral samplers are hours per preset on this CPU"
+    guidance = ", each with its preset's own guidance" if all(r["own_guidance"] for r in diffusion) else ""
+    if len(used) == 1:
+        return (f", diffusion rows sampled by {used[0]}{guidance} (chosen for this machine; the presets' own "
+                f"samplers: {own}{why})")
+    each = ", ".join(sorted(f"{r['preset']} {' / '.join(r['samplings'])}" for r in diffusion))
+    return f", diffusion rows sampled by {each}{guidance} (the presets' own samplers: {own}{why})"
 
 
 def _judge_column(table: list[dict]) -> dict[str, str]:

@@ -624,6 +624,50 @@ def test_a_fid_row_ranks_lowest_first_and_prints_without_percent(tmp_path):
     assert "13.00 ± 0.71  2 seed(s)" in text and "32.00 ± 2.83  2 seed(s)" in text and "%" not in text
 
 
+def test_the_cifar_generator_table_says_which_batch_and_sampler_are_this_machines(tmp_path):
+    """Issue 28's table: five generators at 2,000 x 64, the diffusion ones sampled by DPM-Solver++(2M)
+    at 25 steps. Its title says batch 64 and the sampler are this machine's choices and names the
+    presets' own, as the classifier tables do for batches; each row shows its judge-feature KID with
+    the spread over subsets and their size."""
+    from budgetvision.leaderboard import format_markdown, format_text, tables
+
+    judge = {"run": "cifar100-speedrun-convnet seed 0", "test_accuracy": 0.8662, "commit": "c141bb3ec730"}
+    for preset, origin, fid, kid in (("cifar100-sn-dcgan", "paper", 40.0, 0.0412),
+                                     ("cifar100-aw-sngan", "paper", 35.0, 0.0351),
+                                     ("cifar100-vdiffusion", "paper", 30.0, 0.0303),
+                                     ("cifar100-ddpm", "paper", 32.0, 0.0322),
+                                     ("cifar100-guided-diffusion", "budgetvision", 20.0, 0.0201)):
+        header = {**_header(preset, origin, steps=2000, batch=64), "task": "generate", "metric": "judge_fid"}
+        o = PRESETS[preset].config.objective
+        sampling = ({"sampling": {"sampler": "dpmpp2m", "sample_steps": 25, "cfg_scale": o.cfg_scale,
+                                  "guidance_interval": list(o.guidance_interval)}}
+                    if hasattr(o, "sampler") else {})
+        add_seed(result_path(tmp_path, preset, "cifar10-jpeg", 2000, 64), header,
+                 {**_seed(0, fid, judge_kid_mean=kid, judge_kid_std=0.0012, judge_kid_subset_size=1000),
+                  "judge": judge, "judge_n": 2000, **sampling})
+    rows = load_rows(tmp_path)
+    ((title, table),) = tables(rows)
+    assert [r["preset"] for r in table] == ["cifar100-guided-diffusion", "cifar100-vdiffusion", "cifar100-ddpm",
+                                            "cifar100-aw-sngan", "cifar100-sn-dcgan"]
+    assert title == (
+        "CIFAR-10-JPEG (CIFAR-10 at JPEG quality 75, standing in for CIFAR-100), 2,000 steps, batch 64 for every "
+        "row (chosen for this machine; the presets' own batches: cifar100-ddpm 256, cifar100-guided-diffusion 128, "
+        "cifar100-vdiffusion 128), diffusion rows sampled by DPM-Solver++(2M) 25 steps, each with its preset's own "
+        "guidance (chosen for this machine; the presets' own samplers: cifar100-ddpm ancestral 1,000 steps, "
+        "cifar100-guided-diffusion DPM-Solver++(2M) 20 steps, cifar100-vdiffusion ancestral 500 steps: their own "
+        "500- to 1,000-step ancestral samplers are hours per preset on this CPU)")
+    text = format_text(rows)
+    assert "judge kid 0.0201 (std 0.0012 over subsets of 1,000)" in text
+    assert text.count("judge: cifar100-speedrun-convnet seed 0 (86.62 % test, commit c141bb3ec730)") == 5
+    assert "| judge kid 0.0412 (std 0.0012 over subsets of 1,000) |" in format_markdown(rows)
+    # a guidance weight other than the preset's own is not called its own
+    path = result_path(tmp_path, "cifar100-vdiffusion", "cifar10-jpeg", 2000, 64)
+    record = json.loads(path.read_text())
+    record["per_seed"][0]["sampling"]["cfg_scale"] = 1.0
+    path.write_text(json.dumps(record))
+    assert "each with its preset's own guidance" not in tables(load_rows(tmp_path)).__next__()[0]
+
+
 def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
     """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (Hughes's SN-DCGAN) at 2
     steps, judged by a speedrun-convnet run given as --cifar-judge: the row's value is the judge-feature
