@@ -407,8 +407,24 @@ def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(mon
     cifar = {n for n, j in judged.items() if j.dataset == "cifar10-jpeg"}
     assert cifar == {"cifar100-guided-diffusion", "cifar100-vdiffusion", "cifar100-aw-sngan", "cifar100-sn-dcgan",
                      "cifar100-ddpm"}
-    assert {(judged[n].metric, judged[n].steps) for n in cifar} == {("judge_fid", 5_000)}
+    # Issue 28: every CIFAR generator at 2,000 steps x batch 64 (equal images seen), 2,000 samples each,
+    # the diffusion presets drawn by DPM-Solver++(2M) at 25 steps with their own guidance weight and interval
+    assert {(judged[n].metric, judged[n].steps, judged[n].batch_size) for n in cifar} == {("judge_fid", 2_000, 64)}
+    assert compare.JUDGE_SAMPLES == {"mnist": 10_000, "cifar10-jpeg": 2_000}
+    assert {n: compare._sampling(n, judged[n].sampling) for n in cifar} == {
+        "cifar100-guided-diffusion": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "1.0",
+                                      "--guidance-interval", "0.0,1.5"],
+        "cifar100-vdiffusion": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "3.0",
+                                "--guidance-interval", "0.0,0.0"],
+        "cifar100-ddpm": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "0.0",
+                          "--guidance-interval", "0.0,0.0"],
+        "cifar100-aw-sngan": [], "cifar100-sn-dcgan": []}
+    assert judged["mnist-guided-diffusion"].sampling is None            # MNIST rows sample as their presets do
     assert {j.dataset for j in judged.values()} == set(compare.JUDGES)
+    # the CIFAR judge is the leaderboard's CIFAR classifier: the 10,000 x 128 speedrun row's seed-0 run
+    assert compare.JUDGES["cifar10-jpeg"] == compare.Job("cifar100-speedrun-convnet", "cifar10-jpeg",
+                                                         "folder:cifar10-jpeg", 10_000, 128)
+    assert compare.JUDGES["cifar10-jpeg"] in compare.JOBS
 
 
 def test_readme_results_are_the_leaderboard_of_the_committed_files():
@@ -687,14 +703,25 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
         tmp_path, data, ["--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "5",
                          "--set", "train.batch_size=32"], "--cifar-judge", "cifar100-sn-dcgan", 2, "cifar10-jpeg--2x64")
     scores = json.loads((run_dir / "eval.json").read_text())
-    assert scores["judge_n"] == 10_000 and scores["judge"].endswith(f"({judge_run})")
+    assert scores["judge_n"] == 2_000 and scores["judge"].endswith(f"({judge_run})")
+    assert scores["reference"] == "test" and scores["judge_fid_n_reference"] == 200   # the whole test split here
     (row,) = load_rows(results)
     assert (row["preset"], row["dataset"], row["metric"], row["steps"], row["batch_size"]) == \
         ("cifar100-sn-dcgan", "cifar10-jpeg", "judge_fid", 2, 64)
     assert row["mean"] == scores["judge_fid"] > 0
-    assert set(row["extra"]) == {"judge_fid_real_floor", "judge_precision", "judge_recall", "sampling_images_per_s"}
+    assert set(row["extra"]) == {"judge_fid_real_floor", "judge_kid_mean", "judge_kid_std", "judge_kid_subset_size",
+                                 "judge_precision", "judge_recall", "sampling_images_per_s"}
     assert row["extra"]["judge_recall"][0] == scores["judge_recall"]
-    assert "CIFAR-100), 2 steps, each preset at its own batch: judge-feature FID" in format_text([row])
+    assert row["extra"]["judge_kid_mean"][0] == scores["judge_kid_mean"]
+    assert row["extra"]["judge_kid_subset_size"][0] == scores["judge_kid_subset_size"] == 200
+    text = format_text([row])
+    assert "CIFAR-100), 2 steps, each preset at its own batch: judge-feature FID" in text
+    assert f"judge kid {scores['judge_kid_mean']:.3g} (std {scores['judge_kid_std']:.2g} over subsets of 200)" in text
+    seed_row = json.loads(next(results.glob("*.json")).read_text())["per_seed"][0]
+    assert seed_row["eval_command"] == "budgetvision eval RUN --judge JUDGE --prc --n 2000"
+    assert seed_row["judge_n"] == 2_000 and "sampling" not in seed_row          # a GAN samples in one pass
+    grid = results / "samples" / "cifar100-sn-dcgan--cifar10-jpeg--2x64--seed-0.png"
+    assert grid.read_bytes() == (run_dir / "seed-0" / "samples" / "step-000002.png").read_bytes()
 
 
 def test_tta_screen_scores_the_runs_own_views_as_the_run_did(tmp_path):
