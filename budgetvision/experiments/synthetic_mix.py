@@ -20,7 +20,7 @@ from ..presets import get_preset
 from ..report.plots import confusion_matrix, fraction_curve
 from ..loop import fit
 from ..setup import Prepared, config_params
-from ..budget import enforce_budget
+from ..budget import budget_of, enforce_budget
 
 GENERATED_SEED_OFFSET = 1_000_000  # generated images use seeds far from the 0-63 preview grids
 PAPER_LR = 1e-3      # paper (4.2): "A learning rate of 0.001 achieved the best results"
@@ -87,7 +87,7 @@ def run_synthetic_mix(generator_run: Path, *, fractions: list[float], overrides:
     if cfg.task != "classify":
         raise ConfigError(f"--classifier must be a classifier preset, got '{classifier}'")
     counts = config_params(cfg, data_root)
-    over = enforce_budget(counts["total"], cfg.train.steps, cfg.budget, allow_over=False)
+    over = enforce_budget(counts["total"], cfg.train.steps, budget_of(cfg), allow_over=False)
 
     plans = {f: mix_plan(y_real, total, f, overrides) for f in fractions}
     need = np.max([fake for _, fake in plans.values()], axis=0)
