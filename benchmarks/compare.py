@@ -208,6 +208,8 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
         scores = {"value": evaluated[job.metric], "judge": judge_record(judge_dir),
                   "extra": {k: evaluated[k] for k in GENERATOR_EXTRAS if k in evaluated and k != job.metric},
                   "judge_n": evaluated["judge_n"],
+                  **({"judge_kid_feature_scale": evaluated["judge_kid_feature_scale"]}
+                     if "judge_kid_feature_scale" in evaluated else {}),
                   **({"sampling": {k: evaluated[k] for k in SAMPLING_KEYS}} if "sampler" in evaluated else {}),
                   "eval_command": " ".join(["budgetvision eval RUN --judge JUDGE --prc --n", str(n),
                                             *(["--fid --inception-weights WEIGHTS"] if fid else []), *sampling])}

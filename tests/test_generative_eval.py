@@ -234,8 +234,8 @@ def test_judge_fid_zero_for_self_grows_with_noise_and_matches_torchmetrics(runs,
 def test_judge_kid_is_the_unbiased_polynomial_mmd_of_the_judges_features(runs, tmp_path, monkeypatch):
     """eval --judge's KID is evaluation/fid.py's KID of the judge's features of the test images and of
     the samples, the ones its judge-feature FID reads. At n = 5 every subset of 5 is the whole set, so
-    it is exactly the unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3, worked here by
-    hand, with no spread over its subsets."""
+    it is exactly the unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3 of both feature
+    sets divided by the real features' RMS, worked here by hand, with no spread over its subsets."""
     import shutil
     from budgetvision.runs import evaluate as evaluation
 
@@ -248,8 +248,11 @@ def test_judge_kid_is_the_unbiased_polynomial_mmd_of_the_judges_features(runs, t
     monkeypatch.setattr(evaluation, "judge_features", kept)
     out = evaluate_generator(gen, judge=runs["judge"], n=5, device="cpu")
     fake, real, _ = passes
-    assert (out["judge_kid_mean"], out["judge_kid_std"]) == fidlib.kernel_inception_distance(real, fake)
-    x, y = real.double(), fake.double()
+    scale = float(real.double().pow(2).mean().sqrt())   # the real features' RMS, by hand
+    assert out["judge_kid_feature_scale"] == pytest.approx(scale, rel=1e-12) and scale != pytest.approx(1.0)
+    assert (out["judge_kid_mean"], out["judge_kid_std"]) == fidlib.kernel_inception_distance(real / scale,
+                                                                                             fake / scale)
+    x, y = real.double() / scale, fake.double() / scale
 
     def k(a, b):
         return (a @ b.T / a.shape[1] + 1) ** 3
