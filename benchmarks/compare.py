@@ -237,8 +237,9 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
               "images_seen": job.steps * job.batch_size, "params": params, "metric": job.metric,
               "command": "budgetvision train " + " ".join(job.args)}   # the leaderboard adds the seeds
     add_seed(result_path(results, job.preset, job.dataset, job.steps, job.batch_size), header, row)
-    print(f"{job.preset} on {job.dataset} seed {seed}: {job.metric} {100 * row['value']:.2f} % "
-          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    value = f"{100 * row['value']:.2f} %" if job.metric.endswith("accuracy") else f"{row['value']:.4g}"
+    print(f"{job.preset} on {job.dataset} seed {seed}: {job.metric} {value} ({time.perf_counter() - t0:.0f} s)",
+          flush=True)
     return row
 
 
