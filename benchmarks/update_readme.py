@@ -1,5 +1,5 @@
 """Regenerate the generated sections of README.md and docs/ from the committed files: the results
-section (`leaderboard --markdown`, from benchmarks/results/), the speed table (from
+section (`leaderboard --markdown`, from benchmarks/results/), its sample grids, the speed table (from
 benchmarks/results/speed/), the papers table (budgetvision/papers.py) and the presets table
 (`budgetvision presets --markdown`). Each lives between `<!-- NAME:start -->` and `<!-- NAME:end -->`
 markers in exactly one of those files, wherever it is; `--check` changes nothing and fails if any
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from budgetvision import bench, papers  # noqa: E402
-from budgetvision.leaderboard import REPO_RESULTS, load_rows, readme_section  # noqa: E402
+from budgetvision.leaderboard import REPO_RESULTS, load_rows, readme_section, samples_markdown  # noqa: E402
 
 
 def _presets_markdown() -> str:
@@ -32,6 +32,7 @@ def _presets_markdown() -> str:
 
 SECTIONS = {  # marker name -> the section's text
     "leaderboard": lambda: readme_section(load_rows(REPO_RESULTS)),
+    "samples": lambda: samples_markdown(load_rows(REPO_RESULTS), REPO_RESULTS / "samples", "benchmarks/results/samples"),
     "speed": lambda: bench.readme_section(bench.load_rows(REPO_RESULTS / "speed")),
     "papers": papers.markdown_table,
     "presets": _presets_markdown,

@@ -328,6 +328,32 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def samples_markdown(rows: list[dict], samples: Path, link_base: str) -> str:
+    """A grid per generator row, as compare.py draws them (seeds 0-63 of the checkpoint the row scores,
+    labels seed mod 10), one table per leaderboard table, each row's lowest seed that has a grid: the
+    choice is fixed in advance, so no grid is picked for its looks. `link_base`: the samples folder as
+    the page that shows them links it."""
+    out = []
+    for title, table in tables(rows):
+        shown = []
+        for r in table:
+            grids = [samples / f"{Path(r['file']).stem}--seed-{s}.png" for s in sorted(r["seeds"])]
+            grid = next((g for g in grids if g.exists()), None)
+            if r["task"] == "generate" and grid is not None:
+                shown.append((f"{r['preset']} ({r['origin']}, seed {grid.stem.rsplit('-', 1)[1]})",
+                              f"![]({link_base}/{grid.name})"))
+        if shown:
+            out.append(f"**{title}**:\n")
+            out.append("| " + " | ".join(h for h, _ in shown) + " |")
+            out.append("|" + " --- |" * len(shown))
+            out.append("| " + " | ".join(g for _, g in shown) + " |\n")
+    if not out:
+        return "No generator row has a sample grid yet (benchmarks/compare.py draws one per seed it scores).\n"
+    return ("Samples of the generator rows above: seeds 0-63 (label = seed mod 10) of the checkpoint each row "
+            "scores, drawn as it was scored, from each row's lowest seed (`benchmarks/results/samples/`).\n\n"
+            + "\n".join(out).rstrip() + "\n")
+
+
 def readme_section(rows: list[dict]) -> str:
     """The README's results section: the Markdown tables and where their numbers come from."""
     return ("Every row is a result file in `benchmarks/results/` (its commit, device and per-seed values "

@@ -441,6 +441,32 @@ def test_readme_results_are_the_leaderboard_of_the_committed_files():
     assert all(math.isfinite(r["mean"]) for r in rows)
 
 
+def test_samples_section_shows_each_generator_rows_lowest_seed_with_a_grid(tmp_path):
+    """One grid per generator row, the lowest seed that compare.py drew one for (fixed in advance, not
+    the best-looking); a classifier row and a generator row without a grid show none."""
+    from budgetvision.leaderboard import samples_markdown
+
+    def gen(preset, origin):
+        return {**_header(preset, origin, "cifar10-jpeg", 2000, 64), "task": "generate", "metric": "judge_fid"}
+    for seed, fid in ((2, 5.0), (1, 6.0), (0, 7.0)):
+        add_seed(result_path(tmp_path, "ours", "cifar10-jpeg", 2000, 64), gen("ours", "budgetvision"), _seed(seed, fid))
+    add_seed(result_path(tmp_path, "theirs", "cifar10-jpeg", 2000, 64), gen("theirs", "paper"), _seed(0, 9.0))
+    add_seed(result_path(tmp_path, "nogrid", "cifar10-jpeg", 2000, 64), gen("nogrid", "paper"), _seed(0, 8.0))
+    add_seed(result_path(tmp_path, "clf", "cifar10-jpeg", 3000, 128), _header("clf", "paper"), _seed(0, 0.7))
+    grids = tmp_path / "samples"
+    grids.mkdir()
+    for name in ("ours--cifar10-jpeg--2000x64--seed-1", "ours--cifar10-jpeg--2000x64--seed-2",
+                 "theirs--cifar10-jpeg--2000x64--seed-0", "clf--cifar10-jpeg--3000x128--seed-0"):
+        (grids / f"{name}.png").write_bytes(b"png")
+    text = samples_markdown(load_rows(tmp_path), grids, "shown/here")
+    assert "| ours (budgetvision, seed 1) | theirs (paper, seed 0) |" in text       # best FID first, as the table
+    assert "| ![](shown/here/ours--cifar10-jpeg--2000x64--seed-1.png) | " \
+           "![](shown/here/theirs--cifar10-jpeg--2000x64--seed-0.png) |" in text
+    assert "nogrid" not in text and "clf" not in text and "seed-2" not in text
+    assert text.count("**") == 2                                                   # one table: the generators'
+    assert samples_markdown(load_rows(tmp_path), tmp_path / "none", "x").startswith("No generator row")
+
+
 def test_leaderboard_counts_each_row_under_the_rule_of_today():
     """Result files keep the count of their day; the leaderboard counts each row's network again by
     count_params. The speedrun's 288 fitted whitening filters went uncounted when its files were
