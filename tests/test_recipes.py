@@ -413,7 +413,7 @@ def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(mon
     assert compare.JUDGE_SAMPLES == {"mnist": 10_000, "cifar10-jpeg": 2_000}
     assert {n: compare._sampling(n, judged[n].sampling) for n in cifar} == {
         "cifar100-guided-diffusion": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "1.0",
-                                      "--guidance-interval", "0.0,1.5"],
+                                      "--guidance-interval", "0.0,0.0"],
         "cifar100-vdiffusion": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "3.0",
                                 "--guidance-interval", "0.0,0.0"],
         "cifar100-ddpm": ["--sampler", "dpmpp2m", "--sample-steps", "25", "--cfg-scale", "0.0",
