@@ -56,6 +56,7 @@ import torch  # noqa: E402
 from budgetvision.device import device_name  # noqa: E402
 from budgetvision.leaderboard import add_seed, read_result, result_path  # noqa: E402
 from budgetvision.presets import MNIST_GENERATOR_STEPS, get_preset  # noqa: E402
+from budgetvision.runs import open_run  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 
 CIFAR_BUDGET = (3_000, 128)   # steps x batch for every CIFAR preset: a 2-core CPU trains it in minutes
@@ -223,6 +224,15 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     else:
         scores = {"value": per["test_accuracy"], "train_accuracy": per["train_accuracy"],
                   "val_accuracy": per["val_accuracy"], "extra": {}}
+        # Test-time views are not training either: a run trained before its preset's view weights
+        # changed is scored on test with the preset's (its train and val accuracies stay as trained).
+        own, trained = (get_preset(job.preset).config.train.tta_shift_weight,
+                        open_run(run_dir)[0].train.tta_shift_weight)
+        if own != trained:
+            budgetvision_cli(["eval", str(run_dir), "--tta-shift-weight", str(own)], data_root, log, threads)
+            scores |= {"value": json.loads((run_dir / "eval.json").read_text())["test_accuracy"],
+                       "test_views": {"tta_shift_weight": own, "trained_tta_shift_weight": trained,
+                                      "eval_command": f"budgetvision eval RUN --tta-shift-weight {own}"}}
     row = {"seed": seed, **scores, "wall_seconds": per["wall_seconds"],
            "commit": source_commit() or "unknown", "device": per["device"],
            "device_name": device_name(torch.device(per["device"])),

@@ -287,6 +287,8 @@ class TrainConfig:
     ema_warmup: bool = True          # EMA decay ramps as min(decay, (1 + step) / (10 + step)) (TF's num_updates)
     flip_tta: bool = False           # classifiers: evaluate on the mean logits of each image and its mirror
     tta_shift: int = 0               # classifiers: also on copies shifted this many pixels (airbench's TTA)
+    tta_shift_weight: float = 0.5    # ... which share the mean this much between them (airbench: 0.5; 2/3
+                                     #   weighs the image and its two shifted copies equally)
     log_every: int = 50              # steps between status lines / metrics.jsonl train rows
     eval_every: int = 500            # classifiers: steps between validation passes (the training graph's
                                      # points); generators are scored after training (budgetvision eval)
@@ -314,6 +316,7 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"train.seed must be in [0, {MAX_SEED}]")
         _check(0 <= self.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
         _check(self.tta_shift >= 0, "train.tta_shift must be >= 0")
+        _check(0 < self.tta_shift_weight < 1, "train.tta_shift_weight must be in (0, 1)")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(0 <= self.ema_decay < 1, "train.ema_decay must be in [0, 1)")
         _check(self.checkpoint_minutes > 0, "train.checkpoint_minutes must be > 0")

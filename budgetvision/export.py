@@ -106,7 +106,8 @@ def _classifier(opened, data_root: Path | None, check_images: int) -> _Graph:
         "input": "images (N, C, H, W) float32: (pixel / 255 - mean) / std per channel",
         "shape": [splits.spec.channels, splits.spec.image_size, splits.spec.image_size],
         "mean": list(mean), "std": list(std), "classes": list(splits.spec.class_names),
-        "flip_tta": cfg.train.flip_tta, "tta_shift": cfg.train.tta_shift})
+        "flip_tta": cfg.train.flip_tta, "tta_shift": cfg.train.tta_shift,
+        "tta_shift_weight": cfg.train.tta_shift_weight})
 
 
 class _Conditional(nn.Module):

@@ -90,4 +90,5 @@ def for_evaluation(network: nn.Module, cfg: RunConfig) -> nn.Module:
     """The network as a run is evaluated: wrapped in test-time augmentation where it asks."""
     if cfg.task != "classify" or not (cfg.train.flip_tta or cfg.train.tta_shift):
         return network
-    return ViewAveraged(network, flip=cfg.train.flip_tta, shift=cfg.train.tta_shift)
+    return ViewAveraged(network, flip=cfg.train.flip_tta, shift=cfg.train.tta_shift,
+                        shift_weight=cfg.train.tta_shift_weight)

@@ -10,6 +10,7 @@ import torch
 import budgetvision as bv
 from budgetvision.cli import main
 from budgetvision.data import eval_batches, load_splits
+from budgetvision.models.layers import translated
 from budgetvision.runs import open_seed
 
 
@@ -35,6 +36,29 @@ def test_train_load_evaluate_agree_with_the_run(run):
     assert bv.evaluate(run.path).test_accuracy == pytest.approx(run.results["test_accuracy"], abs=1e-12)
     with pytest.raises(bv.api.ConfigError, match="classifier run"):
         bv.evaluate(run.path, fid=True)
+
+
+def test_eval_scores_a_classifier_with_other_test_time_view_weights(run, capsys):
+    """`eval --tta-shift-weight`: the run's network under other view weights (sampling and test-time
+    views are not training), the accuracy of those views' mean logits, recorded in eval.json."""
+    net = open_seed(run.path, device=torch.device("cpu")).network.network
+    splits = load_splits("digits")
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for x, y in eval_batches(*splits.test, 128, mean=splits.spec.mean, std=splits.spec.std, device="cpu"):
+            views = [(net(v) + net(v.flip(-1))) / 2 for v in (x, translated(x, 1, 1), translated(x, -1, -1))]
+            logits = 0.8 * views[0] + 0.1 * (views[1] + views[2])
+            correct += (logits.argmax(1) == y).sum().item()
+            loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+    assert main(["eval", str(run.path), "--tta-shift-weight", "0.2"]) == 0
+    written = json.loads((run.path / "eval.json").read_text())
+    assert written["tta_shift_weight"] == 0.2
+    n = len(splits.test[1])
+    assert written["test_accuracy"] == pytest.approx(correct / n, abs=1e-12)
+    assert written["per_seed"][0]["test_loss"] == pytest.approx(loss / n, rel=1e-5)
+    assert written["per_seed"][0]["test_loss"] != pytest.approx(run.results["per_seed"][0]["test_loss"], rel=1e-3)
+    assert main(["eval", str(run.path), "--tta-shift-weight", "1.5"]) == 2
+    assert "train.tta_shift_weight must be in (0, 1)" in capsys.readouterr().err
 
 
 def test_overrides_as_a_dict_are_typed_strictly():

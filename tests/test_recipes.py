@@ -14,7 +14,7 @@ from budgetvision.leaderboard import add_seed, load_rows, readme_section, result
 from budgetvision.models import build_model, count_params
 from budgetvision.models.classifiers import log_add_independent
 from budgetvision.models.layers import PatchWhitening, ViewAveraged, init_from_data, norms_in_fp32, translated
-from budgetvision.presets import PRESETS
+from budgetvision.presets import PRESETS, get_preset
 from budgetvision.setup import config_params
 
 OURS = sorted(n for n, p in PRESETS.items() if p.origin == "budgetvision" and p.config.task == "classify")
@@ -121,6 +121,9 @@ def test_shift_tta_weighs_the_image_half_and_each_diagonal_shift_a_quarter():
     expected = (ViewAveraged(_Pixels(), flip=False, shift=1)(x)
                 + ViewAveraged(_Pixels(), flip=False, shift=1)(mirrored)) / 2
     torch.testing.assert_close(both, expected)
+    # train.tta_shift_weight = 2/3 weighs the three views equally (the 10,000-step view screen's choice)
+    equal = ViewAveraged(_Pixels(), flip=False, shift=1, shift_weight=2 / 3)(x)
+    torch.testing.assert_close(equal, torch.tensor([[(14 + 7 + 21) / 3, (17 + 10 + 22) / 3]]))
 
 
 def test_translated_moves_content_by_dx_right_and_dy_down_reflecting_the_border():
@@ -213,7 +216,6 @@ def test_the_loop_sets_whitening_from_training_images_of_every_class(tmp_path, m
     from budgetvision.io import load_checkpoint
     from budgetvision.loop import Training
     from budgetvision.setup import input_stats
-    from budgetvision.presets import get_preset
     from budgetvision.config import apply_overrides
     monkeypatch.setattr(Training, "INIT_IMAGES", 60)   # fewer than digits' train split: a draw, not all of it
     code = main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "digits", "--steps", "1",
@@ -752,8 +754,9 @@ def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
 
 def test_tta_screen_scores_the_runs_own_views_as_the_run_did(tmp_path):
     """benchmarks/tta_screen.py on a short cifar100-speedrun-convnet run (digits, offline): its
-    "airbench" mix is the preset's own test-time views, so it reads exactly the validation accuracy
-    the run wrote; every mix is scored on the validation split, and a file says where it came from."""
+    "uniform-diagonal" mix is the preset's own test-time views (train.tta_shift_weight = 2/3), so it
+    reads exactly the validation accuracy the run wrote; every mix is scored on the validation split,
+    and a file says where it came from."""
     import sys
 
     repo = Path(__file__).resolve().parent.parent
@@ -768,7 +771,51 @@ def test_tta_screen_scores_the_runs_own_views_as_the_run_did(tmp_path):
     screen = json.loads((tmp_path / "screens" / "tta.json").read_text())
     wrote = json.loads((run / "seed-0" / "results.json").read_text())["val_accuracy"]
     (row,) = screen["runs"]
-    assert row["val_accuracy"]["airbench"] == pytest.approx(wrote, abs=1e-9)
+    assert row["val_accuracy"]["uniform-diagonal"] == pytest.approx(wrote, abs=1e-9)
     assert set(row["val_accuracy"]) == {"none", "flip", "airbench", "uniform-diagonal", "uniform-5",
                                         "uniform-axes", "uniform-9", "uniform-15"}
     assert screen["split"] == "val" and screen["mean_val_accuracy"] == row["val_accuracy"]
+
+
+def test_compare_scores_a_classifier_with_its_presets_test_time_views_now(tmp_path, shared_data):
+    """A classifier run trained before its preset's test-time view weights changed is scored on test
+    with the preset's weights (train.tta_shift_weight) by `eval --tta-shift-weight`, and the row says so;
+    a run trained with them keeps the test accuracy it wrote."""
+    import shutil
+    import sys
+
+    tarball = shared_data / "cifar10-jpeg.tar.gz"
+    if not tarball.exists() or shutil.which("tar") is None:
+        pytest.skip("cifar10-jpeg.tar.gz or tar not available")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards", "cifar10-jpeg/train/*/0[0-2][0-9][0-9].jpg",
+                    "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)     # 300 a class: a batch of 256 fits
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    own = get_preset("cifar100-speedrun-convnet").config.train.tta_shift_weight
+    assert own == pytest.approx(2 / 3)
+    # seed 0 of the 3 x 128 job as if trained when the preset weighed its views 1/2, 1/4, 1/4
+    old = runs / "cifar100-speedrun-convnet--cifar10-jpeg--3x128" / "seed-0"
+    assert main(["train", "--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "3",
+                 "--set", "train.tta_shift_weight=0.5", "--seed", "0", "--out", str(old), "--data-root", str(data),
+                 "--no-progress"]) == 0
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+    done = subprocess.run([sys.executable, str(script), "--data-root", str(data), "--only", "cifar100-speedrun-convnet",
+                           "--seeds", "0", "--steps", "3", "--threads", "1", "--runs", str(runs), "--results",
+                           str(results)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def scored(batch):
+        (run_dir,) = runs.glob(f"cifar100-speedrun-convnet--cifar10-jpeg--3x{batch}/seed-0/*-cifar100-speedrun-convnet")
+        path = results / f"cifar100-speedrun-convnet--cifar10-jpeg--3x{batch}.json"
+        (row,) = json.loads(path.read_text())["per_seed"]
+        return row, run_dir, json.loads((run_dir / "results.json").read_text())["per_seed"][0]
+
+    row, _, wrote = scored(256)    # trained with the preset's views: the test accuracy it wrote
+    assert row["value"] == wrote["test_accuracy"] and "test_views" not in row
+    row, run_dir, wrote = scored(128)
+    evaluated = json.loads((run_dir / "eval.json").read_text())
+    assert evaluated["tta_shift_weight"] == own and row["value"] == evaluated["test_accuracy"]
+    assert row["test_views"] == {"tta_shift_weight": own, "trained_tta_shift_weight": 0.5,
+                                 "eval_command": f"budgetvision eval RUN --tta-shift-weight {own}"}
+    assert row["val_accuracy"] == wrote["val_accuracy"]      # train and val stay as trained

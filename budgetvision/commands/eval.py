@@ -27,6 +27,9 @@ def add(sub) -> None:
     sp.add_argument("--lpips-weights", default=None, metavar="PATH", help="alexnet-owt-7be5be79.pth")
     sp.add_argument("--run-seed", type=int, default=None, help="which training seed's checkpoint (default: first)")
     add_sampling(sp)
+    sp.add_argument("--tta-shift-weight", type=float, default=None, metavar="W", help="classifier: the shifted "
+                    "test-time views' share of the mean (train.tta_shift_weight; default: the run's). Test-time "
+                    "views are not training, so a run can be scored with its preset's current ones")
     sp.add_argument("--no-ema", action="store_true", help="score the trained weights where the run also kept an "
                     "EMA copy (train.ema_decay), which is scored by default")
     add_common(sp)
@@ -48,14 +51,17 @@ _GENERATOR_FLAGS = ("fid", "kid", "inception_score", "prc", "lpips", "judge", "r
 def run(args) -> int:
     from ..data import data_root
     from ..device import resolve_device
+    from ..errors import ConfigError
     from ..runs import evaluate_run, open_run, refuse_generator_request
 
     cfg, _ = open_run(Path(args.run))
     if cfg.task == "generate":
+        if args.tta_shift_weight is not None:
+            raise ConfigError(f"{args.run} is a generator run; --tta-shift-weight is for classifier runs")
         return _eval_generator(args)
     refuse_generator_request(args.run, {f: getattr(args, f) for f in _GENERATOR_FLAGS})
     out = evaluate_run(Path(args.run), data_root=data_root(args.data_root), device=resolve_device(args.device),
-                       ema=not args.no_ema)
+                       ema=not args.no_ema, tta_shift_weight=args.tta_shift_weight)
     for r in out["per_seed"]:
         print(f"seed {r['seed']} (step {r['step']}, {r['weights']} weights): "
               f"test accuracy {100 * r['test_accuracy']:.2f} % "

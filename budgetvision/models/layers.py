@@ -234,15 +234,17 @@ def translated(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 class ViewAveraged(nn.Module):
     """A classifier evaluated on several views of each image, as airbench does: the mean logits of
-    the image and its mirror (`flip`); with `shift`, half the weight goes to the image and a
-    quarter to each of two copies translated by `shift` pixels down-right and up-left (reflected
-    borders), each flip-averaged in turn. For evaluation only; `features` passes through."""
+    the image and its mirror (`flip`); with `shift`, two copies translated by `shift` pixels
+    down-right and up-left (reflected borders), each flip-averaged in turn, share `shift_weight` of
+    the mean equally and the image keeps the rest (airbench: 1/2, 1/4, 1/4). For evaluation only;
+    `features` passes through."""
 
-    def __init__(self, network: nn.Module, flip: bool = True, shift: int = 0):
+    def __init__(self, network: nn.Module, flip: bool = True, shift: int = 0, shift_weight: float = 0.5):
         super().__init__()
         self.network = network
         self.flip = flip
         self.shift = shift
+        self.shift_weight = shift_weight
         self.train(network.training)   # a wrapper of an eval-mode network is in eval mode
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -257,7 +259,8 @@ class ViewAveraged(nn.Module):
             return logits
         s = self.shift
         down_right, up_left = translated(x, s, s), translated(x, -s, -s)
-        return 0.5 * logits + 0.25 * (self._mirrored(down_right) + self._mirrored(up_left))
+        w = self.shift_weight
+        return (1 - w) * logits + w / 2 * (self._mirrored(down_right) + self._mirrored(up_left))
 
 
 class _GatherOverRanks(torch.autograd.Function):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,8 +34,9 @@ from ..evaluation.judge import Judge, check_judge_fits, judge_features, judge_pr
 from ..evaluation.perceptual import LPIPS_CANDIDATES, find_lpips_weights, load_lpips, nearest_lpips
 from ..evaluation.precision_recall import PRC_K, precision_recall
 from ..io import read_json, write_json
+from ..models.layers import ViewAveraged
 from ..report.plots import confusion_matrix
-from ..setup import input_stats
+from ..setup import for_evaluation, input_stats
 from .folder import mean_std, open_run, open_seed, seed_dirs, trained_spec
 from .generate import sample, sampling_overrides, to_uint8
 
@@ -339,13 +341,17 @@ def refuse_generator_request(run_dir: Path, requested: dict) -> None:
         raise ConfigError(f"{run_dir} is a classifier run; --{flag} is for generator runs")
 
 
-def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = True) -> dict:
+def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = True,
+                 tta_shift_weight: float | None = None) -> dict:
     """Re-evaluate every seed's latest checkpoint of a classifier run on the test split; writes `eval.json`.
-    `ema=False`: the trained weights where the run also kept an EMA copy (the default)."""
+    `ema=False`: the trained weights where the run also kept an EMA copy (the default).
+    `tta_shift_weight`: the shifted test-time views' share of the mean instead of the run's own."""
     run_dir = Path(run_dir)
     cfg, manifest = open_run(run_dir)
     if cfg.task != "classify":
         raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; eval here needs a classifier run")
+    views = cfg if tta_shift_weight is None else replace(
+        cfg, train=replace(cfg.train, tta_shift_weight=tta_shift_weight))   # checked as a config value is
     splits = splits_of(cfg.data, data_root)
     mean, std = input_stats(cfg, trained_spec(splits.spec, manifest))
     per_seed = []
@@ -353,7 +359,8 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = T
         if not (sdir / "checkpoint.pt").exists():
             continue
         opened = open_seed(run_dir, device=device, seed=seed, spec=splits.spec, ema=ema)
-        test = evaluate_classifier(opened.network, *splits.test, mean=mean, std=std, device=device,
+        network = opened.network.network if isinstance(opened.network, ViewAveraged) else opened.network
+        test = evaluate_classifier(for_evaluation(network, views), *splits.test, mean=mean, std=std, device=device,
                                    num_classes=splits.spec.num_classes, batch_size=max(cfg.train.batch_size, 256))
         per_seed.append({"seed": seed, "step": opened.step, "weights": opened.weights,
                          "test_accuracy": test["accuracy"],
@@ -364,7 +371,7 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = T
     m, sd = mean_std([r["test_accuracy"] for r in per_seed])
     out = {"preset": cfg.preset, "dataset": cfg.data.name, "params": manifest["params"],
            "over_budget": manifest["over_budget"], "test_accuracy": m, "test_accuracy_std": sd,
-           "per_seed": per_seed}
+           "tta_shift_weight": views.train.tta_shift_weight, "per_seed": per_seed}
     write_json(run_dir / "eval.json", out)
     return out
 
