@@ -712,21 +712,29 @@ def test_the_cifar_generator_table_says_which_batch_and_sampler_are_this_machine
     assert "each with its preset's own guidance" not in tables(load_rows(tmp_path)).__next__()[0]
 
 
-def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
-    """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (Hughes's SN-DCGAN) at 2
-    steps, judged by a speedrun-convnet run given as --cifar-judge: the row's value is the judge-feature
-    FID of the eval that wrote it, with precision and recall beside it and no judge accuracy (no labels
-    to read samples against)."""
+def _cifar_jpeg_sample(shared_data, tmp_path, train_names) -> Path:
+    """A data root holding cifar10-jpeg/ with the train images named train_names (a glob) of each
+    class and 20 test images a class, unpacked from the shared tarball (class-sorted, as users' are)."""
     import shutil
-    from budgetvision.leaderboard import format_text
 
     tarball = shared_data / "cifar10-jpeg.tar.gz"
     if not tarball.exists() or shutil.which("tar") is None:
         pytest.skip("cifar10-jpeg.tar.gz or tar not available")
     data = tmp_path / "data"
     data.mkdir()
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards", "cifar10-jpeg/train/*/000[0-9].jpg",
-                    "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards",
+                    f"cifar10-jpeg/train/*/{train_names}.jpg", "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)
+    return data
+
+
+def test_compare_scores_a_cifar_generator_by_judge_fid(tmp_path, shared_data):
+    """benchmarks/compare.py on an unconditional CIFAR-10-JPEG generator (Hughes's SN-DCGAN) at 2
+    steps, judged by a speedrun-convnet run given as --cifar-judge: the row's value is the judge-feature
+    FID of the eval that wrote it, with precision and recall beside it and no judge accuracy (no labels
+    to read samples against)."""
+    from budgetvision.leaderboard import format_text
+
+    data = _cifar_jpeg_sample(shared_data, tmp_path, "000[0-9]")
     judge_run, run_dir, results = _compare_one_generator(
         tmp_path, data, ["--preset", "cifar100-speedrun-convnet", "--dataset", "folder:cifar10-jpeg", "--steps", "5",
                          "--set", "train.batch_size=32"], "--cifar-judge", "cifar100-sn-dcgan", 2, "cifar10-jpeg--2x64")
@@ -781,16 +789,9 @@ def test_compare_scores_a_classifier_with_its_presets_test_time_views_now(tmp_pa
     """A classifier run trained before its preset's test-time view weights changed is scored on test
     with the preset's weights (train.tta_shift_weight) by `eval --tta-shift-weight`, and the row says so;
     a run trained with them keeps the test accuracy it wrote."""
-    import shutil
     import sys
 
-    tarball = shared_data / "cifar10-jpeg.tar.gz"
-    if not tarball.exists() or shutil.which("tar") is None:
-        pytest.skip("cifar10-jpeg.tar.gz or tar not available")
-    data = tmp_path / "data"
-    data.mkdir()
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(data), "--wildcards", "cifar10-jpeg/train/*/0[0-2][0-9][0-9].jpg",
-                    "cifar10-jpeg/test/*/00[0-1][0-9].jpg"], check=True)     # 300 a class: a batch of 256 fits
+    data = _cifar_jpeg_sample(shared_data, tmp_path, "0[0-2][0-9][0-9]")   # 300 a class: a batch of 256 fits
     results, runs = tmp_path / "results", tmp_path / "runs"
     own = get_preset("cifar100-speedrun-convnet").config.train.tta_shift_weight
     assert own == pytest.approx(2 / 3)
