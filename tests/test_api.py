@@ -59,6 +59,9 @@ def test_eval_scores_a_classifier_with_other_test_time_view_weights(run, capsys)
     assert written["per_seed"][0]["test_loss"] != pytest.approx(run.results["per_seed"][0]["test_loss"], rel=1e-3)
     assert main(["eval", str(run.path), "--tta-shift-weight", "1.5"]) == 2
     assert "train.tta_shift_weight must be in (0, 1)" in capsys.readouterr().err
+    lenet = bv.train("mnist-lenet", dataset="digits", steps=2, out=run.path.parent / "lenet", progress=False)
+    assert main(["eval", str(lenet.path), "--tta-shift-weight", "0.5"]) == 2
+    assert "has no shifted test-time views (train.tta_shift 0)" in capsys.readouterr().err
 
 
 def test_overrides_as_a_dict_are_typed_strictly():

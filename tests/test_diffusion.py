@@ -98,7 +98,8 @@ def test_our_mnist_diffusion_is_the_compact_unet_within_budget_and_dry_runs(caps
 
 def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_runs(capsys):
     """The anonymous paper's U-Net (981,891 parameters at 32x32x3, 100 classes) and plain v MSE (Min-SNR-5
-    screened worse), guidance 1 on sigma/alpha <= 1.5 and DPM-Solver++(2M) in 20 steps; training
+    screened worse), guidance 1 at every level (its train-reference screen's choice) and DPM-Solver++(2M)
+    in 20 steps; training
     otherwise as cifar100-vdiffusion."""
     from budgetvision.cli import main
     from budgetvision.setup import config_params
@@ -108,7 +109,7 @@ def test_our_cifar_diffusion_is_seed_003s_unet_and_v_mse_within_budget_and_dry_r
     assert isinstance(obj, VDiffusion) and count_params(obj.network) == 981_891 == config_params(cfg)["total"]
     o = cfg.objective
     assert (o.min_snr_gamma, o.cfg_scale, o.guidance_interval, o.sampler, o.sample_steps) == \
-        (0.0, 1.0, (0.0, 1.5), "dpmpp2m", 20)
+        (0.0, 1.0, (0.0, 0.0), "dpmpp2m", 20)
     assert paper.objective.min_snr_gamma == 0.0 and (cfg.optim, cfg.train.batch_size) == (paper.optim, 128)
     assert main(["train", "--preset", "cifar100-guided-diffusion", "--dry-run"]) == 0
     assert "within budget" in capsys.readouterr().out

@@ -350,6 +350,9 @@ def evaluate_run(run_dir: Path, *, data_root: Path | None, device, ema: bool = T
     cfg, manifest = open_run(run_dir)
     if cfg.task != "classify":
         raise BudgetVisionError(f"{run_dir} is a {cfg.task} run; eval here needs a classifier run")
+    if tta_shift_weight is not None and not cfg.train.tta_shift:
+        raise ConfigError(f"{run_dir} has no shifted test-time views (train.tta_shift 0): "
+                          "--tta-shift-weight would weigh nothing")
     views = cfg if tta_shift_weight is None else replace(
         cfg, train=replace(cfg.train, tta_shift_weight=tta_shift_weight))   # checked as a config value is
     splits = splits_of(cfg.data, data_root)
