@@ -384,7 +384,9 @@ _add(Preset(
         "cifar100-speedrun-convnet",
         data=DataConfig(name="cifar100", augment=AugmentConfig(
             crop=2,                             # CHOICE: airbench's 2-pixel translation
-            hflip=0.5)),                        # CHOICE: airbench's flips, by coin (its alternating flip: noise here)
+            hflip=0.5,                          # CHOICE: airbench's flips, by coin (its alternating flip: noise here)
+            cutout=12)),                        # CHOICE: airbench96's 12-pixel cutout, for 25 epochs: benchmarks/
+                                                #   results/screens/cutout--*--10000x128.json (validation, seeds 0-2)
         model="speedrun_convnet",               # CHOICE: whitening stem, first block pooling late (the recipe page)
         optim=OptimConfig(name="muon",          # CHOICE: Muon on the conv filters, as airbench's Muon variant
                           muon_lr=0.05,         # CHOICE: ahead of 0.02, level with 0.1 (the recipe page)
