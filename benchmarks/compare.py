@@ -27,7 +27,9 @@ guidance) it is the leaderboard's seed-0 `cifar100-speedrun-convnet` run of the 
 unconditional); with --inception-weights FILE the real FID goes beside it. A judge not given is
 looked up in RUNS/<job>/seed-0/ (the classifier comparison's own run, e.g.
 RUNS/cifar100-speedrun-convnet--cifar10-jpeg--10000x128/seed-0/NNNNN-cifar100-speedrun-convnet/), then
-in RUNS/judge/<job>/, and trained (or resumed) there when neither holds a finished run.
+in RUNS/judge/<job>/, and trained (or resumed) there when neither holds a finished run. One judge
+reads every row of a table: a seed that another judge would read is refused before it trains (the
+CIFAR rows' judge is the speedrun's seed-0 run from before its cutout; each row names it).
 
 With --jobs N, N trainings run side by side, each on one CPU thread (OMP_NUM_THREADS=1): on the
 2-core development machine two processes with torch's default threads slow each other ~10x.
@@ -187,6 +189,8 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
              addnist_sample: Path | None, inception_weights: Path | None = None) -> dict:
     if _STOPPING.is_set():
         raise RuntimeError(f"{job.preset} seed {seed} not started: stopped by a signal")
+    if job.metric != "test_accuracy":   # a generator: its table's judge first, before the hours of training
+        one_judge(results, job, judge(job.dataset))
     out = job_runs(runs, job) / f"seed-{seed}"
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
@@ -258,6 +262,18 @@ def judge_record(judge_dir: Path) -> dict:
     per = json.loads((judge_dir / "results.json").read_text())["per_seed"][0]
     return {"run": f"{json.loads((judge_dir / 'run.json').read_text())['preset']} seed {per['seed']}",
             "test_accuracy": per["test_accuracy"], "commit": (per.get("trained_at") or [None])[-1]}
+
+
+def one_judge(results: Path, job: Job, judge_dir: Path) -> None:
+    """Every row of a generator table (a data set at one budget) is read by one judge: refuse a seed
+    that another judge would read, as when the classifier table the judge comes from is trained again."""
+    mine = judge_record(judge_dir)
+    for path in sorted(results.glob(f"*--{job.dataset}--{job.steps}x{job.batch_size}.json")):
+        for row in read_result(path)["per_seed"]:
+            if row.get("judge", mine) != mine:
+                raise RuntimeError(f"{job.preset} not started: {path.name} seed {row['seed']} was read by "
+                                   f"{row['judge']}, and the judge found now is {mine} ({judge_dir}); pass that "
+                                   f"run as --judge / --cifar-judge")
 
 
 def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> float:

@@ -387,10 +387,8 @@ def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp
     assert len(json.loads(next(tmp_path.glob("*.json")).read_text())["per_seed"]) == 2   # --list deletes nothing
 
 
-def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(monkeypatch):
-    """The judge reads samples drawn as the preset samples today (sampler, steps, guidance), passed
-    to eval explicitly, so a run trained before the preset's guidance changed is scored by the
-    preset's current guidance; a one-pass generator gets no sampling flags."""
+def _compare_module(monkeypatch):
+    """benchmarks/compare.py, imported as a module."""
     import importlib.util
     import sys
 
@@ -399,6 +397,47 @@ def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(mon
     compare = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "compare", compare)   # its dataclasses look their module up there
     spec.loader.exec_module(compare)
+    return compare
+
+
+def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, monkeypatch):
+    """One judge reads a generator table: with rows read by judge A, a seed that judge B would read
+    is refused before anything trains; rows of another budget, or without a judge, do not count."""
+    compare = _compare_module(monkeypatch)
+
+    def judge_run(name, accuracy):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"preset": "cifar100-speedrun-convnet"}))
+        (run / "results.json").write_text(json.dumps(
+            {"per_seed": [{"seed": 0, "test_accuracy": accuracy, "trained_at": [name]}]}))
+        return run
+
+    old, new = judge_run("old", 0.8662), judge_run("new", 0.8643)
+    results = tmp_path / "results"
+    gen = {**_header("cifar100-vdiffusion", "paper", "cifar10-jpeg", 2000, 64), "task": "generate",
+           "metric": "judge_fid"}
+    add_seed(result_path(results, "cifar100-vdiffusion", "cifar10-jpeg", 2000, 64), gen,
+             {**_seed(0, 8.7), "judge": compare.judge_record(old)})
+    other_budget = {**gen, "steps": 1000, "images_seen": 64_000}
+    add_seed(result_path(results, "cifar100-vdiffusion", "cifar10-jpeg", 1000, 64), other_budget,
+             {**_seed(0, 9.9), "judge": compare.judge_record(new)})
+    add_seed(result_path(results, "clf", "cifar10-jpeg", 2000, 64), _header("clf", "paper", "cifar10-jpeg", 2000, 64),
+             _seed(0, 0.7))
+    job = next(j for j in compare.JOBS if j.preset == "cifar100-sn-dcgan")
+    compare.one_judge(results, job, old)                                  # the table's own judge: no complaint
+    monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", new)
+    runs = tmp_path / "runs"
+    with pytest.raises(RuntimeError, match="cifar100-vdiffusion--cifar10-jpeg--2000x64.json seed 0 was read by"):
+        compare.run_seed(job, 0, data_root=tmp_path, runs=runs, results=results, threads=1, addnist_sample=None)
+    assert not runs.exists()                                              # refused before training
+
+
+def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(monkeypatch):
+    """The judge reads samples drawn as the preset samples today (sampler, steps, guidance), passed
+    to eval explicitly, so a run trained before the preset's guidance changed is scored by the
+    preset's current guidance; a one-pass generator gets no sampling flags."""
+    compare = _compare_module(monkeypatch)
     assert compare._sampling("mnist-guided-diffusion") == [
         "--sampler", "dpmpp2m", "--sample-steps", "20", "--cfg-scale", "1.0", "--guidance-interval", "0.0,1.5"]
     assert compare._sampling("mnist-projection-gan") == []
