@@ -365,6 +365,8 @@ _add(Preset(
                           schedule="onecycle"),  # CHOICE: warm-up then anneal to ~0 within the budget
         train=TrainConfig(steps=10_000,         # the budget
                           batch_size=64,        # CHOICE: 192 digits a step; 64 of the 45,000 images
+                          label_smoothing=0.1,  # CHOICE: benchmarks/results/screens/label-smoothing--addnist-
+                                                #   digit-sum--*.json (validation, seeds 0-2)
                           tta_shift=1,          # CHOICE: airbench's 1-pixel shift test-time views (no
                           eval_every=1_000),    #   mirror: digits have a handedness)
         # CHOICE: fp32 on the CPU (train.cpu_amp off): bf16 trains faster but read lower on validation.
