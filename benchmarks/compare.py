@@ -23,7 +23,7 @@ goes to results/samples/. On MNIST (10,000 x 64, N = 10,000) the judge is the `m
 generator compared is class-conditional). On CIFAR-10-JPEG (issue 28: 2,000 steps x batch 64 for every
 preset, N = 2,000, the diffusion presets sampled by DPM-Solver++(2M) at 25 steps with their own
 guidance) it is the leaderboard's seed-0 `cifar100-speedrun-convnet` run of the 10,000 x 128 table
-(or --cifar-judge RUN) and the value is the judge-feature FID (seed 000's SN-DCGAN is
+(or --cifar-judge RUN) and the value is the judge-feature FID (Hughes's SN-DCGAN is
 unconditional); with --inception-weights FILE the real FID goes beside it. A judge not given is
 looked up in RUNS/<job>/seed-0/ (the classifier comparison's own run, e.g.
 RUNS/cifar100-speedrun-convnet--cifar10-jpeg--10000x128/seed-0/NNNNN-cifar100-speedrun-convnet/), then
