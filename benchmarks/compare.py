@@ -190,7 +190,7 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
     if _STOPPING.is_set():
         raise RuntimeError(f"{job.preset} seed {seed} not started: stopped by a signal")
     if job.metric != "test_accuracy":   # a generator: its table's judge first, before the hours of training
-        one_judge(results, job, judge(job.dataset))
+        one_judge(results, job)
     out = job_runs(runs, job) / f"seed-{seed}"
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
@@ -264,16 +264,21 @@ def judge_record(judge_dir: Path) -> dict:
             "test_accuracy": per["test_accuracy"], "commit": (per.get("trained_at") or [None])[-1]}
 
 
-def one_judge(results: Path, job: Job, judge_dir: Path) -> None:
+def one_judge(results: Path, job: Job) -> None:
     """Every row of a generator table (a data set at one budget) is read by one judge: refuse a seed
-    that another judge would read, as when the classifier table the judge comes from is trained again."""
+    that another judge would read, as when the classifier table the judge comes from is trained again.
+    A table with no judged row yet leaves the judge to be found (or trained) after the generator trains."""
+    judged = [(path.name, row) for path in sorted(results.glob(f"*--{job.dataset}--{job.steps}x{job.batch_size}.json"))
+              for row in read_result(path)["per_seed"] if "judge" in row]
+    if not judged:
+        return
+    judge_dir = judge(job.dataset)
     mine = judge_record(judge_dir)
-    for path in sorted(results.glob(f"*--{job.dataset}--{job.steps}x{job.batch_size}.json")):
-        for row in read_result(path)["per_seed"]:
-            if row.get("judge", mine) != mine:
-                raise RuntimeError(f"{job.preset} not started: {path.name} seed {row['seed']} was read by "
-                                   f"{row['judge']}, and the judge found now is {mine} ({judge_dir}); pass that "
-                                   f"run as --judge / --cifar-judge")
+    for name, row in judged:
+        if row["judge"] != mine:
+            raise RuntimeError(f"{job.preset} not started: {name} seed {row['seed']} was read by {row['judge']}, "
+                               f"and the judge found now is {mine} ({judge_dir}); pass that run as --judge / "
+                               "--cifar-judge")
 
 
 def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> float:

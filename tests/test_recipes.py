@@ -425,7 +425,9 @@ def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, mon
     add_seed(result_path(results, "clf", "cifar10-jpeg", 2000, 64), _header("clf", "paper", "cifar10-jpeg", 2000, 64),
              _seed(0, 0.7))
     job = next(j for j in compare.JOBS if j.preset == "cifar100-sn-dcgan")
-    compare.one_judge(results, job, old)                                  # the table's own judge: no complaint
+    compare.one_judge(tmp_path / "empty", job)       # no judged row yet: no judge looked up (none is set up)
+    monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", old)
+    compare.one_judge(results, job)                  # the table's own judge: no complaint
     monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", new)
     runs = tmp_path / "runs"
     with pytest.raises(RuntimeError, match="cifar100-vdiffusion--cifar10-jpeg--2000x64.json seed 0 was read by"):
