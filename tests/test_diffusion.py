@@ -38,7 +38,7 @@ from budgetvision.presets import get_preset
 
 PRESETS = {"cifar100-ddpm": "ddpm_dsc_unet", "cifar100-vdiffusion": "vdiffusion_unet"}
 OURS = ["mnist-guided-diffusion", "cifar100-guided-diffusion"]   # budgetvision's own diffusion presets
-NETS = sorted(PAPER_PARAMS) + ["vdiffusion_unet_compact"]
+NETS = sorted(PAPER_PARAMS) + ["vdiffusion_unet_compact", "vdiffusion_unet_compact_adagn"]
 GENERATOR_BUDGET = 1_000_000
 
 
@@ -65,6 +65,31 @@ def objective(preset: str, *overrides: str, data: DataSpec | None = None):
 
 
 # ---------------------------------------------------------------------------------- networks
+
+
+def test_adagn_block_scales_and_shifts_its_second_norm_by_the_embedding():
+    """ADM's AdaGN at a fixed point: with the embedding's Linear set to emit (s, b) = (0.5, -2) per
+    channel, the block equals the plain block's path with its second GroupNorm's output x 1.5 - 2;
+    the plain compact net keeps its 508,097 and the AdaGN one adds 2 x width per res block."""
+    from budgetvision.models.unet import DSCResBlock
+
+    torch.manual_seed(0)
+    block = DSCResBlock(8, 16, embed_dim=4)
+    with torch.no_grad():
+        block.embed.weight.zero_()
+        block.embed.bias.copy_(torch.cat([torch.full((16,), 0.5), torch.full((16,), -2.0)]))
+    x, emb = torch.randn(2, 8, 5, 5), torch.randn(2, 4)
+    body = block.body
+    expected = block.skip(x) + body[5:](body[4](body[:4](x)) * 1.5 - 2.0)
+    torch.testing.assert_close(block(x, emb), expected)
+    assert not torch.allclose(block(x, emb), block.skip(x) + body(x))      # the embedding is read
+    with pytest.raises(ValueError, match="embedding"):
+        block(x)
+    plain, adagn = (build_model(n, in_channels=1, num_classes=10, image_size=28, conditional=True)
+                    for n in ("vdiffusion_unet_compact", "vdiffusion_unet_compact_adagn"))
+    res_widths = [32, 32, 64, 64, 128, 128, 64, 64, 32, 32]          # encoder, middle, decoder blocks
+    assert count_params(plain) == 508_097
+    assert count_params(adagn) == 508_097 + sum((160 + 1) * 2 * w for w in res_widths) == 714_177
 
 
 @pytest.mark.parametrize("preset", PRESETS)
