@@ -24,8 +24,8 @@ from .device import precision, resolve_device
 from .errors import ConfigError
 from .presets import get_preset
 from .runs import (class_labels, evaluate_generator, evaluate_run, open_run, open_seed, parse_seeds,
-                   refuse_generator_request, sample as sample_images, sampling_overrides, start_run, summary_line,
-                   to_uint8, train_seeds)
+                   recorded_data_root, refuse_generator_request, sample as sample_images, sampling_overrides,
+                   start_run, summary_line, to_uint8, train_seeds)
 from .setup import prepare
 
 
@@ -101,11 +101,13 @@ def train(preset: str | RunConfig, *, steps: int | None = None, dataset: str | N
 def resume(path: str | Path, *, data_root: str | Path | None = None, device: str = "auto",
            progress: bool = True) -> Run:
     """Continue a killed run from its checkpoints; a finished run returns its results unchanged.
-    Under torchrun, with as many processes as trained it."""
+    Under torchrun, with as many processes as trained it. The data is read from `data_root`, else
+    from where the run read it (its run.json), else from the default root."""
     run_dir = Path(path)
     with distributed.group(resolve_device(device)) as dev:
         cfg, manifest = distributed.from_main(lambda: open_run(run_dir))
-        prep = distributed.everywhere(lambda: prepare(cfg, data_root=default_data_root(data_root), device=dev,
+        root = default_data_root(data_root or recorded_data_root(manifest))
+        prep = distributed.everywhere(lambda: prepare(cfg, data_root=root, device=dev,
                                                       allow_over=manifest["over_budget"]))
         return Run(run_dir, cfg, train_seeds(prep, run_dir, manifest["seeds"], progress=progress))
 

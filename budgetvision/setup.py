@@ -34,6 +34,7 @@ class Prepared:
     params: int                      # the budgeted total
     param_counts: dict[str, int]     # per trained network (generator, discriminator, ...) and total
     over_budget: bool
+    data_root: Path | None = None    # where the data was read from: run.json records it for a resume
 
 
 def shape_spec(cfg: RunConfig, data_root: Path | None = None) -> DataSpec:
@@ -65,7 +66,7 @@ def prepare(cfg: RunConfig, *, data_root: Path | None, device: torch.device, all
     if cfg.train.batch_size > len(splits.train[1]):
         raise BudgetVisionError(f"train.batch_size {cfg.train.batch_size} exceeds the {len(splits.train[1])} "
                                 f"training images of '{cfg.data.name}'")
-    return Prepared(cfg, splits, device, counts["total"], counts, over)
+    return Prepared(cfg, splits, device, counts["total"], counts, over, data_root)
 
 
 def check_world(cfg: RunConfig, world: int) -> None:

@@ -134,3 +134,27 @@ def test_a_run_killed_under_an_older_config_layout_resumes(tmp_path):
     (ref,) = straight.iterdir()
     assert_same(load_checkpoint(ref / "seed-0" / "checkpoint.pt")["objective"],
                 load_checkpoint(run / "seed-0" / "checkpoint.pt")["objective"])
+
+
+def test_a_resume_reads_its_data_where_the_run_trained(shared_data, tmp_path):
+    """A run trained with --data-root resumes without it (run.json records the root), even where
+    $BUDGETVISION_DATA names a folder with no MNIST in it; --data-root still overrides."""
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "MNIST").symlink_to(shared_data / "MNIST", target_is_directory=True)
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "budgetvision", "train", "--preset", "mnist-lenet", "--steps", "300",
+           "--data-root", str(root), "--out", str(out), "--no-progress", "--set", "train.batch_size=32",
+           "train.log_every=1", "train.eval_every=1000", "train.checkpoint_every=5"]
+    kill_at(cmd, out, 10, 300)
+    (run,) = out.iterdir()
+    assert json.loads((run / "run.json").read_text())["data_root"] == str(root.resolve())
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    resume = [sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"]
+    elsewhere = {**env(), "BUDGETVISION_DATA": str(empty)}
+    told = subprocess.run([*resume, "--data-root", str(empty)], env=elsewhere, capture_output=True, text=True)
+    assert told.returncode != 0 and str(empty) in told.stderr          # --data-root wins over the record
+    done = subprocess.run(resume, env=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "seed-0" / "results.json").read_text())["steps"] == 300

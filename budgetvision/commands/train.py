@@ -13,7 +13,8 @@ def add(sub) -> None:
     sp.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run folders")
     sp.add_argument("--dry-run", action="store_true", help="print the resolved config and budget check only")
     sp.add_argument("--over-budget", action="store_true", help="run even if over budget (recorded in results)")
-    sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints")
+    sp.add_argument("--resume", metavar="RUN", help="continue a killed run from its checkpoints (reading "
+                    "its data where it trained, unless --data-root says otherwise)")
     add_common(sp)
     sp.set_defaults(func=run)
 

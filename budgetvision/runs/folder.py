@@ -71,6 +71,8 @@ def start_run(prep: Prepared, out: Path, seeds: list[int]) -> Path:
             # the official AddNIST files) it still reads them as it trained
             **({"input_mean": list(prep.splits.spec.mean), "input_std": list(prep.splits.spec.std)}
                if prep.config.task == "classify" else {}),
+            # where it read its data: a resume reads it there again unless told otherwise
+            **({"data_root": str(Path(prep.data_root).resolve())} if prep.data_root is not None else {}),
         })
     except OSError as e:  # a full disk or a vanished folder: leave nothing half-written
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -89,6 +91,12 @@ def open_run(run_dir: Path) -> tuple[RunConfig, dict]:
                                 f"expected {RUN_FORMAT!r})")
     _check_manifest(manifest, run_dir / "run.json")
     return load_config(run_dir / "config.json"), manifest
+
+
+def recorded_data_root(manifest: dict) -> Path | None:
+    """The data root a run trained from, as its run.json records it, where that is still a folder."""
+    root = manifest.get("data_root")
+    return Path(root) if isinstance(root, str) and Path(root).is_dir() else None
 
 
 def trained_spec(spec: DataSpec, manifest: dict) -> DataSpec:
