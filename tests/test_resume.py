@@ -153,8 +153,12 @@ def test_a_resume_reads_its_data_where_the_run_trained(shared_data, tmp_path):
     empty.mkdir()
     resume = [sys.executable, "-m", "budgetvision", "train", "--resume", str(run), "--no-progress"]
     elsewhere = {**env(), "BUDGETVISION_DATA": str(empty)}
-    told = subprocess.run([*resume, "--data-root", str(empty)], env=elsewhere, capture_output=True, text=True)
-    assert told.returncode != 0 and str(empty) in told.stderr          # --data-root wins over the record
+    # --data-root wins over the record: a file where a folder should be fails even with a network
+    # (an empty folder would be downloaded into)
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    told = subprocess.run([*resume, "--data-root", str(not_a_folder)], env=elsewhere, capture_output=True, text=True)
+    assert told.returncode != 0 and str(not_a_folder) in told.stderr
     done = subprocess.run(resume, env=elsewhere, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "seed-0" / "results.json").read_text())["steps"] == 300
