@@ -25,11 +25,13 @@ preset, N = 2,000, the diffusion presets sampled by DPM-Solver++(2M) at 25 steps
 guidance) it is the leaderboard's seed-0 `cifar100-speedrun-convnet` run of the 10,000 x 128 table
 (or --cifar-judge RUN) and the value is the judge-feature FID (Hughes's SN-DCGAN is
 unconditional); with --inception-weights FILE the real FID goes beside it. A judge not given is
-looked up in RUNS/<job>/seed-0/ (the classifier comparison's own run, e.g.
+looked up in RESULTS/judges/<job>/ (kept beside the rows it read, so any machine reads new rows with
+the same judge), then in RUNS/<job>/seed-0/ (the classifier comparison's own run, e.g.
 RUNS/cifar100-speedrun-convnet--cifar10-jpeg--10000x128/seed-0/NNNNN-cifar100-speedrun-convnet/), then
-in RUNS/judge/<job>/, and trained (or resumed) there when neither holds a finished run. One judge
-reads every row of a table: a seed that another judge would read is refused before it trains (the
-CIFAR rows' judge is the speedrun's seed-0 run from before its cutout; each row names it).
+in RUNS/judge/<job>/, and trained (or resumed) there when none holds a finished run; a judge found
+outside RESULTS/judges/ is copied there (its config, results and checkpoint, about 1 MB) to be
+committed with the rows. One judge reads every row of a table: a seed that another judge would read
+is refused before it trains (each row names its judge; --redo --only PRESET measures a preset again).
 
 With --jobs N, N trainings run side by side, each on one CPU thread (OMP_NUM_THREADS=1): on the
 2-core development machine two processes with torch's default threads slow each other ~10x.
@@ -276,9 +278,11 @@ def one_judge(results: Path, job: Job) -> None:
     mine = judge_record(judge_dir)
     for name, row in judged:
         if row["judge"] != mine:
+            table = sorted({n.split("--")[0] for n, _ in judged} | {job.preset})
             raise RuntimeError(f"{job.preset} not started: {name} seed {row['seed']} was read by {row['judge']}, "
                                f"and the judge found now is {mine} ({judge_dir}); pass that run as --judge / "
-                               "--cifar-judge")
+                               f"--cifar-judge, or measure the table again under this one: --redo --only "
+                               f"{' '.join(table)}")
 
 
 def _score_on_sample(run_dir: Path, sample: Path, log: Path, threads: int) -> float:
@@ -316,17 +320,19 @@ _JUDGE_LOCK = threading.Lock()
 
 def judge(dataset: str) -> Path:
     """The judge run of a generator data set: the one given (--judge, --cifar-judge), else the seed-0
-    run of its JUDGES job: the classifier comparison's own run where it is under --runs, otherwise
-    trained (or resumed) once under --runs/judge."""
+    run of its JUDGES job: the one kept under --results/judges, else the classifier comparison's own
+    run where it is under --runs, otherwise trained (or resumed) once under --runs/judge; a judge
+    found under --runs is kept under --results/judges, where the next machine finds it."""
     with _JUDGE_LOCK:
         if dataset not in _JUDGE:
-            given, runs, data_root, threads = _JUDGE["args"]
+            given, runs, results, data_root, threads = _JUDGE["args"]
             job = JUDGES[dataset]
             if given.get(dataset) is not None:
                 _JUDGE[dataset] = given[dataset]
             else:
+                kept = results / "judges" / job_runs(runs, job).name
                 out = runs / "judge" / job_runs(runs, job).name
-                places = (job_runs(runs, job) / "seed-0", out)
+                places = (kept, job_runs(runs, job) / "seed-0", out)
                 finished = [d for place in places for d in sorted(place.glob(f"*-{job.preset}"))
                             if (d / "results.json").exists()]
                 if not finished:
@@ -335,8 +341,23 @@ def judge(dataset: str) -> Path:
                     args = ["--resume", str(found[0])] if found else [*job.args, "--seed", "0", "--out", str(out)]
                     budgetvision_cli(["train", *args], data_root, out / "log.txt", threads)
                     finished = sorted(out.glob(f"*-{job.preset}"))
-                _JUDGE[dataset] = finished[0]
+                _JUDGE[dataset] = finished[0] if finished[0].parent == kept else keep_judge(finished[0], kept)
         return _JUDGE[dataset]
+
+
+# What `eval --judge` opens of a classifier run (its seed-0 weights and the config that builds them)
+# and what a row records of it (results.json): the rest of a run folder (plots, logs) stays behind.
+JUDGE_FILES = ("config.json", "run.json", "results.json", "seed-0/checkpoint.pt", "seed-0/results.json")
+
+
+def keep_judge(run_dir: Path, kept: Path) -> Path:
+    """Copy a finished judge run's JUDGE_FILES to `kept`/<its folder name> (under the result files, so it
+    is committed with the rows it reads) and return the copy, which is what reads the samples."""
+    copy = kept / run_dir.name
+    for name in JUDGE_FILES:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / name, copy / name)
+    return copy
 
 
 def done_seeds(job: Job, results: Path) -> set[int]:
@@ -349,10 +370,10 @@ def main() -> int:
     p.add_argument("--data-root", type=Path, default=None, help="holds MNIST/ and cifar10-jpeg/")
     p.add_argument("--addnist-sample", type=Path, default=None, help="official AddNIST sample folder (*.npy)")
     p.add_argument("--judge", type=Path, default=None, help=f"a trained {JUDGE_PRESET} run to judge the MNIST "
-                   "generators (default: train one under --runs)")
+                   "generators (default: the one kept under --results/judges, else train one under --runs)")
     p.add_argument("--cifar-judge", type=Path, default=None, help=f"a trained {CIFAR[0]} run on cifar10-jpeg to "
-                   "judge the CIFAR generators (default: the comparison's seed-0 run at "
-                   f"{CIFAR_FULL[0]} x {CIFAR_FULL[1]}, else train one under --runs)")
+                   "judge the CIFAR generators (default: the one kept under --results/judges, else the comparison's "
+                   f"seed-0 run at {CIFAR_FULL[0]} x {CIFAR_FULL[1]}, else train one under --runs)")
     p.add_argument("--inception-weights", type=Path, default=None, help="the FID Inception weights file: "
                    "generator rows also carry the real FID")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds per preset")
@@ -392,7 +413,8 @@ def main() -> int:
             shutil.rmtree(job_runs(args.runs, j), ignore_errors=True)
     threads = args.threads or (os.cpu_count() if args.jobs == 1 else 1)
     signal.signal(signal.SIGTERM, _stop)
-    _JUDGE["args"] = ({"mnist": args.judge, "cifar10-jpeg": args.cifar_judge}, args.runs, args.data_root, threads)
+    _JUDGE["args"] = ({"mnist": args.judge, "cifar10-jpeg": args.cifar_judge}, args.runs, args.results,
+                      args.data_root, threads)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_seed, j, s, data_root=args.data_root, runs=args.runs, results=args.results,
                                threads=threads, addnist_sample=args.addnist_sample,

@@ -435,6 +435,43 @@ def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, mon
     assert not runs.exists()                                              # refused before training
 
 
+def test_compare_keeps_its_judge_beside_the_rows_and_the_next_machine_reads_with_that_copy(tmp_path, shared_data,
+                                                                                            monkeypatch):
+    """A judge compare.py trains (or finds under --runs) is copied under --results/judges, where the
+    rows it reads are committed; the copy opens as the same judge, and a machine with none of the
+    runs finds the copy rather than training another judge its table would refuse."""
+    import torch
+
+    from budgetvision.runs.evaluate import open_judge
+
+    compare = _compare_module(monkeypatch)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    job_dir = compare.job_runs(runs, compare.JUDGES["mnist"]).name
+    assert main(["train", "--preset", "mnist-lenet", "--steps", "20", "--data-root", str(shared_data), "--out",
+                 str(runs / "judge" / job_dir), "--no-progress"]) == 0
+    (trained,) = (runs / "judge" / job_dir).iterdir()
+
+    def no_training(*args):
+        raise AssertionError(f"a judge was trained: {args}")
+
+    monkeypatch.setattr(compare, "budgetvision_cli", no_training)
+    monkeypatch.setitem(compare._JUDGE, "args", ({}, runs, results, shared_data, 1))
+    kept = compare.judge("mnist")
+    assert kept == results / "judges" / job_dir / trained.name
+    assert sorted(str(f.relative_to(kept)) for f in kept.rglob("*") if f.is_file()) == sorted(compare.JUDGE_FILES)
+    assert (kept / "seed-0" / "checkpoint.pt").read_bytes() == (trained / "seed-0" / "checkpoint.pt").read_bytes()
+    assert compare.judge_record(kept) == compare.judge_record(trained)
+    images = torch.rand(8, 1, 28, 28)
+    read = [open_judge(run, device=torch.device("cpu"), data_root=shared_data) for run in (trained, kept)]
+    assert torch.equal(read[0].network(images), read[1].network(images))   # the copy is the same classifier
+    first, copy = [(j.mean, j.std, j.step, j.test_accuracy) for j in read]
+    assert first == copy and first[-1] is not None
+
+    monkeypatch.delitem(compare._JUDGE, "mnist")                           # the next machine: no runs at all
+    monkeypatch.setitem(compare._JUDGE, "args", ({}, tmp_path / "other-runs", results, shared_data, 1))
+    assert compare.judge("mnist") == kept
+
+
 def test_compare_scores_a_diffusion_preset_with_the_presets_own_sampling_now(monkeypatch):
     """The judge reads samples drawn as the preset samples today (sampler, steps, guidance), passed
     to eval explicitly, so a run trained before the preset's guidance changed is scored by the
