@@ -12,9 +12,10 @@ split never does, so --reference test is refused. A setting is W (guidance weigh
 --reference train --cfg-scale W --guidance-interval LO,HI` with the run's own sampler and steps unless --sampler /
 --sample-steps say otherwise. Sampling is not training: the run and its checkpoint stay as they are.
 
-A file holds one run's screen: guidance--PRESET--seed-S--nN--REFERENCE.json by default, or --name STEM. A
-screen of another run (say an earlier checkpoint's copy) under the same name is refused, so that rows
-of two checkpoints never share a file.
+A file holds one run's screen: guidance--PRESET--seed-S--nN--REFERENCE.json by default, or --name STEM. It
+records the run (preset, model, params, seed, run id); a screen of another run (an earlier checkpoint's
+copy, or a variant's run whose folder has the same name) under the same name is refused, so that rows
+of two runs never share a file.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import torch  # noqa: E402
 
 from budgetvision.device import device_name  # noqa: E402
 from budgetvision.io import read_json, write_json  # noqa: E402
+from budgetvision.runs import open_run  # noqa: E402
 from budgetvision.runs.evaluate import eval_file  # noqa: E402
 from budgetvision.version import source_commit  # noqa: E402
 from compare import JUDGE_KEYS, budgetvision_cli  # noqa: E402
@@ -47,6 +49,14 @@ def parse_setting(text: str) -> tuple[float, str]:
 
 
 CHOOSING = ("train", "val")   # the references a screen may score against; test only reports
+
+
+def screened(run_dir: Path) -> dict:
+    """The run a screen reads, as its file records it: folder names repeat across --out folders (a
+    screened variant's first run and the preset's are both 00001-PRESET), run ids do not."""
+    cfg, manifest = open_run(run_dir)
+    return {"preset": cfg.preset, "model": cfg.model.name, "params": manifest["params"],
+            "seed": manifest["seeds"][0], "run_id": manifest.get("run_id")}   # None: a run from before run ids
 
 
 def screen_path(results: Path, run_dir: Path, n: int, reference: str, name: str | None = None) -> Path:
@@ -80,12 +90,15 @@ def main() -> int:
     path = screen_path(args.results, args.run, args.n, args.reference, args.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     judge_acc = read_json(args.judge / "results.json")["per_seed"][0]["test_accuracy"]
+    run = screened(args.run)
     screen = read_json(path) if path.exists() else {
-        "format": "budgetvision-screen-1", "run": args.run.name, "n": args.n, "reference": args.reference,
-        "judge": f"{args.judge.name} ({100 * judge_acc:.2f} % test)", "rows": []}
-    if (screen["run"], screen["n"], screen.get("reference", "test")) != (args.run.name, args.n, args.reference):
+        "format": "budgetvision-screen-1", "run": args.run.name, "screened": run, "n": args.n,
+        "reference": args.reference, "judge": f"{args.judge.name} ({100 * judge_acc:.2f} % test)", "rows": []}
+    held = screen.get("screened", {}).get("run_id", run["run_id"])   # files from before runs were recorded: by name
+    if (screen["run"], held, screen["n"], screen.get("reference", "test")) != \
+            (args.run.name, run["run_id"], args.n, args.reference):
         p.error(f"{path} holds a screen of run {screen['run']} at n {screen['n']} against "
-                f"{screen.get('reference', 'test')}: name another file with --name")
+                f"{screen.get('reference', 'test')} (run id {held}): name another file with --name")
     fixed = [*(["--sampler", args.sampler] if args.sampler else []),
              *(["--sample-steps", str(args.sample_steps)] if args.sample_steps else [])]
     done = {r["command"] for r in screen["rows"]}

@@ -722,6 +722,18 @@ def test_guidance_screen_writes_a_row_per_setting_and_skips_what_it_measured(tmp
     import shutil
     shutil.copytree(run, tmp_path / "copy")
     assert f"holds a screen of run {run.name} at n 24" in screen("1", of=tmp_path / "copy", code=2)
+    # nor may another run whose folder has the same name (a variant's run under another --out)
+    (tmp_path / "variant" / "00001-mnist-lenet").mkdir(parents=True)    # as in `runs`: the next is 00002
+    assert main(["train", "--preset", "mnist-guided-diffusion", "--steps", "2", *common[:2], "--out",
+                 str(tmp_path / "variant"), "--no-progress", "--set", "train.batch_size=8", "objective.sample_steps=3",
+                 "model.name=vdiffusion_unet_compact_adagn"]) == 0
+    variant = tmp_path / "variant" / run.name
+    assert f"holds a screen of run {run.name} at n 24 against train (run id " in screen("1", of=variant, code=2)
+    recorded = json.loads((tmp_path / "results" / "screens" /
+                           "guidance--mnist-guided-diffusion--seed-0--n24--train.json").read_text())["screened"]
+    assert recorded == {"preset": "mnist-guided-diffusion", "model": "vdiffusion_unet_compact", "seed": 0,
+                        "params": json.loads((run / "run.json").read_text())["params"],
+                        "run_id": json.loads((run / "run.json").read_text())["run_id"]}
     # the test split chooses nothing: a screen against it is refused in one line, and writes nothing
     files = sorted(p.name for p in (tmp_path / "results" / "screens").iterdir())
     err = screen("1", code=2, reference=("--reference", "test"))
