@@ -163,7 +163,8 @@ def _sampler_text(sampler: str, steps: int) -> str:
 
 def _judge_text(judge: dict) -> str:
     accuracy = f"{100 * judge['test_accuracy']:.2f} % test" if judge.get("test_accuracy") is not None else "-"
-    return f"{judge['run']} ({accuracy}, commit {judge.get('commit') or 'not recorded'})"
+    weights = f", checkpoint {judge['checkpoint_sha256'][:12]}" if "checkpoint_sha256" in judge else ""
+    return f"{judge['run']} ({accuracy}, commit {judge.get('commit') or 'not recorded'}{weights})"
 
 
 # A folder data set's shape is known only by loading it, and the leaderboard prints in a clone without

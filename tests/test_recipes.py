@@ -1,4 +1,5 @@
 """budgetvision's own classifier recipes and the leaderboard that compares them with the papers'."""
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -357,6 +358,17 @@ def test_a_generator_row_names_its_judge_and_a_different_one_is_flagged(tmp_path
     flagged = [line for line in lines if "another judge than the rest of this table" in line]
     assert len(flagged) == 1 and "mnist-projection-gan" in flagged[0] and "(98.94 % test, commit c1)" in flagged[0]
     assert sum("judge: mnist-lenet seed 0 (98.92 % test, commit c1)" in line for line in lines) == 2
+    # the same preset, seed, commit and accuracy, other weights: another judge, named by its checkpoint
+    twins = tmp_path / "twins"
+    for preset, sha in (("mnist-guided-diffusion", "a" * 64), ("mnist-ccgan", "a" * 64), ("mnist-projection-gan",
+                                                                                          "b" * 64)):
+        header = {**_header(preset, "paper", "mnist", 10000, 64), "task": "generate", "metric": "judge_accuracy"}
+        add_seed(result_path(twins, preset, "mnist", 10000, 64), header, {**_seed(0, 0.97), "judge": {
+            "run": "mnist-lenet seed 0", "test_accuracy": 0.9892, "commit": "c1", "checkpoint_sha256": sha}})
+    lines = format_text(load_rows(twins)).splitlines()
+    flagged = [line for line in lines if "another judge than the rest of this table" in line]
+    assert len(flagged) == 1 and "(98.92 % test, commit c1, checkpoint bbbbbbbbbbbb)" in flagged[0]
+    assert sum("(98.92 % test, commit c1, checkpoint aaaaaaaaaaaa)" in line for line in lines) == 2
 
 
 def test_compare_queues_only_missing_seeds_unless_a_changed_recipe_is_redone(tmp_path):
@@ -400,20 +412,31 @@ def _compare_module(monkeypatch):
     return compare
 
 
+def _table_read_by(results: Path, header: dict, judge: dict) -> Path:
+    add_seed(result_path(results, header["preset"], header["dataset"], header["steps"], header["batch_size"]), header,
+             {**_seed(0, 8.7), "judge": judge})
+    return results
+
+
 def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, monkeypatch):
     """One judge reads a generator table: with rows read by judge A, a seed that judge B would read
-    is refused before anything trains; rows of another budget, or without a judge, do not count."""
+    is refused before anything trains; rows of another budget, or without a judge, do not count. Two
+    judges alike in preset, seed, commit and accuracy are still two: their checkpoints differ."""
     compare = _compare_module(monkeypatch)
 
-    def judge_run(name, accuracy):
+    def judge_run(name, accuracy, commit=None):
         run = tmp_path / name
-        run.mkdir()
+        (run / "seed-0").mkdir(parents=True)
         (run / "run.json").write_text(json.dumps({"preset": "cifar100-speedrun-convnet"}))
         (run / "results.json").write_text(json.dumps(
-            {"per_seed": [{"seed": 0, "test_accuracy": accuracy, "trained_at": [name]}]}))
+            {"per_seed": [{"seed": 0, "test_accuracy": accuracy, "trained_at": [commit or name]}]}))
+        (run / "seed-0" / "checkpoint.pt").write_bytes(name.encode())
         return run
 
     old, new = judge_run("old", 0.8662), judge_run("new", 0.8643)
+    twin = judge_run("twin", 0.8662, commit="old")           # what old's record says, but other weights
+    assert {k: v for k, v in compare.judge_record(twin).items() if k != "checkpoint_sha256"} == \
+        {k: v for k, v in compare.judge_record(old).items() if k != "checkpoint_sha256"}
     results = tmp_path / "results"
     gen = {**_header("cifar100-vdiffusion", "paper", "cifar10-jpeg", 2000, 64), "task": "generate",
            "metric": "judge_fid"}
@@ -428,11 +451,16 @@ def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, mon
     compare.one_judge(tmp_path / "empty", job)       # no judged row yet: no judge looked up (none is set up)
     monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", old)
     compare.one_judge(results, job)                  # the table's own judge: no complaint
-    monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", new)
     runs = tmp_path / "runs"
-    with pytest.raises(RuntimeError, match="cifar100-vdiffusion--cifar10-jpeg--2000x64.json seed 0 was read by"):
-        compare.run_seed(job, 0, data_root=tmp_path, runs=runs, results=results, threads=1, addnist_sample=None)
-    assert not runs.exists()                                              # refused before training
+    for other in (new, twin):
+        monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", other)
+        with pytest.raises(RuntimeError, match="cifar100-vdiffusion--cifar10-jpeg--2000x64.json seed 0 was read by"):
+            compare.run_seed(job, 0, data_root=tmp_path, runs=runs, results=results, threads=1, addnist_sample=None)
+        assert not runs.exists()                                          # refused before training
+    # a row from before judges were hashed is read by what it recorded
+    unhashed = {k: v for k, v in compare.judge_record(old).items() if k != "checkpoint_sha256"}
+    monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", twin)
+    compare.one_judge(_table_read_by(tmp_path / "unhashed", gen, unhashed), job)
 
 
 def test_compare_keeps_its_judge_beside_the_rows_and_the_next_machine_reads_with_that_copy(tmp_path, shared_data,
@@ -614,8 +642,9 @@ def test_compare_scores_a_generator_by_its_judge_and_the_leaderboard_prints_the_
     text = format_text([row])
     assert "mnist, 20 steps, each preset at its own batch: judge accuracy" in text
     judge_results = json.loads((judge_run / "results.json").read_text())["per_seed"][0]
+    checkpoint = hashlib.sha256((judge_run / "seed-0" / "checkpoint.pt").read_bytes()).hexdigest()
     assert row["judges"] == [f"mnist-lenet seed 0 ({100 * judge_results['test_accuracy']:.2f} % test, commit "
-                             f"{judge_results['trained_at'][-1]})"]
+                             f"{judge_results['trained_at'][-1]}, checkpoint {checkpoint[:12]})"]
     assert f"judge: {row['judges'][0]}" in text
     assert f"judge fid {scores['judge_fid']:.2f}" in text and f"judge recall {100 * scores['judge_recall']:.1f} %" in text
     assert row["extra"]["sampling_images_per_s"][0] == scores["sampling_images_per_s"] > 0
