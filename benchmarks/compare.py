@@ -263,7 +263,7 @@ def run_seed(job: Job, seed: int, *, data_root: Path, runs: Path, results: Path,
 def judge_record(judge_dir: Path) -> dict:
     """Which classifier read a generator's samples: the leaderboard names it beside the row. The
     checkpoint's hash tells two judges apart that share preset, seed, commit and test accuracy (the
-    same commit and seed trained on another CPU is another network: 86.74 % against 86.62 %)."""
+    same commit and seed trained on another CPU is another network: results/screens/judge-reproduction--*)."""
     per = json.loads((judge_dir / "results.json").read_text())["per_seed"][0]
     checkpoint = judge_dir / f"seed-{per['seed']}" / "checkpoint.pt"
     return {"run": f"{json.loads((judge_dir / 'run.json').read_text())['preset']} seed {per['seed']}",
