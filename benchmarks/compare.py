@@ -352,7 +352,8 @@ def judge(dataset: str) -> Path:
 
 # What `eval --judge` opens of a classifier run (its seed-0 weights and the config that builds them)
 # and what a row records of it (results.json): the rest of a run folder (plots, logs) stays behind.
-JUDGE_FILES = ("config.json", "run.json", "results.json", "seed-0/checkpoint.pt", "seed-0/results.json")
+# results.json last: it is what marks a judge finished, so a copy cut short is not taken for one.
+JUDGE_FILES = ("config.json", "run.json", "seed-0/checkpoint.pt", "seed-0/results.json", "results.json")
 
 
 def keep_judge(run_dir: Path, kept: Path) -> Path:
@@ -361,7 +362,8 @@ def keep_judge(run_dir: Path, kept: Path) -> Path:
     copy = kept / run_dir.name
     for name in JUDGE_FILES:
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / name, copy / name)
+        shutil.copyfile(run_dir / name, copy / f"{name}.tmp")
+        os.replace(copy / f"{name}.tmp", copy / name)
     return copy
 
 
