@@ -412,12 +412,6 @@ def _compare_module(monkeypatch):
     return compare
 
 
-def _table_read_by(results: Path, header: dict, judge: dict) -> Path:
-    add_seed(result_path(results, header["preset"], header["dataset"], header["steps"], header["batch_size"]), header,
-             {**_seed(0, 8.7), "judge": judge})
-    return results
-
-
 def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, monkeypatch):
     """One judge reads a generator table: with rows read by judge A, a seed that judge B would read
     is refused before anything trains; rows of another budget, or without a judge, do not count. Two
@@ -459,8 +453,10 @@ def test_compare_refuses_a_generator_seed_another_judge_would_read(tmp_path, mon
         assert not runs.exists()                                          # refused before training
     # a row from before judges were hashed is read by what it recorded
     unhashed = {k: v for k, v in compare.judge_record(old).items() if k != "checkpoint_sha256"}
+    add_seed(result_path(tmp_path / "unhashed", "cifar100-vdiffusion", "cifar10-jpeg", 2000, 64), gen,
+             {**_seed(0, 8.7), "judge": unhashed})
     monkeypatch.setitem(compare._JUDGE, "cifar10-jpeg", twin)
-    compare.one_judge(_table_read_by(tmp_path / "unhashed", gen, unhashed), job)
+    compare.one_judge(tmp_path / "unhashed", job)
 
 
 def test_compare_keeps_its_judge_beside_the_rows_and_the_next_machine_reads_with_that_copy(tmp_path, shared_data,
@@ -468,8 +464,6 @@ def test_compare_keeps_its_judge_beside_the_rows_and_the_next_machine_reads_with
     """A judge compare.py trains (or finds under --runs) is copied under --results/judges, where the
     rows it reads are committed; the copy opens as the same judge, and a machine with none of the
     runs finds the copy rather than training another judge its table would refuse."""
-    import torch
-
     from budgetvision.runs.evaluate import open_judge
 
     compare = _compare_module(monkeypatch)
